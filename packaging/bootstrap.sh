@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up a virtual environment in .venv and then either launch the app or run the tests.
+#
+#   bash packaging/bootstrap.sh app     # set up, then start TriFace Studio on the bundled models
+#   bash packaging/bootstrap.sh test    # set up (with dev tools), then run the whole test suite
+#
+# torch: an already importable torch (in .venv, or a system one when TRIFACE_SYSTEM_SITE=1) is kept
+# as it is.  Otherwise the pinned CPU build is installed first (TRIFACE_TORCH overrides the spec,
+# e.g. TRIFACE_TORCH="torch==2.13.0" or a CUDA build from your own index), so that resolving the
+# plain "torch" requirement never pulls several GB of CUDA wheels onto a laptop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-app}"; shift || true
+py="${PYTHON:-python3}"
+venv="${TRIFACE_VENV:-.venv}"
+
+if [ ! -x "$venv/bin/python" ]; then
+    if [ "${TRIFACE_SYSTEM_SITE:-0}" = "1" ]; then
+        "$py" -m venv --system-site-packages "$venv"
+    else
+        "$py" -m venv "$venv"
+    fi
+fi
+vpy="$venv/bin/python"
+pip=("$vpy" -m pip install --quiet --disable-pip-version-check)
+
+if ! "$vpy" -c "import torch" >/dev/null 2>&1; then
+    torch_spec="${TRIFACE_TORCH:-torch==2.13.0}"
+    echo "bootstrap: installing $torch_spec (CPU build where the package index offers one)"
+    "${pip[@]}" "$torch_spec"
+fi
+
+stamp="$venv/.triface-installed"
+extras="."
+[ "$mode" = "test" ] && extras=".[dev]"
+# Re-install only when the project metadata changed since the last set-up.
+want="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    "${pip[@]}" -e "$extras"
+    echo "$want" > "$stamp"
+fi
+
+case "$mode" in
+    app)
+        exec "$venv/bin/triface-studio" "$@" ;;
+    test)
+        export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
+        exec "$vpy" -m pytest "$@" ;;
+    *)
+        echo "usage: bash packaging/bootstrap.sh app|test [args...]" >&2; exit 2 ;;
+esac
