@@ -1,0 +1,116 @@
+"""Semantic masks and the 2D mask operations of the paper (dilate, blur, user-mask modes).
+
+Masks are float tensors in [0, 1].  Every function takes (H, W) or (B, 1, H, W) and returns the
+same layout, so the kornia pattern -- plain function plus a thin module -- is not needed here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MaskMode = Literal["replace", "add", "subtract"]
+
+
+def _as4d(mask) -> tuple[torch.Tensor, int]:
+    t = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
+    nd = t.ndim
+    if nd == 2:
+        t = t[None, None]
+    elif nd == 3:
+        t = t[:, None]
+    elif nd != 4:
+        raise ValueError(f"mask must be (H, W), (B, H, W) or (B, 1, H, W), got {tuple(t.shape)}")
+    return t.float(), nd
+
+
+def _back(t: torch.Tensor, nd: int) -> torch.Tensor:
+    return t[0, 0] if nd == 2 else (t[:, 0] if nd == 3 else t)
+
+
+def class_mask(labels, classes: Iterable[int]) -> torch.Tensor:
+    """[labels in classes] as float. Shape: (..., H, W) int -> (..., H, W) float"""
+    lab = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long()
+    cls = torch.tensor(sorted(set(int(c) for c in classes)), dtype=torch.long, device=lab.device)
+    return torch.isin(lab, cls).float()
+
+
+def class_mask_from_probs(probs: torch.Tensor, classes: Iterable[int]) -> torch.Tensor:
+    """Soft mask: summed probability of ``classes``. Shape: (B, 19, H, W) -> (B, 1, H, W)"""
+    idx = torch.tensor(sorted(set(int(c) for c in classes)), dtype=torch.long, device=probs.device)
+    return probs.index_select(1, idx).sum(1, keepdim=True).clamp(0, 1)
+
+
+def dilate(mask, radius: int) -> torch.Tensor:
+    """Binary-style dilation with a disc of ``radius`` pixels (max over the disc)."""
+    t, nd = _as4d(mask)
+    if radius <= 0:
+        return _back(t, nd)
+    r = int(radius)
+    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    disc = ((yy * yy + xx * xx) <= r * r).float().to(t.device)
+    # max-filter over a disc = threshold of a convolution for binary masks; for soft masks
+    # use unfold-free separable approximation: max-pool square then AND with the disc conv.
+    if bool(((t == 0) | (t == 1)).all()):
+        hit = F.conv2d(t, disc[None, None], padding=r) > 0.5
+        return _back(hit.float(), nd)
+    return _back(F.max_pool2d(t, 2 * r + 1, 1, r), nd)
+
+
+def gaussian_kernel1d(sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=dtype, device=device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(mask, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding (works for images too: (B, C, H, W))."""
+    t, nd = _as4d(mask)
+    if sigma <= 0:
+        return _back(t, nd)
+    k = gaussian_kernel1d(sigma, t.dtype, t.device)
+    r = k.numel() // 2
+    C = t.shape[1]
+    pad_mode = "reflect" if min(t.shape[-2:]) > r else "replicate"
+    t = F.pad(t, (r, r, 0, 0), mode=pad_mode)
+    t = F.conv2d(t, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    t = F.pad(t, (0, 0, r, r), mode=pad_mode)
+    t = F.conv2d(t, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+    return _back(t, nd)
+
+
+def resize_mask(mask, size: tuple[int, int]) -> torch.Tensor:
+    """Resize to (H, W) with area averaging when shrinking and bilinear when growing."""
+    t, nd = _as4d(mask)
+    if tuple(t.shape[-2:]) == tuple(size):
+        return _back(t, nd)
+    shrink = t.shape[-2] > size[0]
+    out = F.interpolate(t, size=size, mode="area" if shrink else "bilinear", **({} if shrink else {"align_corners": False}))
+    return _back(out.clamp(0, 1), nd)
+
+
+def combine_user_mask(predicted, user, mode: MaskMode = "add") -> torch.Tensor:
+    """Refine a predicted mask with a user-drawn one.
+
+    ``replace``: the user mask alone; ``add``: union (max); ``subtract``: predicted minus user.
+    A user mask of another size is resized to the predicted mask's size first.
+    """
+    p, nd = _as4d(predicted)
+    if user is None:
+        return _back(p, nd)
+    u, _ = _as4d(user)
+    u = resize_mask(u, tuple(p.shape[-2:])).to(p)
+    if mode == "replace":
+        out = u
+    elif mode == "add":
+        out = torch.maximum(p, u)
+    elif mode == "subtract":
+        out = (p - u).clamp_min(0)
+    else:
+        raise ValueError(f"mask mode must be replace, add or subtract, not {mode!r}")
+    return _back(out, nd)
