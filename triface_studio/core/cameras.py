@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 FOCAL = 4.2647            # normalised focal length of the FFHQ labels
-FOV_DEGREES = 18.837      # vertical = horizontal field of view
+FOV_DEGREES = 18.837      # EG3D's field of view (see fov_to_focal)
 RADIUS = 2.7              # orbit radius
 PIVOT = (0.0, 0.0, 0.2)   # look-at point
 
@@ -33,12 +33,14 @@ def intrinsics(focal: float = FOCAL, cx: float = 0.5, cy: float = 0.5,
 
 
 def fov_to_focal(fov_degrees: float) -> float:
-    """Normalised focal length of a field of view: 0.5 / tan(fov/2)."""
-    return 0.5 / math.tan(math.radians(fov_degrees) / 2)
+    """Normalised focal length of a field of view as EG3D's ``FOV_to_intrinsics`` defines it:
+    1 / (tan(fov / 2) * 1.414) (its FOV is not the image's edge-to-edge angle)."""
+    return 1.0 / (math.tan(math.radians(fov_degrees) / 2) * 1.414)
 
 
 def focal_to_fov(focal: float) -> float:
-    return math.degrees(2 * math.atan(0.5 / focal))
+    """Inverse of :func:`fov_to_focal`."""
+    return math.degrees(2 * math.atan(1.0 / (focal * 1.414)))
 
 
 def look_at(origin: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

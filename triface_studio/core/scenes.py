@@ -42,6 +42,8 @@ class SphereDecoder(torch.nn.Module):
     def forward(self, features: torch.Tensor, points: torch.Tensor, dirs: torch.Tensor) -> DecoderOutput:
         r2 = features[..., :1]
         density = self.density * torch.sigmoid((self.radius ** 2 - r2) * self.k)
+        # outside the box the planes read zero (zero padding): no density there
+        density = density * (points.abs() < triplane.BOX_HALF).all(-1, keepdim=True)
         sem = torch.full(points.shape[:-1] + (NUM_CLASSES,), -10.0, dtype=features.dtype, device=features.device)
         is_hair = (points[..., 1] > self.hair_above)
         sem[..., HAIR] = torch.where(is_hair, 10.0, -10.0)
