@@ -168,3 +168,26 @@ def test_decoder_bounds_hook_skips_rays_that_miss():
     torch.testing.assert_close(fast.opacity, full.opacity, atol=0.02, rtol=0)
     diff = (fast.rgb - full.rgb).abs()
     assert diff.mean() < 0.01
+
+
+def test_reduced_precision_decoding_stays_close_to_float32():
+    class Linear(torch.nn.Module):
+        aggregate, density_activation = "sum", "softplus"
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(8, 1 + 3 + 19)
+
+        def forward(self, f, p, d):
+            y = self.fc(f)
+            return rendering.DecoderOutput(y[..., :1] * 4, torch.sigmoid(y[..., 1:4]), y[..., 4:])
+
+    planes = torch.randn(1, 3, 8, 32, 32) * 0.5
+    dec = Linear()
+    ref = render(planes, dec, Camera.orbit(5, 5), 16)
+    low = render(planes, dec, Camera.orbit(5, 5), 16, RenderOptions(precision="bfloat16"))
+    assert low.rgb.dtype == torch.float32
+    assert (low.rgb - ref.rgb).abs().mean() < 0.02
+    with pytest.raises(ValueError, match="CUDA"):
+        render(planes, dec, Camera.orbit(5, 5), 4, RenderOptions(precision="float16"))

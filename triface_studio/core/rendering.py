@@ -15,6 +15,7 @@ chunks so memory stays bounded at any resolution; a decoder may also offer per-r
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Protocol, runtime_checkable
 
@@ -75,6 +76,9 @@ class RenderOptions:
     #: use the decoder's ray_bounds() when it has one
     use_bounds: bool = True
     box_warp: float = 1.0
+    #: decode in reduced precision ("float16" on CUDA, "bfloat16" on CUDA or CPU) through
+    #: autocast; compositing always stays in float32
+    precision: str | None = None
 
 
 @dataclass
@@ -166,19 +170,31 @@ def stratified_depths(near: torch.Tensor, far: torch.Tensor, n: int, perturb: bo
 class _Evaluator:
     """Decode points along rays of one chunk."""
 
-    def __init__(self, planes: torch.Tensor, decoder: Decoder, box_warp: float):
+    def __init__(self, planes: torch.Tensor, decoder: Decoder, box_warp: float, precision: str | None = None):
         self.planes, self.decoder, self.box_warp = planes, decoder, box_warp
         self.aggregate = getattr(decoder, "aggregate", "sum")
+        self.precision = precision
+
+    def autocast(self):
+        if self.precision is None:
+            return contextlib.nullcontext()
+        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(self.precision)
+        if dtype is None:
+            raise ValueError(f"precision must be None, 'float16' or 'bfloat16', not {self.precision!r}")
+        if self.planes.device.type != "cuda" and dtype is torch.float16:
+            raise ValueError("float16 rendering needs a CUDA device; use bfloat16 on the CPU")
+        return torch.autocast(device_type=self.planes.device.type, dtype=dtype)
 
     def __call__(self, b: int, origins: torch.Tensor, dirs: torch.Tensor, depths: torch.Tensor) -> DecoderOutput:
         # origins, dirs (N, 3); depths (N, S)
         N, S = depths.shape
         pts = origins[:, None] + depths[..., None] * dirs[:, None]
         d = dirs[:, None].expand(N, S, 3)
-        feats = triplane.sample(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.aggregate, self.box_warp)
-        out = self.decoder(feats, pts.reshape(1, -1, 3), d.reshape(1, -1, 3))
-        sem = None if out.semantics is None else out.semantics.reshape(N, S, -1)
-        return DecoderOutput(out.density.reshape(N, S, 1), out.rgb.reshape(N, S, -1), sem)
+        with self.autocast():
+            feats = triplane.sample(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.aggregate, self.box_warp)
+            out = self.decoder(feats, pts.reshape(1, -1, 3), d.reshape(1, -1, 3))
+        sem = None if out.semantics is None else out.semantics.reshape(N, S, -1).float()
+        return DecoderOutput(out.density.reshape(N, S, 1).float(), out.rgb.reshape(N, S, -1).float(), sem)
 
 
 def _values(out: DecoderOutput) -> tuple[torch.Tensor, int]:
@@ -192,7 +208,7 @@ def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.T
                 far: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Render N rays of batch item ``b``; returns (values (N, C[+19]), depth (N, 1),
     opacity (N, 1), number of rgb channels)."""
-    ev = _Evaluator(planes, decoder, options.box_warp)
+    ev = _Evaluator(planes, decoder, options.box_warp, options.precision)
     act = getattr(decoder, "density_activation", "softplus")
     N = origins.shape[0]
     if near is None:
