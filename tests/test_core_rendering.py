@@ -191,3 +191,15 @@ def test_reduced_precision_decoding_stays_close_to_float32():
     assert (low.rgb - ref.rgb).abs().mean() < 0.02
     with pytest.raises(ValueError, match="CUDA"):
         render(planes, dec, Camera.orbit(5, 5), 4, RenderOptions(precision="float16"))
+
+
+def test_per_sample_weights_equal_midpoint_compositing():
+    g = torch.Generator().manual_seed(5)
+    depths = torch.sort(2.25 + torch.rand(6, 30, generator=g, dtype=torch.float64), 1).values
+    sig = torch.rand(6, 30, 1, generator=g, dtype=torch.float64) * 5
+    vals = torch.rand(6, 30, 4, generator=g, dtype=torch.float64)
+    ref, ref_d, ref_o, _ = march(depths[..., None], sig, vals, "softplus")
+    w, d, o = rendering._sample_weights(depths, sig, "softplus")
+    torch.testing.assert_close(torch.einsum("ns,nsc->nc", w, vals), ref)
+    torch.testing.assert_close(d, ref_d)
+    torch.testing.assert_close(o, ref_o)

@@ -197,10 +197,29 @@ class _Evaluator:
         return DecoderOutput(out.density.reshape(N, S, 1).float(), out.rgb.reshape(N, S, -1).float(), sem)
 
 
-def _values(out: DecoderOutput) -> tuple[torch.Tensor, int]:
-    if out.semantics is None:
-        return out.rgb, out.rgb.shape[-1]
-    return torch.cat([out.rgb, torch.softmax(out.semantics.float(), -1).to(out.rgb.dtype)], -1), out.rgb.shape[-1]
+def _sample_weights(depths: torch.Tensor, densities: torch.Tensor, activation: str
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample compositing weights equivalent to :func:`march`'s midpoint scheme: the value
+    at midpoint i is the mean of samples i and i+1, so sample j receives half of the weights of
+    the two intervals it bounds.  Compositing then is one weighted sum over the samples, with
+    no per-interval copy of every channel.
+
+    Shape: depths (N, S), densities (N, S, 1) -> weights (N, S), depth (N, 1), opacity (N, 1)
+    """
+    _, depth, opacity, w_mid = march(depths[..., None], densities, densities, activation)
+    w_mid = w_mid[..., 0]
+    w = torch.zeros_like(depths)
+    w[:, :-1] += 0.5 * w_mid
+    w[:, 1:] += 0.5 * w_mid
+    return w, depth, opacity
+
+
+def _composite(w: torch.Tensor, out: DecoderOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
+    rgb = torch.einsum("ns,nsc->nc", w, out.rgb)
+    sem = None
+    if out.semantics is not None:
+        sem = torch.einsum("ns,nsc->nc", w, torch.softmax(out.semantics, -1))
+    return rgb, sem
 
 
 def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.Tensor, dirs: torch.Tensor,
@@ -225,15 +244,22 @@ def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.T
         fine = sample_pdf(mids, w[:, 1:-1].to(mids.dtype), options.n_importance,
                           deterministic=not options.perturb).detach()
         fine_out = ev(b, origins, dirs, fine)
-        depths, order = torch.sort(torch.cat([depths, fine], 1), 1)
-        def merge(a, c):
-            both = torch.cat([a, c], 1)
-            return both.gather(1, order[..., None].expand(-1, -1, both.shape[-1]))
-        sem = None if out.semantics is None else merge(out.semantics, fine_out.semantics)
-        out = DecoderOutput(merge(out.density, fine_out.density), merge(out.rgb, fine_out.rgb), sem)
-    values, n_rgb = _values(out)
-    comp, depth, opacity, _ = march(depths[..., None], out.density, values, act)
-    return comp, depth, opacity, n_rgb
+        # Weights are computed on the merged, sorted samples (one channel to reorder) and then
+        # scattered back, so the wide colour/semantic tensors are never concatenated or sorted.
+        all_depths, order = torch.sort(torch.cat([depths, fine], 1), 1)
+        dens = torch.cat([out.density, fine_out.density], 1).gather(1, order[..., None])
+        w_sorted, depth, opacity = _sample_weights(all_depths, dens, act)
+        w_all = torch.zeros_like(w_sorted).scatter(1, order, w_sorted)
+        Sc = depths.shape[1]
+        rgb_c, sem_c = _composite(w_all[:, :Sc], out)
+        rgb_f, sem_f = _composite(w_all[:, Sc:], fine_out)
+        rgb = rgb_c + rgb_f
+        sem = None if sem_c is None else sem_c + sem_f
+    else:
+        w, depth, opacity = _sample_weights(depths, out.density, act)
+        rgb, sem = _composite(w, out)
+    values = rgb if sem is None else torch.cat([rgb, sem], -1)
+    return values, depth, opacity, rgb.shape[-1]
 
 
 def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera], resolution: int,
