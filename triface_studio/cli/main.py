@@ -9,6 +9,7 @@ import sys
 
 # Subcommand modules, in the order ``triface --help`` lists them.
 COMMAND_MODULES = (
+    "edit",
     "bench",
 )
 

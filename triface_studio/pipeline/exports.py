@@ -1,0 +1,378 @@
+"""Exports of an edit: orbit views, video, mesh and the CLI's file set.
+
+Every export is atomic: files are written into a temporary folder beside the destination and
+moved into place only after everything succeeded, so a failed or cancelled export leaves no
+partial files behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from triface_studio.core import triplane
+from triface_studio.core.images import encode_png, save_image, to_uint8
+from triface_studio.core.rendering import activate_density
+from triface_studio.core.semantics import colorize
+
+from .errors import Cancelled, EditError
+
+
+# -- output folders --------------------------------------------------------------------------
+def check_output_dir(out_dir: str | os.PathLike) -> Path:
+    """Fail early (EditError) when ``out_dir`` cannot be created or written; creates nothing."""
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise EditError(f"output folder {out} exists and is not a folder")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise EditError(f"output folder {out}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise EditError(f"output folder {out} is not writable (no write permission in {probe})")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".triface-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise EditError(f"output folder {out} is not writable ({e.strerror or e})") from None
+    return out
+
+
+@contextmanager
+def staged_dir(out_dir: str | os.PathLike):
+    """Yield a temporary folder; on success move its contents into ``out_dir`` (files replace
+    files of the same name, folders replace folders), on any error remove it."""
+    out = check_output_dir(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        yield tmp
+        if not out.exists():
+            os.replace(tmp, out)
+            return
+        for item in sorted(tmp.iterdir()):
+            dest = out / item.name
+            if item.is_dir() and dest.exists():
+                old = dest.with_name(f".{dest.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(dest, old)
+                os.replace(item, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("the export was cancelled")
+
+
+# -- views -------------------------------------------------------------------------------------
+def orbit_path(frames: int, kind: str = "turntable", yaw_range: float = 30.0,
+               pitch_range: float = 15.0) -> list[tuple[float, float]]:
+    """Camera poses (yaw, pitch) in degrees for an orbit of ``frames`` views.
+
+    ``turntable``: an ellipse, yaw +-yaw_range and pitch +-pitch_range, one full loop;
+    ``yaw``: a left-right sweep at pitch 0; ``pitch``: an up-down sweep at yaw 0.
+    """
+    n = int(frames)
+    if n <= 0:
+        return []
+    if kind == "turntable":
+        return [(yaw_range * math.sin(2 * math.pi * i / n), pitch_range * math.cos(2 * math.pi * i / n))
+                for i in range(n)]
+    ts = [0.0] if n == 1 else [-1 + 2 * i / (n - 1) for i in range(n)]
+    if kind == "yaw":
+        return [(yaw_range * t, 0.0) for t in ts]
+    if kind == "pitch":
+        return [(0.0, pitch_range * t) for t in ts]
+    raise ValueError(f"orbit kind must be turntable, yaw or pitch, not {kind!r}")
+
+
+def render_views(pipe, asset, poses, resolution: int = 256, semantic: bool = True, transparent: bool = False,
+                 progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None):
+    """Render every pose. -> list of (rgb uint8, labels uint8 or None)"""
+    out = []
+    n = max(len(poses), 1)
+    for i, (yaw, pitch) in enumerate(poses):
+        _check(cancel)
+        sub = None
+        if cancel is not None or progress is not None:
+            def sub(f, i=i):
+                _check(cancel)
+                if progress is not None:
+                    progress((i + f) / n)
+        out.append(pipe.render_view(asset, yaw, pitch, resolution, semantic=semantic, progress=sub,
+                                    transparent=transparent))
+    return out
+
+
+def _write_views(folder: Path, views, rgb: bool, semantic: bool) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (im, labels) in enumerate(views):
+        if rgb:
+            p = folder / f"rgb_{i:04d}.png"
+            save_image(p, im)
+            paths.append(p)
+        if semantic and labels is not None:
+            p = folder / f"semantic_{i:04d}.png"
+            save_image(p, colorize(labels))
+            paths.append(p)
+    return paths
+
+
+def export_views(pipe, asset, out_dir, poses, resolution: int = 256, rgb: bool = True, semantic: bool = True,
+                 transparent: bool = False, progress: Callable[[float], None] | None = None,
+                 cancel: threading.Event | None = None) -> list[Path]:
+    """Render ``poses`` and write ``out_dir/views/rgb_0000.png`` and ``semantic_0000.png`` ...
+    atomically (the views folder is replaced as a whole)."""
+    views = render_views(pipe, asset, poses, resolution, semantic, transparent, progress, cancel)
+    out = Path(out_dir)
+    with staged_dir(out) as tmp:
+        rel = [p.relative_to(tmp) for p in _write_views(tmp / "views", views, rgb, semantic)]
+    return [out / r for r in rel]
+
+
+# -- video -----------------------------------------------------------------------------------
+def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 24) -> Path:
+    """Write frames (uint8 (H, W, 3)) as a .gif or .mp4 (imageio / imageio-ffmpeg), atomically."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
+    if not frames:
+        raise EditError("a video needs at least one frame")
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise EditError(f"{path}: videos are written as .gif or .mp4")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix == ".gif":
+            imageio.mimsave(tmp, frames, format="GIF", duration=1.0 / fps, loop=0)
+        else:
+            h, w = frames[0].shape[:2]
+            if h % 2 or w % 2:  # yuv420p needs even sizes
+                frames = [f[: h - h % 2, : w - w % 2] for f in frames]
+            with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8,
+                                    pixelformat="yuv420p", macro_block_size=1) as wr:
+                for f in frames:
+                    wr.append_data(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+# -- mesh --------------------------------------------------------------------------------------
+@torch.inference_mode()
+def sample_density(tier, asset, resolution: int = 128, chunk: int = 262144):
+    """Density and colour of ``asset`` on a resolution^3 grid filling the box.
+    -> (density (R, R, R) [x, y, z] float32, grid coordinates (R,))"""
+    planes = asset.planes.to(tier.device if hasattr(tier, "device") else "cpu")
+    dec = tier.decoder
+    opts = getattr(tier, "render_options", None)
+    box_warp = getattr(opts, "box_warp", 1.0)
+    half = triplane.BOX_HALF * box_warp
+    t = torch.linspace(-half, half, resolution, device=planes.device)
+    X, Y, Z = torch.meshgrid(t, t, t, indexing="ij")
+    pts = torch.stack([X, Y, Z], -1).reshape(-1, 3)
+    act = getattr(dec, "density_activation", "softplus")
+    dens = torch.empty(pts.shape[0])
+    for s in range(0, pts.shape[0], chunk):
+        p = pts[s:s + chunk][None]
+        feats = triplane.sample(planes, p, getattr(dec, "aggregate", "sum"), box_warp)
+        out = dec(feats, p, torch.zeros_like(p))
+        dens[s:s + chunk] = activate_density(out.density.float(), act).reshape(-1).cpu()
+    return dens.reshape(resolution, resolution, resolution).numpy(), t.cpu().numpy()
+
+
+@torch.inference_mode()
+def _vertex_colours(tier, asset, verts: np.ndarray) -> np.ndarray:
+    planes = asset.planes.to(tier.device if hasattr(tier, "device") else "cpu")
+    dec = tier.decoder
+    opts = getattr(tier, "render_options", None)
+    box_warp = getattr(opts, "box_warp", 1.0)
+    cols = []
+    v = torch.from_numpy(verts.astype(np.float32)).to(planes.device)
+    for s in range(0, v.shape[0], 262144):
+        p = v[s:s + 262144][None]
+        feats = triplane.sample(planes, p, getattr(dec, "aggregate", "sum"), box_warp)
+        d = torch.zeros_like(p)
+        d[..., 2] = -1.0  # looking at the face
+        out = dec(feats, p, d)
+        cols.append(out.rgb[0, :, :3].float().cpu())
+    c = torch.cat(cols).numpy()
+    if c.min() < -0.05:  # features in [-1, 1] (EG3D's raw colour) -> [0, 1]
+        c = (c + 1) / 2
+    return to_uint8(np.clip(c, 0, 1))
+
+
+def extract_mesh(tier, asset, resolution: int = 128, level: float | None = None):
+    """Marching cubes on the density grid -> trimesh.Trimesh with vertex colours (world units)."""
+    import trimesh
+    from skimage import measure
+
+    dens, t = sample_density(tier, asset, resolution)
+    if level is None:
+        hi = float(dens.max())
+        level = 10.0 if hi > 20.0 else 0.5 * hi
+    if not (dens.min() < level < dens.max()):
+        raise EditError("the tri-plane has no surface to mesh (its density is empty)")
+    spacing = float(t[1] - t[0])
+    verts, faces, normals, _ = measure.marching_cubes(dens, level=level, spacing=(spacing,) * 3)
+    verts = verts + t[0]
+    colours = _vertex_colours(tier, asset, verts)
+    # marching cubes on an [x, y, z] grid winds faces inward for a density (inside = high)
+    mesh = trimesh.Trimesh(verts, faces[:, ::-1], vertex_colors=colours, process=False)
+    return mesh
+
+
+def export_mesh(pipe, asset, path: str | os.PathLike, resolution: int = 128) -> Path:
+    """Write ``asset``'s surface as .ply or .obj (vertex colours from the decoder), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".ply", ".obj"):
+        raise EditError(f"{path}: meshes are written as .ply or .obj")
+    mesh = extract_mesh(pipe.tier, asset, resolution)
+    data = mesh.export(file_type=suffix[1:])
+    from triface_studio.core.images import atomic_write_bytes
+
+    atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+# -- the CLI's file set ------------------------------------------------------------------------
+def versions() -> dict:
+    import numpy
+    import triface_studio
+
+    return {"triface_studio": triface_studio.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def request_to_json(request, inputs: dict | None = None) -> dict:
+    """The parameters that re-run an edit (paths of inputs where known)."""
+    r = request.refine
+    refs = []
+    for i, spec in enumerate(request.references):
+        d = {"image": str(Path(spec.image).absolute()) if isinstance(spec.image, (str, Path)) else None,
+             "name": spec.name, "attributes": list(spec.attributes), "mask_mode": spec.mask_mode,
+             "mask": None}
+        if inputs and i < len(inputs.get("masks", [])):
+            d["mask"] = inputs["masks"][i]
+        refs.append(d)
+    bg = request.background if isinstance(request.background, str) else list(request.background)
+    return {
+        "identity": str(Path(request.identity).absolute()) if isinstance(request.identity, (str, Path)) else None,
+        "identity_name": request.identity_name,
+        "references": refs,
+        "refine": {"refiner": r.refiner, "dilate_radius": r.dilate_radius, "blur_sigma": r.blur_sigma,
+                   "t0": r.t0, "steps": r.steps, "repeats": r.repeats, "score_model": r.score_model},
+        "background": bg, "seed": request.seed, "device": request.device, "tier": request.tier,
+        "render_resolution": request.render_resolution,
+    }
+
+
+def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: float = 30.0,
+                       pitch_range: float = 15.0, view_resolution: int = 256, orbit: str = "turntable",
+                       mesh: bool = False, mesh_resolution: int = 128, video: str | None = None,
+                       extra: dict | None = None, progress: Callable[[str, float], None] | None = None,
+                       cancel: threading.Event | None = None) -> list[Path]:
+    """Write the CLI's file set into ``out_dir`` atomically:
+
+    edited.png, edited_crop.png, coarse.png, semantic.png, labels.png, mask_sde.png,
+    views/rgb_NNNN.png + views/semantic_NNNN.png (``views`` > 0), mesh.ply (``mesh``),
+    orbit.gif / orbit.mp4 (``video`` = "gif" | "mp4"), edit.json.
+    """
+    import time
+
+    timings = dict(result.timings)
+    out = check_output_dir(out_dir)
+    written: list[str] = []
+
+    def report(stage, f):
+        _check(cancel)
+        if progress is not None:
+            progress(stage, f)
+
+    with staged_dir(out) as tmp:
+        crop = result.composite
+        if result.alpha is not None:
+            crop = np.concatenate([crop, to_uint8(result.alpha)[..., None]], -1)
+        files = {
+            "edited.png": result.composite_full,
+            "edited_crop.png": crop,
+            "coarse.png": to_uint8(result.coarse),
+            "semantic.png": colorize(result.s_blend),
+            "labels.png": np.ascontiguousarray(result.s_blend.astype(np.uint8)),
+            "mask_sde.png": to_uint8(result.sde_mask),
+        }
+        for name, im in files.items():
+            _check(cancel)
+            (tmp / name).write_bytes(encode_png(im))
+            written.append(name)
+        frames = []
+        if views > 0:
+            if pipe is None:
+                raise EditError("rendering views needs the pipeline")
+            t0 = time.perf_counter()
+            poses = orbit_path(views, orbit, yaw_range, pitch_range)
+            rendered = render_views(pipe, result.t_com, poses, view_resolution, True, False,
+                                    lambda f: report("views", f), cancel)
+            for p in _write_views(tmp / "views", rendered, True, True):
+                written.append(str(p.relative_to(tmp)))
+            frames = [im for im, _ in rendered]
+            timings["views"] = time.perf_counter() - t0
+            timings["views_per_frame"] = timings["views"] / max(views, 1)
+        if video:
+            if not frames:
+                raise EditError("a video needs views (--views N)")
+            t0 = time.perf_counter()
+            export_video(frames, tmp / f"orbit.{video}")
+            written.append(f"orbit.{video}")
+            timings["video"] = time.perf_counter() - t0
+        if mesh:
+            if pipe is None:
+                raise EditError("exporting a mesh needs the pipeline")
+            _check(cancel)
+            t0 = time.perf_counter()
+            export_mesh(pipe, result.t_com, tmp / "mesh.ply", mesh_resolution)
+            written.append("mesh.ply")
+            timings["mesh"] = time.perf_counter() - t0
+        _check(cancel)
+        doc = {
+            "format": "triface-edit", "format_version": 1,
+            "request": request_to_json(result.request, extra) if result.request is not None else None,
+            "exports": {"views": views, "yaw_range": yaw_range, "pitch_range": pitch_range, "orbit": orbit,
+                        "view_resolution": view_resolution, "mesh": mesh, "mesh_resolution": mesh_resolution,
+                        "video": video},
+            "versions": versions(),
+            "timings": {k: round(float(v), 4) for k, v in timings.items()},
+            "notes": list(result.notes),
+            "files": sorted(written + ["edit.json"]),
+        }
+        (tmp / "edit.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return [out / w for w in sorted(written + ["edit.json"])]
