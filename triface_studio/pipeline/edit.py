@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from triface_studio.core import blending, compositing, masks
+from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
 from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, NUM_CLASSES, SKIN, attribute_classes
@@ -93,6 +93,21 @@ class _Job:
         if self.progress is not None:
             self.progress(name, 1.0)
         self.check()
+
+
+def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: float = 0.0) -> torch.Tensor:
+    """Inverse of :func:`triface_studio.core.blending.plane_mask`: read an XY-plane mask where
+    each pixel's ray meets the plane z = ``depth``. Shape: (R, R) -> (size, size)"""
+    from triface_studio.core.rays import camera_rays
+
+    cam = camera.to(plane_mask.device)
+    o, d = camera_rays(cam.cam2world[None].float(), cam.K[None].float(), size)
+    t = (depth - o[..., 2]) / torch.where(d[..., 2].abs() < 1e-6, torch.full_like(d[..., 2], 1e-6), d[..., 2])
+    p = o + t[..., None] * d                                        # (1, M, 3)
+    grid = (p[..., :2] / triplane.BOX_HALF).reshape(1, size, size, 2)  # x -> columns, y -> rows
+    out = F.grid_sample(plane_mask.float()[None, None], grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out[0, 0].clamp(0, 1)
 
 
 def _soft_region(labels_probs: torch.Tensor, classes) -> torch.Tensor:
@@ -191,6 +206,8 @@ class EditPipeline:
                 self._analyses[key] = fa
         if getattr(fa, "name", nm) != nm:
             fa = _with(fa, name=nm)
+            with self._lock:
+                self._analyses[key] = fa
         return fa
 
     def encode(self, fa):
@@ -293,6 +310,8 @@ class EditPipeline:
 
         R = t_id.planes.shape[-1]
         frontal = Camera.frontal()
+        rr = int(request.render_resolution)
+        cam_id = getattr(fa_id, "camera", None) or frontal
         align_res = 128
         all_classes: set[int] = set()
         steps = []
@@ -327,19 +346,21 @@ class EditPipeline:
                     ref_cam = getattr(fa, "camera", None) or frontal
                     plane_user = blending.plane_mask(torch.from_numpy(np.clip(um, 0, 1)), R, ref_cam)
                     plane_mk = masks.combine_user_mask(plane_mk, plane_user, spec.mask_mode)
+                m_not = 1 - _soft_region(sem_id, classes)
+                plane_not = blending.plane_mask(m_not, R, frontal)
+                if spec.user_mask is not None and spec.mask_mode == "subtract":
+                    # what the user subtracts is kept from the identity, not removed from it
+                    plane_not = torch.maximum(plane_not, plane_user)
                 if float(plane_mk.max()) < 0.5:
                     raise EditError(f"the region to take from {ref_name} is empty "
                                     f"(the mask removed all of it)")
-                m_not = 1 - _soft_region(sem_id, classes)
-                plane_not = blending.plane_mask(m_not, R, frontal)
                 steps.append((t_ref.planes.to(t_id.planes), plane_mk.to(t_id.planes), plane_not.to(t_id.planes)))
 
         with job("blend"):
             planes = blending.blend_sequence(t_id.planes, steps)
+            from_ref = plane_to_image(torch.stack([m for _, m, _ in steps]).amax(0).cpu(), cam_id, CROP)
             t_blend = t_id.replace(planes, edit="blend")
 
-        rr = int(request.render_resolution)
-        cam_id = getattr(fa_id, "camera", None) or frontal
         with job("render"):
             out = self._render(t_blend, cam_id, rr, job)
             rgb = out.rgb[:, :3].float().clamp(0, 1)
@@ -353,13 +374,13 @@ class EditPipeline:
 
         with job("composite"):
             comp = self._composite(request, fa_id, labels_id, refs, i_ref_hat, s_blend, sorted(all_classes),
-                                   settings, notes)
+                                   settings, notes, from_ref.numpy())
 
         with job("refine"):
             coarse = comp["coarse"]
             kwargs = {}
             if isinstance(refiner, ClassicalRefiner):
-                kwargs = dict(holes=comp["gap"], seams=comp["seams"], region=comp["m_k"], target=comp["target"])
+                kwargs = dict(holes=comp["gap"], seams=comp["seams"], region=comp["harmonise"], target=comp["target"])
             refined = refiner.refine(coarse, comp["m_sde"], seed=int(request.seed), progress=job.report, **kwargs)
             refined = compositing.refine_blend(torch.from_numpy(np.asarray(refined, np.float32)),
                                                torch.from_numpy(coarse), torch.from_numpy(comp["m_sde"])).numpy()
@@ -396,7 +417,8 @@ class EditPipeline:
             s_blend_probs=None,
         )
 
-    def _composite(self, request, fa_id, labels_id, refs, i_ref_hat, s_blend, classes, settings, notes) -> dict:
+    def _composite(self, request, fa_id, labels_id, refs, i_ref_hat, s_blend, classes, settings, notes,
+                   from_ref) -> dict:
         """Eqs. 13-18 on the 512 crop (numpy float32)."""
         i_id = to_float(fa_id.crop)
         lab_id = torch.from_numpy(labels_id.astype(np.int64))
@@ -445,6 +467,7 @@ class EditPipeline:
             "m_sde": m_sde.numpy().astype(np.float32),
             "m_bg": m_bg.numpy().astype(np.float32),
             "m_k": m_k_blend.numpy().astype(np.float32),
+            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5)).astype(np.float32),
             "i_bg": i_bg.astype(np.float32),
             "region": torch.maximum(torch.maximum(m_k_blend, m_k_id), m_gap).numpy(),
             "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),

@@ -1,0 +1,166 @@
+"""The edit pipeline end to end on synthetic aligned portraits (no shared data, no weights):
+ReliefTier lifts each crop onto the XY plane, so the right answers are known exactly."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from triface_studio.core.semantics import EYEGLASSES, HAIR, SKIN
+from triface_studio.pipeline import Cancelled, EditError, EditPipeline, EditRequest, ReferenceSpec, RefineSettings
+from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+
+BG = (90, 140, 200)
+BLACK, BLONDE = (20, 15, 10), (230, 200, 120)
+
+
+def portrait(hair_colour, hair_top: int, glasses: bool = False, size: int = 512):
+    yy, xx = np.mgrid[:size, :size]
+    lab = np.zeros((size, size), np.uint8)
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = BG
+    img[..., 0] = np.clip(60 + xx // 8, 0, 255)          # a gradient so the background is not flat
+    hair = ((xx - 256) ** 2 / 170 ** 2 + (yy - 250) ** 2 / 200 ** 2 < 1) & (yy < hair_top + 200)
+    lab[hair], img[hair] = HAIR, hair_colour
+    skin = (xx - 256) ** 2 / 120 ** 2 + (yy - 290) ** 2 / 160 ** 2 < 1
+    lab[skin], img[skin] = SKIN, (220, 180, 150)
+    if glasses:
+        g = (abs(yy - 260) < 14) & (abs(xx - 256) < 100)
+        lab[g], img[g] = EYEGLASSES, (20, 20, 20)
+    return img, lab
+
+
+@pytest.fixture(scope="module")
+def scene():
+    an = AlignedAnalyzer()
+    ident, lab_id = portrait(BLACK, 120)
+    ref, lab_ref = portrait(BLONDE, 60, glasses=True)
+    bald, lab_bald = portrait(BLONDE, -400)
+    an.add(ident, lab_id)
+    an.add(ref, lab_ref)
+    an.add(bald, lab_bald)
+    pipe = EditPipeline(tier=ReliefTier(), analyzer=an)
+    return dict(pipe=pipe, an=an, ident=ident, lab_id=lab_id, ref=ref, lab_ref=lab_ref, bald=bald)
+
+
+def run(scene, refs, **kw):
+    return scene["pipe"].run(EditRequest(identity=scene["ident"], references=refs, **kw))
+
+
+def test_hair_edit_recolours_hair_and_keeps_the_rest(scene):
+    res = run(scene, [ReferenceSpec(scene["ref"], ("hair",), name="ref.png")])
+    out = res.composite.astype(np.float32)
+    ident = scene["ident"].astype(np.float32)
+    hair_ref = scene["lab_ref"] == HAIR
+    core = hair_ref & (scene["lab_id"] == HAIR)
+    # the hair that both heads have turns blonde
+    assert np.abs(out[core].mean(0) - BLONDE).max() < 25
+    # pixels far from both hair regions are untouched
+    from scipy.ndimage import binary_dilation
+
+    outside = (res.sde_mask == 0) & ~binary_dilation(res.edit_region > 0.5, iterations=4)
+    assert outside.mean() > 0.5
+    assert np.abs(out[outside] - ident[outside]).max() <= 1
+    # S^blend labels hair where the reference has hair, skin on the face
+    assert (res.s_blend[core] == HAIR).mean() > 0.9
+    assert res.s_blend[290, 256] == SKIN
+    # every stage timed, results of the right kinds
+    for stage in ("analyze", "encode", "align", "blend", "render", "composite", "refine", "final", "reencode"):
+        assert stage in res.timings
+    assert res.composite.shape == (512, 512, 3) and res.composite.dtype == np.uint8
+    assert res.composite_full.shape == scene["ident"].shape
+    assert res.t_com.planes.shape == res.t_blend.planes.shape
+
+
+def test_identity_only_pixels_between_old_and_new_hair_are_filled(scene):
+    # the bald reference has no hair: taking "hair" needs a user mask; subtracting all of it empties the region
+    with pytest.raises(EditError, match="shows no hair"):
+        run(scene, [ReferenceSpec(scene["bald"], ("hair",), name="bald.png")])
+
+
+def test_absent_attribute_is_a_clear_error(scene):
+    with pytest.raises(EditError, match=r"ident.*no eyeglasses|no eyeglasses"):
+        scene["pipe"].run(EditRequest(identity=scene["ref"], references=[
+            ReferenceSpec(scene["ident"], ("eyeglasses",), name="ident.png")]))
+
+
+def test_several_references_apply_in_order(scene):
+    res = run(scene, [ReferenceSpec(scene["ref"], ("hair",)), ReferenceSpec(scene["ref"], ("eyeglasses",))])
+    g = scene["lab_ref"] == EYEGLASSES
+    assert (res.s_blend[g] == EYEGLASSES).mean() > 0.8
+    assert res.composite[g].astype(float).mean() < 80           # dark glasses painted in
+    assert (res.s_blend[(scene["lab_ref"] == HAIR) & (scene["lab_id"] == HAIR)] == HAIR).mean() > 0.9
+
+
+def test_user_mask_modes(scene):
+    band = np.zeros((512, 512), np.float32)
+    band[:, :256] = 1.0                                            # the left half of the picture
+    hair_ref = (scene["lab_ref"] == HAIR) & (scene["lab_id"] == HAIR)
+    left, right = hair_ref.copy(), hair_ref.copy()
+    left[:, 240:] = False
+    right[:, :272] = False
+    sub = run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=band, mask_mode="subtract")])
+    rep = run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=band * 0, mask_mode="add")])
+    # subtract: the left half keeps the identity's black hair, the right half turns blonde
+    assert sub.composite[left].astype(float).mean() < 60
+    assert sub.composite[right].astype(float).mean() > 150
+    assert rep.composite[left].astype(float).mean() > 150
+    with pytest.raises(EditError, match="empty"):
+        run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=band * 0, mask_mode="replace")])
+
+
+def test_user_mask_of_another_size_is_resized_with_a_note(scene):
+    small = np.ones((100, 80), np.float32)
+    res = run(scene, [ReferenceSpec(scene["ref"], ("eyeglasses",), user_mask=small * 0, mask_mode="add")])
+    assert any("resized" in n for n in res.notes)
+
+
+def test_no_face_reference_names_the_file(scene):
+    blank = np.full((512, 512, 3), 128, np.uint8)
+    scene["an"].add(blank, no_face=True)
+    with pytest.raises(EditError, match="empty_wall.jpg.*no face"):
+        run(scene, [ReferenceSpec(blank, ("hair",), name="empty_wall.jpg")])
+
+
+def test_unknown_attribute_and_bad_settings(scene):
+    with pytest.raises(EditError, match="unknown attribute"):
+        run(scene, [ReferenceSpec(scene["ref"], ("moustache",))])
+    with pytest.raises(EditError, match="score model"):
+        run(scene, [ReferenceSpec(scene["ref"], ("hair",))], refine=RefineSettings(refiner="sdedit"))
+    with pytest.raises(EditError, match="at least one reference"):
+        run(scene, [])
+
+
+def test_cancellation_between_stages_and_inside_renders(scene):
+    cancel = threading.Event()
+    seen = []
+
+    def progress(stage, f):
+        seen.append(stage)
+        if stage == "render" and 0 < f < 1:
+            cancel.set()
+    with pytest.raises(Cancelled):
+        run_ = scene["pipe"].run
+        run_(EditRequest(identity=scene["ident"], references=[ReferenceSpec(scene["ref"], ("hair",))]),
+             progress=progress, cancel=cancel)
+    assert "render" in seen and "composite" not in seen
+
+
+def test_backgrounds(scene):
+    col = run(scene, [ReferenceSpec(scene["ref"], ("hair",))], background=(255, 0, 0))
+    corner = col.composite[:20, :20].astype(int)
+    assert (corner[..., 0] > 240).all() and (corner[..., 1:] < 15).all()
+    tr = run(scene, [ReferenceSpec(scene["ref"], ("hair",))], background="transparent")
+    assert tr.alpha is not None and tr.alpha[:20, :20].max() == 0 and tr.alpha[290, 256] == 1
+
+
+def test_analysis_is_cached_by_content(scene):
+    pipe = scene["pipe"]
+    a = pipe.analyze(scene["ident"].copy(), "x.png")
+    b = pipe.analyze(scene["ident"].copy(), "x.png")
+    assert a is b
+    m = pipe.predicted_mask(a, ("hair",))
+    assert m.dtype == np.float32 and m.shape == (512, 512)
+    assert np.array_equal(m > 0.5, scene["lab_id"] == HAIR)
