@@ -472,11 +472,7 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
     name = name or guess_model(src)
-    if name is None:
-        raise ValueError(f"cannot tell which model {src.name} is; name it with --name "
-                         f"({', '.join(s.name for s in REGISTRY if not s.bundled)})")
-    spec = get(name)
-    if spec.bundled:
+    if name is not None and get(name).bundled:
         raise ValueError(f"{name} is bundled with TriFace Studio; only neural models can be imported")
     root = user_models_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -504,7 +500,12 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
                 raise ValueError(f"{src.name}: converting {src.suffix or 'this'} checkpoints needs "
                                  "triface_studio.models.checkpoints, which this build does not have; "
                                  "import a .safetensors file instead")
-            weights, config = convert(src, staging)
+            try:
+                weights, config = convert(src, staging)
+            except (ValueError, OSError, KeyError):
+                raise
+            except Exception as e:   # noqa: BLE001 -- any failure of an untrusted file is a user error
+                raise ValueError(f"{src.name}: cannot import this checkpoint ({type(e).__name__}: {e})") from None
             weights = Path(weights)
             if not weights.is_file() or staging not in weights.resolve().parents:
                 raise ValueError(f"{src.name}: the converter wrote no weights into the staging folder")
@@ -513,6 +514,18 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
         files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         if not files:
             raise ValueError(f"{src}: nothing to import")
+        if name is None and config:
+            hints = [str(config.get(k, "")) for k in ("kind", "version", "name")]
+            opts = config.get("opts")
+            if isinstance(opts, dict):
+                hints += [str(opts.get(k, "")) for k in ("version", "encoder_type", "exp_dir")]
+            name = guess_model(src, hints)
+        if name is None:
+            raise ValueError(f"cannot tell which model {src.name} is; name it with --name "
+                             f"({', '.join(s.name for s in REGISTRY if not s.bundled)})")
+        spec = get(name)
+        if spec.bundled:
+            raise ValueError(f"{name} is bundled with TriFace Studio; only neural models can be imported")
         entries = {rel: file_entry(staging / rel) for rel in files}
         # Check pinned hashes of files that keep their published name.
         for f in spec.files:
@@ -569,7 +582,19 @@ def download_model(name: str, url: str | None = None, sha256: str | None = None,
         raise ValueError(f"{name}: {', '.join(missing)} has no direct download address; get it from "
                          f"{spec.source_url} and run `triface models import FILE`")
     folder = model_dir(spec)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_files(spec, folder, url, sha256, progress, cancel)
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def _download_files(spec, folder, url, sha256, progress, cancel):
+    from triface_studio.models.download import download_file
+
     notes: list[str] = []
     entries: dict[str, dict] = {}
     for f in spec.files:
@@ -600,6 +625,16 @@ def remove(name: str) -> Path:
     os.replace(d, trash)
     shutil.rmtree(trash)
     return d
+
+
+def describe_missing(name: str) -> str:
+    """What the user gains by adding a missing model, where to get it and under which licence
+    (for the app to show instead of failing)."""
+    spec = get(name)
+    nc = " Non-commercial use only." if spec.noncommercial else ""
+    how = ("It should ship with TriFace Studio: reinstall the app." if spec.bundled else
+           f"Get it from {spec.source_url} and add it with Models... > Import (or `triface models import FILE`).")
+    return f"{spec.name} is not installed; it adds {spec.adds}. {how} Licence: {spec.licence}.{nc}"
 
 
 def format_size(n: int | None) -> str:
