@@ -137,6 +137,9 @@ def make_refiner(settings, device: str = "cpu") -> Refiner:
             from triface_studio.models.neural.sdedit import SDEditRefiner
         except ImportError as e:
             raise EditError(f"the SDEdit refiner is not available in this installation ({e})") from None
-        return SDEditRefiner(settings.score_model, device=device, t0=settings.t0, steps=settings.steps,
-                             repeats=settings.repeats)
+        try:
+            return SDEditRefiner(settings.score_model, device=device, t0=settings.t0, steps=settings.steps,
+                                 repeats=settings.repeats)
+        except (ValueError, OSError) as e:  # ScoreModelError is a ValueError naming the folder
+            raise EditError(f"SDEdit refiner: {e}") from None
     raise EditError(f"unknown refiner {settings.refiner!r}; use classical or sdedit")
