@@ -37,7 +37,7 @@ from triface_studio.core.images import ImageError, load_image, to_float, to_uint
 from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, NUM_CLASSES, SKIN, attribute_classes
 
 from .errors import Cancelled, EditError
-from .refiners import ClassicalRefiner, colour_stats, make_refiner
+from .refiners import ClassicalRefiner, colour_stats, local_fill, make_refiner
 from .requests import EditRequest, EditResult, ReferenceSpec
 
 CROP = 512
@@ -380,7 +380,8 @@ class EditPipeline:
             coarse = comp["coarse"]
             kwargs = {}
             if isinstance(refiner, ClassicalRefiner):
-                kwargs = dict(holes=comp["gap"], seams=comp["seams"], region=comp["harmonise"], target=comp["target"])
+                kwargs = dict(holes=comp["gap"], seams=comp["seams"], region=comp["harmonise"], target=comp["target"],
+                              fill=comp["fill"], valid=comp["valid"])
             refined = refiner.refine(coarse, comp["m_sde"], seed=int(request.seed), progress=job.report, **kwargs)
             refined = compositing.refine_blend(torch.from_numpy(np.asarray(refined, np.float32)),
                                                torch.from_numpy(coarse), torch.from_numpy(comp["m_sde"])).numpy()
@@ -429,7 +430,7 @@ class EditPipeline:
         bg_id = masks.class_mask(lab_id, [BACKGROUND])
         # The edit may change pixels only near region k (old or new): elsewhere the identity's
         # parser labels are more faithful than the render's, so M_bg comes from them there.
-        region = masks.dilate(torch.maximum(m_k_blend, m_k_id), 6)
+        region = torch.maximum(m_k_blend, m_k_id)
         m_bg = torch.where(region > 0.5, bg_blend, bg_id)
         # eq. 13
         coarse = compositing.coarse_composite(torch.from_numpy(i_id), torch.from_numpy(i_ref_hat), m_k_blend, m_bg)
@@ -439,6 +440,9 @@ class EditPipeline:
         if float(skin.sum()) < 16:
             skin = 1 - bg_id
         mean_skin = compositing.mean_colour(torch.from_numpy(i_id), skin)
+        # for the refiner: the identity's skin colour continued smoothly into the gaps
+        skin_valid = (skin * (1 - m_k_id) * (1 - m_k_blend)).numpy()
+        fill = local_fill(i_id, skin_valid if skin_valid.sum() >= 16 else skin.numpy())
         coarse = compositing.fill_gaps(coarse, m_gap, mean_skin)
         # eq. 18
         m_sde = compositing.sde_mask(m_k_blend, m_gap, settings.dilate_radius, settings.blur_sigma)
@@ -473,6 +477,8 @@ class EditPipeline:
             "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),
             "target": target,
             "seams": seams.numpy().astype(np.float32),
+            "fill": fill,
+            "valid": skin_valid,
         }
 
     def _background(self, request, i_id, bg_id, refs, notes) -> np.ndarray:

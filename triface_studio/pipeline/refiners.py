@@ -57,14 +57,37 @@ def harmonise(image: np.ndarray, region: np.ndarray, target: tuple[np.ndarray, n
     return _lab_to_rgb(lab * (1 - w) + moved * w)
 
 
-def poisson_fill(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
-    """Fill ``holes`` ((H, W) bool) by Poisson blending a flat patch: inside the holes the
-    result solves Laplace's equation with the surrounding pixels as boundary values."""
+def local_fill(image: np.ndarray, source: np.ndarray, sigma: float = 24.0, work: int = 128) -> np.ndarray:
+    """A smooth colour map that continues ``image``'s colours inside ``source`` (e.g. skin)
+    everywhere: normalised convolution blur(I * S) / blur(S), computed at ``work`` px."""
+    H, W = source.shape
+    small = cv2.resize(image * source[..., None], (work, work), interpolation=cv2.INTER_AREA)
+    w = cv2.resize(source.astype(np.float32), (work, work), interpolation=cv2.INTER_AREA)
+    s = sigma * work / max(H, W)
+    num = cv2.GaussianBlur(small, (0, 0), s)
+    den = cv2.GaussianBlur(w, (0, 0), s)[..., None]
+    total = float(w.sum())
+    mean = small.reshape(-1, 3).sum(0) / max(total, 1e-6)
+    out = np.where(den > 1e-3, num / np.maximum(den, 1e-6), mean)
+    return cv2.resize(out.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+def poisson_fill(image: np.ndarray, holes: np.ndarray, fill: np.ndarray | None = None,
+                 valid: np.ndarray | None = None) -> np.ndarray:
+    """Fill ``holes`` ((H, W) bool) by Poisson blending: inside the holes the result has the
+    gradients of ``fill`` (default: flat, i.e. Laplace's equation) and meets the surrounding
+    pixels at the hole's border.  Border pixels outside ``valid`` (e.g. hair next to a skin
+    gap) take ``fill``'s value instead, so their colour does not bleed into the hole."""
     holes = np.asarray(holes, dtype=bool)
     if not holes.any():
         return image
     pad = 4
-    img8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    base = np.asarray(image, np.float32)
+    if fill is not None and valid is not None:
+        ring = cv2.dilate(holes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~holes & ~(valid > 0.5)
+        base = base.copy()
+        base[ring] = fill[ring]
+    img8 = np.clip(base * 255.0 + 0.5, 0, 255).astype(np.uint8)
     dst = cv2.copyMakeBorder(img8, pad, pad, pad, pad, cv2.BORDER_REFLECT)
     m = cv2.copyMakeBorder(holes.astype(np.uint8) * 255, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     m = cv2.dilate(m, np.ones((3, 3), np.uint8))
@@ -72,13 +95,16 @@ def poisson_fill(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
     x, y, w, h = cv2.boundingRect(m)
     if w < 3 or h < 3:
         return image
-    flat = dst.copy()
-    sel = m > 0
-    flat[sel] = dst[sel].reshape(-1, 3).mean(0).astype(np.uint8)
-    out = cv2.seamlessClone(flat, dst, m, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+    if fill is None:
+        src = dst.copy()
+        sel = m > 0
+        src[sel] = dst[sel].reshape(-1, 3).mean(0).astype(np.uint8)
+    else:
+        src = cv2.copyMakeBorder(np.clip(fill * 255.0 + 0.5, 0, 255).astype(np.uint8), pad, pad, pad, pad,
+                                 cv2.BORDER_REFLECT)
+    out = cv2.seamlessClone(src, dst, m, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
     out = out[pad:-pad, pad:-pad].astype(np.float32) / 255.0
-    hm = holes[..., None]
-    return np.where(hm, out, image).astype(np.float32)
+    return np.where(holes[..., None], out, image).astype(np.float32)
 
 
 def feather(image: np.ndarray, seams: np.ndarray, sigma: float = 1.2) -> np.ndarray:
@@ -96,7 +122,9 @@ class ClassicalRefiner:
     ``refine(image, mask)`` alone feathers nothing and returns the image inside ``mask``
     harmonised with nothing -- the pipeline passes what it knows about the composite:
     ``holes`` (gap pixels to fill), ``seams`` (band along the pasted region's border),
-    ``region`` and ``target`` (colour statistics the pasted region should have).
+    ``region`` and ``target`` (colour statistics the pasted region should have), ``fill`` (a
+    smooth skin colour map for the holes) and ``valid`` (pixels whose colour may continue into
+    the holes).
     """
 
     def __init__(self, harmonise_strength: float = 0.8, feather_sigma: float = 1.2):
@@ -106,7 +134,8 @@ class ClassicalRefiner:
     def refine(self, image: np.ndarray, mask: np.ndarray, *, seed: int = 0,
                progress: Callable[[float], None] | None = None, holes: np.ndarray | None = None,
                seams: np.ndarray | None = None, region: np.ndarray | None = None,
-               target: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+               target: tuple[np.ndarray, np.ndarray] | None = None, fill: np.ndarray | None = None,
+               valid: np.ndarray | None = None) -> np.ndarray:
         img = np.asarray(image, dtype=np.float32)
         out = img
         if region is not None and target is not None and self.harmonise_strength > 0:
@@ -114,7 +143,7 @@ class ClassicalRefiner:
         if progress is not None:
             progress(0.33)
         if holes is not None:
-            out = poisson_fill(out, holes > 0.5)
+            out = poisson_fill(out, holes > 0.5, fill, valid)
         if progress is not None:
             progress(0.66)
         if seams is not None:
