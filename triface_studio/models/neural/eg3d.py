@@ -361,3 +361,26 @@ class TriPlaneGenerator(nn.Module):
         composite to [-1, 1] before super-resolution; that happens here."""
         x = composite * 2 - 1
         return self.superresolution(x[:, :3], x, ws, noise_mode)
+
+
+def synthesize(G: TriPlaneGenerator, planes: torch.Tensor, ws: torch.Tensor, cameras, neural_resolution: int | None = None,
+               options=None, progress=None, super_resolution: bool = True):
+    """EG3D's ``synthesis`` on given planes through the core renderer: volume-render the
+    features at the neural rendering resolution, then super-resolve with ``ws``.
+
+    Returns (image (N, 3, img_res, img_res) in about [-1, 1] or None, RenderResult of the raw
+    features (rgb holds the 32 composited features, EG3D's 'image_raw' is rgb[:, :3] * 2 - 1)).
+    """
+    from triface_studio.core.rendering import RenderOptions, render
+
+    cfg = G.cfg
+    r = neural_resolution or cfg.neural_rendering_resolution
+    if options is None:
+        rk = cfg.rendering
+        options = RenderOptions(n_coarse=int(rk.get("depth_resolution", 48)),
+                                n_importance=int(rk.get("depth_resolution_importance", 48)),
+                                ray_start=float(rk.get("ray_start", 2.25)), ray_end=float(rk.get("ray_end", 3.3)),
+                                box_warp=float(rk.get("box_warp", 1.0)), use_bounds=False)
+    res = render(planes, G.decoder, cameras, r, options, progress)
+    img = G.super_resolve(res.rgb, ws) if super_resolution else None
+    return img, res
