@@ -158,7 +158,10 @@ class EditPipeline:
 
             if not self.checkpoint_dir:
                 raise EditError("the neural tier needs a checkpoint folder (--checkpoints DIR)")
-            return NeuralTier.from_checkpoints(self.checkpoint_dir, self.device)
+            try:
+                return NeuralTier.from_checkpoints(self.checkpoint_dir, self.device)
+            except (ValueError, OSError) as e:
+                raise EditError(f"the neural tier could not be loaded: {e}") from None
         raise EditError(f"unknown model tier {name!r}; use bundled or neural")
 
     @property
@@ -244,12 +247,21 @@ class EditPipeline:
 
     # -- rendering -------------------------------------------------------------------------
     def _render(self, asset, camera: Camera, resolution: int, job: _Job | None = None, span=(0.0, 1.0)):
+        """Render with semantics; a tier without a semantic head gets them from the parser."""
         prog = None
         if job is not None:
             a, b = span
             prog = lambda f: job.report(a + (b - a) * f)  # noqa: E731
         with torch.inference_mode():
-            return self.tier.render(asset, camera, resolution, progress=prog)
+            out = self.tier.render(asset, camera, resolution, progress=prog)
+        if out.semantics is None:
+            rgb = out.rgb[:, :3].float().clamp(0, 1)
+            if rgb.shape[-1] != CROP:
+                rgb = F.interpolate(rgb, size=(CROP, CROP), mode="bilinear", align_corners=False)
+            labels = np.asarray(self.analyzer.parse(to_uint8(rgb[0].permute(1, 2, 0).cpu().numpy())))
+            onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), NUM_CLASSES).permute(2, 0, 1)[None].float()
+            out.semantics = F.interpolate(onehot, size=tuple(out.rgb.shape[-2:]), mode="area").to(out.rgb.device)
+        return out
 
     def render_view(self, asset, yaw: float, pitch: float, resolution: int = 256, semantic: bool = True,
                     progress: Callable[[float], None] | None = None, transparent: bool = False):
