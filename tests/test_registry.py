@@ -171,3 +171,6 @@ def test_list_describes_missing_models(capsys):
         assert s.name in out and s.licence_text in out
     msg = registry.describe_missing("eg3d-ffhq512-128")
     assert "neural tier" in msg and "Non-commercial" in msg and "Import" in msg
+    with pytest.raises(registry.MissingModelError, match="neural tier") as e:
+        registry.require("eg3d-ffhq512-128")
+    assert e.value.model == "eg3d-ffhq512-128" and isinstance(e.value, FileNotFoundError)

@@ -58,6 +58,7 @@ def run_list(args) -> int:
               f"{s.spec.licence}")
         if args.licences:
             print(f"    for:     {s.spec.purpose}")
+            print(f"    adds:    {s.spec.adds}")
             print(f"    source:  {s.spec.source_url}")
             print(f"    licence: {s.spec.licence_text}")
     missing = [s.spec.name for s in statuses if not s.installed and not s.spec.bundled]

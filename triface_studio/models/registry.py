@@ -268,6 +268,22 @@ def find_model(name: str) -> Path | None:
     return None
 
 
+class MissingModelError(FileNotFoundError):
+    """A model that is not installed; the message says what it adds and how to get it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(describe_missing(name))
+        self.model = name
+
+
+def require(name: str) -> Path:
+    """The folder of an installed model, or :class:`MissingModelError` explaining what to add."""
+    d = find_model(name)
+    if d is None:
+        raise MissingModelError(name)
+    return d
+
+
 # ---------------------------------------------------------------------------------------------
 # Hashes, manifests, status
 
