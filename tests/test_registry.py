@@ -174,3 +174,37 @@ def test_list_describes_missing_models(capsys):
     with pytest.raises(registry.MissingModelError, match="neural tier") as e:
         registry.require("eg3d-ffhq512-128")
     assert e.value.model == "eg3d-ffhq512-128" and isinstance(e.value, FileNotFoundError)
+
+
+def test_converted_import_uses_the_converters_config(tmp_path, monkeypatch):
+    """A .pt/.pkl goes through the checkpoint converter; its config names the model when the file
+    name does not, and the converted files (not the original) are what gets installed."""
+    calls = []
+
+    def fake_convert(src, out_dir):
+        calls.append(Path(src))
+        out_dir = Path(out_dir)
+        save_file(_tensors(2), str(out_dir / "checkpoint.safetensors"))
+        (out_dir / "checkpoint.json").write_text(json.dumps({"kind": "triplanenet"}))
+        return out_dir / "checkpoint.safetensors", {"kind": "triplanenet", "opts": {"version": "v2"}}
+
+    monkeypatch.setattr(registry, "_converter", lambda: fake_convert)
+    src = tmp_path / "best_model.pt"
+    src.write_bytes(b"whatever the converter reads")
+    res = registry.import_model(src)
+    assert calls == [src] and res.spec.name == "triplanenet-v2"
+    assert res.files == ["checkpoint.json", "checkpoint.safetensors"] and "converted from best_model.pt" in res.notes
+    assert registry.find_model("triplanenet-v2") == res.folder
+    st = registry.check("triplanenet-v2", hashes=True)
+    assert st.state == "installed" and [c.name for c in st.files] == res.files
+    assert registry.read_manifest(res.folder)["config"]["kind"] == "triplanenet"
+
+    def failing_convert(src, out_dir):
+        (Path(out_dir) / "half.safetensors").write_bytes(b"x")
+        raise RuntimeError("unexpected opcode")
+
+    monkeypatch.setattr(registry, "_converter", lambda: failing_convert)
+    with pytest.raises(ValueError, match="unexpected opcode"):
+        registry.import_model(tmp_path / "best_model.pt", name="eg3d-ffhq512-128")
+    assert registry.find_model("eg3d-ffhq512-128") is None
+    assert not [p for p in registry.user_models_dir().iterdir() if p.name.startswith(".import-")]
