@@ -158,3 +158,12 @@ def test_unwritable_output_folder_is_refused_early(tmp_path):
     f.write_text("x")
     with pytest.raises(EditError, match="not a folder"):
         exports.check_output_dir(f)
+
+
+def test_contact_sheet_tiles_rows():
+    a = np.zeros((40, 30, 3), np.uint8)
+    b = np.full((50, 50, 3), 255, np.uint8)
+    sheet = exports.contact_sheet([[a, b], [b]], cell=20, gap=2)
+    assert sheet.shape == (2 * 20 + 3 * 2, 2 * 20 + 3 * 2, 3)
+    assert sheet[2:22, 2:22].max() == 0 and sheet[2:22, 24:44].min() == 255
+    assert sheet[24:44, 24:44].max() == 24                   # the empty cell shows the background

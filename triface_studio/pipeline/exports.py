@@ -376,3 +376,25 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
         }
         (tmp / "edit.json").write_text(json.dumps(doc, indent=2) + "\n")
     return [out / w for w in sorted(written + ["edit.json"])]
+
+
+def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24)) -> np.ndarray:
+    """Tile rows of images (each uint8 (H, W, 3), any size) into one sheet, every image
+    resized to ``cell`` x ``cell``: e.g. rows of (input, reference, result, view 1, 2, 3)."""
+    from PIL import Image
+
+    rows = [list(r) for r in rows]
+    if not rows:
+        raise ValueError("a contact sheet needs at least one row")
+    ncol = max(len(r) for r in rows)
+    H = len(rows) * cell + (len(rows) + 1) * gap
+    W = ncol * cell + (ncol + 1) * gap
+    sheet = np.empty((H, W, 3), np.uint8)
+    sheet[:] = background
+    for i, r in enumerate(rows):
+        for j, im in enumerate(r):
+            a = np.asarray(im)[..., :3]
+            t = np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((cell, cell), Image.LANCZOS))
+            y, x = gap + i * (cell + gap), gap + j * (cell + gap)
+            sheet[y:y + cell, x:x + cell] = t
+    return sheet
