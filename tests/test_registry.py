@@ -208,3 +208,19 @@ def test_converted_import_uses_the_converters_config(tmp_path, monkeypatch):
         registry.import_model(tmp_path / "best_model.pt", name="eg3d-ffhq512-128")
     assert registry.find_model("eg3d-ffhq512-128") is None
     assert not [p for p in registry.user_models_dir().iterdir() if p.name.startswith(".import-")]
+
+
+def test_import_a_trained_score_folder_skips_training_state(tmp_path):
+    out = tmp_path / "score-run"
+    (out / "unet").mkdir(parents=True)
+    (out / "scheduler").mkdir()
+    (out / "unet" / "config.json").write_text("{}")
+    save_file(_tensors(3), str(out / "unet" / "diffusion_pytorch_model.safetensors"))
+    (out / "scheduler" / "scheduler_config.json").write_text("{}")
+    (out / "train_state.pt").write_bytes(b"\x80\x04 pickled optimiser")
+    (out / "log.jsonl").write_text("{}\n")
+    res = registry.import_model(out, name="triface-score")
+    assert res.files == ["scheduler/scheduler_config.json", "unet/config.json",
+                         "unet/diffusion_pytorch_model.safetensors"]
+    assert any("train_state.pt" in n for n in res.notes)
+    assert registry.check("triface-score").state == "installed"

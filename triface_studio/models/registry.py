@@ -179,6 +179,30 @@ REGISTRY: tuple[ModelSpec, ...] = (
         noncommercial=True,
     ),
     ModelSpec(
+        name="triface-decoders", tier="neural",
+        purpose="Semantic and RGB tri-plane decoders trained with `triface train decoders` (paper section 3.4): "
+                "19-class semantics from the neural tier's tri-planes.",
+        adds="semantic masks rendered by the neural tier (needed for 3D semantic-aware blending)",
+        licence="yours (inherits the licence of the training data and of the EG3D generator)",
+        licence_text="Weights you trained. If trained on CelebA-HQ/CelebAMask-HQ data or with EG3D planes: "
+                     + NONCOMMERCIAL_CELEBA + " " + NVIDIA_SCL,
+        source_url="train with `triface train decoders --data DIR --out DIR`",
+        formats="decoders.safetensors from `triface train decoders`",
+        files=(ModelFile("decoders.safetensors"),),
+        noncommercial=True,
+    ),
+    ModelSpec(
+        name="triface-score", tier="neural",
+        purpose="Score model (diffusers UNet2DModel, VP-SDE/DDPM) trained with `triface train score` for SDEdit.",
+        adds="SDEdit refinement with your own score model",
+        licence="yours (inherits the licence of the training data)",
+        licence_text="Weights you trained. If trained on CelebA-HQ data: " + NONCOMMERCIAL_CELEBA,
+        source_url="train with `triface train score --data DIR --out DIR`",
+        formats="the output folder of `triface train score` (unet/, scheduler/; training state is skipped)",
+        files=(ModelFile("unet/config.json"), ModelFile("unet/diffusion_pytorch_model.safetensors")),
+        noncommercial=True,
+    ),
+    ModelSpec(
         name="lpips-vgg", tier="neural",
         purpose="LPIPS perceptual distance (VGG16 features + learned linear weights v0.1): evaluation metric and "
                 "the reconstruction loss of decoder training.",
@@ -437,10 +461,13 @@ _KEYWORDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("bisenet",), "bisenet-79999"),
     (("vgg",), "lpips-vgg"),
     (("lpips",), "lpips-vgg"),
+    (("decoders",), "triface-decoders"),
     (("ddpm",), "ddpm-celebahq-256"),
     (("diffusion_pytorch_model",), "ddpm-celebahq-256"),
 )
 SAFE_SUFFIXES = {".safetensors", ".json", ".txt", ".md"}
+# Training by-products in a `triface train` output folder: skipped (with a note) on import.
+SKIPPED_FILES = {"train_state.pt", "log.jsonl"}
 
 
 def guess_model(path: str | os.PathLike, hints: Iterable[str] = ()) -> str | None:
@@ -497,13 +524,16 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
     config: dict | None = None
     try:
         if src.is_dir():
+            skipped = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file() and p.name in SKIPPED_FILES)
             unsafe = sorted(str(p.relative_to(src)) for p in src.rglob("*")
-                            if p.is_file() and p.suffix.lower() not in SAFE_SUFFIXES)
+                            if p.is_file() and p.suffix.lower() not in SAFE_SUFFIXES and p.name not in SKIPPED_FILES)
             if unsafe:
                 raise ValueError(f"{src}: only .safetensors and .json files can be imported from a folder; "
                                  f"convert or remove: {', '.join(unsafe[:5])}")
+            if skipped:
+                notes.append(f"skipped training files: {', '.join(skipped)}")
             for p in sorted(src.rglob("*")):
-                if p.is_file():
+                if p.is_file() and p.name not in SKIPPED_FILES:
                     dst = staging / p.relative_to(src)
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(p, dst)
