@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-from functools import lru_cache
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -36,18 +35,10 @@ def _candidates() -> list[Path]:
     return out
 
 
-@lru_cache(maxsize=None)
-def _resources_dir_cached(key: tuple[str, ...]) -> Path | None:
-    for c in map(Path, key):
-        if c.is_dir():
-            return c
-    return None
-
-
 def resources_dir() -> Path:
     """The resources folder; ``FileNotFoundError`` naming every place looked at when none exists."""
     cands = _candidates()
-    found = _resources_dir_cached(tuple(str(c) for c in cands))
+    found = next((c for c in cands if c.is_dir()), None)
     if found is None:
         raise FileNotFoundError("TriFace Studio resources not found; looked in: "
                                 + ", ".join(str(c) for c in cands)
