@@ -79,6 +79,9 @@ def main() -> None:
         from triface_studio.core import triplane
         pts = torch.rand(2, 4096, 3, device=dev) - 0.5
         feats_r = sample_from_planes(generate_planes().to(dev), pr, pts, box_warp=1)
+        per_plane = (feats_r - triplane.sample(pr, pts, "none")).abs().amax(dim=(0, 2, 3))
+        for i, name in enumerate(triplane.PLANE_NAMES):
+            res[f"core sampling, plane {i} ({name})"] = per_plane[i].item()
         out_r = ref.decoder(feats_r, None)
         out_o = ours.decoder(triplane.sample(pr, pts, "mean"), pts, pts)
         res["decoder sigma"] = (out_r["sigma"] - out_o.density).abs().max().item()
