@@ -189,3 +189,15 @@ def test_corrupt_and_foreign_files(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(CheckpointError, match="models import"):
         load_safetensors_model(tmp_path / "plain.safetensors")
+
+
+def test_triplanenet_file_with_namespace_opts(tmp_path):
+    import argparse
+
+    opts = argparse.Namespace(n_styles=14, use_pixelshuffle=True, exp_dir="v2_run", device="cuda:0")
+    path = tmp_path / "triplanenet_v2.pt"
+    torch.save({"state_dict": {"psp_encoder.latlayer1.weight": torch.ones(2, 2, 1, 1)}, "opts": opts}, path)
+    weights, config = import_checkpoint(path, tmp_path / "out")
+    assert config["opts"]["exp_dir"] == "v2_run" and config["opts"]["n_styles"] == 14
+    tensors, _ = load_safetensors_weights(weights)
+    assert torch.equal(tensors["psp_encoder.latlayer1.weight"], torch.ones(2, 2, 1, 1))
