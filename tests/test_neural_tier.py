@@ -105,3 +105,33 @@ def test_missing_generator_and_cuda_fallback(tmp_path):
             warnings.simplefilter("always")
             tier = NeuralTier(TriPlaneGenerator(TINY_G), device="cuda")
         assert tier.device.type == "cpu" and any("CUDA is not available" in str(w.message) for w in rec)
+
+
+def test_tier_renders_semantics_with_trained_decoders(tmp_path):
+    from triface_studio.models.neural.decoders import SemanticRGBDecoders, save_decoders
+
+    _, _, folder = write_checkpoints(tmp_path, 1)
+    torch.manual_seed(0)
+    save_decoders(SemanticRGBDecoders(4, 8, 8), folder / "decoders.safetensors")
+    with pytest.warns(NeuralTierWarning):
+        tier = NeuralTier.from_checkpoints(folder, "cpu")
+    assert tier.semantic_decoder is not None
+    asset = tier.encode(analysis())
+    res = tier.render(asset, Camera.orbit(-15, 0), 12)
+    assert res.semantics.shape == (1, 19, 12, 12)
+    assert torch.allclose(res.semantics.sum(1), torch.ones(1, 12, 12), atol=1e-4)
+
+
+def test_encode_without_encoder_inverts_w(tmp_path):
+    _, _, folder = write_checkpoints(tmp_path, 1)
+    for p in folder.glob("triplanenet*"):
+        p.unlink()
+    with pytest.warns(NeuralTierWarning):
+        tier = NeuralTier.from_checkpoints(folder, "cpu")
+    assert tier.encoder is None
+    tier.invert_steps = 3
+    seen = []
+    asset = tier.encode(analysis(), progress=seen.append)
+    assert seen == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert asset.extra["encoder"] == "optimisation" and "optimising w" in asset.extra["notes"][0]
+    assert not torch.allclose(asset.tensors["ws"][0, 0], tier.latent_avg)

@@ -100,6 +100,8 @@ class NeuralTier:
                                             box_warp=float(rk["box_warp"]), use_bounds=False, precision=precision)
         self.decoder = self.G.decoder
         self.notes: list[str] = []
+        #: optimisation steps of the w-inversion used when no TriPlaneNet encoder is loaded
+        self.invert_steps = 100
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -191,7 +193,8 @@ class NeuralTier:
                               f"triplanenet-v{self.encoder.cfg.version}", "notes": notes},
                              {"ws": ws.float()})
 
-    def _invert(self, crop, label, progress, steps: int = 100, lr: float = 0.01):
+    def _invert(self, crop, label, progress, lr: float = 0.01):
+        steps = self.invert_steps
         size = self.G.cfg.img_resolution
         target = self._image_tensor(crop, size)
         w = self.latent_avg.reshape(1, 1, -1).repeat(1, self.G.num_ws, 1).clone().requires_grad_(True)
@@ -206,6 +209,7 @@ class NeuralTier:
                 if progress:
                     progress((i + 1) / steps)
         w = w.detach()
+        self.last_inversion_loss = float(loss)
         return w, self.G.planes(w)
 
     # ------------------------------------------------------------------ rendering
