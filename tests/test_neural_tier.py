@@ -135,3 +135,15 @@ def test_encode_without_encoder_inverts_w(tmp_path):
     assert seen == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert asset.extra["encoder"] == "optimisation" and "optimising w" in asset.extra["notes"][0]
     assert not torch.allclose(asset.tensors["ws"][0, 0], tier.latent_avg)
+
+
+def test_prefers_v2_encoder_and_named_generator(tmp_path):
+    _, _, folder = write_checkpoints(tmp_path / "a", 1)
+    _, _, folder2 = write_checkpoints(tmp_path / "b", 2)
+    import shutil
+
+    for p in folder2.iterdir():
+        shutil.copy(p, folder / ("z_" + p.name))
+    with pytest.warns(NeuralTierWarning):
+        tier = NeuralTier.from_checkpoints(folder, "cpu", prefer="z_eg3d")
+    assert tier.encoder.cfg.version == 2

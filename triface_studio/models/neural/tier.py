@@ -105,11 +105,26 @@ class NeuralTier:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_checkpoints(cls, folder, device="cpu", precision: str | None = "auto") -> "NeuralTier":
+    def from_checkpoints(cls, folder=None, device="cpu", precision: str | None = "auto",
+                         prefer: str | None = None) -> "NeuralTier":
+        """Build the tier from converted checkpoints under ``folder`` (default: the user's
+        models folder of :mod:`triface_studio.models.registry`).  When several generators are
+        there, one whose path contains ``prefer`` wins (else the first by name); of several
+        TriPlaneNet encoders the highest version wins."""
+        if folder is None:
+            from triface_studio.models import registry
+
+            folder = registry.user_models_dir()
         folder = Path(folder)
         if not folder.is_dir():
             raise CheckpointError(f"{folder}: no such model folder")
         files = _converted_files(folder)
+        if prefer:
+            files.sort(key=lambda f: prefer not in str(f[0].relative_to(folder)))
+        def is_v2(f) -> bool:
+            return f[2].get("kind") == "triplanenet" and "triplanenet_encoder.final_head_two.0.weight" in f[1]
+
+        files.sort(key=lambda f: not is_v2(f))          # stable: v2 encoders first, order kept otherwise
         gen = enc = None
         latent_avg = None
         sem = None
