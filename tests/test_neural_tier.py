@@ -138,9 +138,12 @@ def test_encode_without_encoder_inverts_w(tmp_path):
 
 
 def test_prefers_v2_encoder_and_named_generator(tmp_path):
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     _, _, folder = write_checkpoints(tmp_path / "a", 1)
     _, _, folder2 = write_checkpoints(tmp_path / "b", 2)
-    import shutil
 
     for p in folder2.iterdir():
         shutil.copy(p, folder / ("z_" + p.name))
