@@ -43,7 +43,7 @@ def register(sub) -> None:
                    help="identity (default), reference, transparent or a colour R,G,B")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--tier", choices=("bundled", "neural"), default=None)
-    p.add_argument("--checkpoints", default=None, metavar="DIR", help="checkpoint folder of the neural tier")
+    p.add_argument("--checkpoints", default=None, metavar="DIR", help="checkpoint folder of the neural tier (default: your models folder)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)

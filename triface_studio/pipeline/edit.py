@@ -119,7 +119,7 @@ class EditPipeline:
 
     ``tier``: "bundled", "neural" or a ready :class:`~triface_studio.models.base.Tier` object;
     ``analyzer``: a ``FaceAnalyzer`` (default: the bundled one, created on first use);
-    ``checkpoint_dir``: the neural tier's checkpoint folder.
+    ``checkpoint_dir``: the neural tier's checkpoint folder (default: the user's models folder).
     """
 
     def __init__(self, tier="bundled", device: str = "cpu", analyzer=None, checkpoint_dir: str | None = None):
@@ -156,8 +156,6 @@ class EditPipeline:
         if name == "neural":
             from triface_studio.models.neural import NeuralTier
 
-            if not self.checkpoint_dir:
-                raise EditError("the neural tier needs a checkpoint folder (--checkpoints DIR)")
             try:
                 return NeuralTier.from_checkpoints(self.checkpoint_dir, self.device)
             except (ValueError, OSError) as e:
