@@ -74,7 +74,8 @@ class SDEditRefiner:
         if dtype is None:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.dtype = dtype
-        self.unet.to(dtype)
+        if dtype != torch.float32:
+            self.unet.to(dtype)
         self.t0, self.steps, self.repeats = t0, steps, repeats
         self.abar = self.scheduler.alphas_cumprod.to(self.device, torch.float64)
         size = self.unet.config.sample_size
