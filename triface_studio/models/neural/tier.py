@@ -189,8 +189,9 @@ class NeuralTier:
             x = self._image_tensor(analysis.crop, S)
             codes = self.encoder.psp_encoder(x)
             ws = codes + self.latent_avg.reshape(1, 1, -1)
-            planes0 = self.G.backbone.synthesis(ws, "const")
-            y = F.adaptive_avg_pool2d(self._synth(self.G.planes(ws), ws, label), (S, S))
+            planes3 = self.G.planes(ws)                                  # (1, 3, 32, R, R)
+            planes0 = planes3.reshape(1, -1, *planes3.shape[-2:])        # EG3D's (1, 96, R, R) layout
+            y = F.adaptive_avg_pool2d(self._synth(planes3, ws, label), (S, S))
             if progress:
                 progress(0.5)
             if self.encoder.cfg.version == 1:
@@ -198,7 +199,7 @@ class NeuralTier:
                 planes = planes0 + off
             else:
                 xm = torch.flip(x, dims=[3])
-                ym = F.adaptive_avg_pool2d(self._synth(self.G.planes(ws), ws, mirror_camera_label(label)), (S, S))
+                ym = F.adaptive_avg_pool2d(self._synth(planes3, ws, mirror_camera_label(label)), (S, S))
                 planes = self.encoder.triplanenet_encoder(torch.cat([y, x - y, xm - ym], 1), planes0)
             planes = planes.reshape(1, 3, -1, planes.shape[-2], planes.shape[-1])
             if progress:
