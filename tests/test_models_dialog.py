@@ -77,3 +77,28 @@ def test_dialog_renders(qtbot):
     ptr = img.constBits()
     arr = np.frombuffer(ptr, np.uint8, count=img.sizeInBytes()).reshape(img.height(), -1)
     assert arr.std() > 5          # not a blank window
+
+
+def test_background_import_and_verify(qtbot, tmp_path):
+    dlg = ModelsDialog()
+    qtbot.addWidget(dlg)
+    src = tmp_path / "79999_iter.safetensors"
+    save_file({"w": torch.zeros(8, 8)}, str(src))
+    with qtbot.waitSignal(dlg.jobFinished, timeout=10_000) as blocker:
+        assert dlg.import_path(src, background=True) is None
+        assert dlg.busy and not dlg.import_button.isEnabled()
+        assert dlg.import_path(src, background=True) is None       # refused while busy
+        assert "Still working" in dlg.message.text()
+    assert blocker.args == [True] and not dlg.busy and dlg.import_button.isEnabled()
+    assert dlg.table.item(_row(dlg, "bisenet-79999"), 2).text() == "installed"
+    dlg.select("bisenet-79999")
+    with qtbot.waitSignal(dlg.jobFinished, timeout=10_000) as blocker:
+        dlg.verify_selected(background=True)
+    assert blocker.args == [True] and "verified" in dlg.message.text()
+
+    bad = tmp_path / "ffhq512-128.pkl"
+    bad.write_bytes(b"not a pickle")
+    with qtbot.waitSignal(dlg.jobFinished, timeout=10_000) as blocker:
+        dlg.import_path(bad, background=True)
+    assert blocker.args == [False] and "Could not import ffhq512-128.pkl" in dlg.message.text()
+    dlg.close()                                                     # joins nothing left running

@@ -5,19 +5,23 @@ buttons to import, verify or remove user models.
     dlg.modelsChanged.connect(reload_tiers)      # emitted after an import or a removal
     dlg.exec()
 
-``import_path(path, name=None)`` and ``remove_selected()`` do the work behind the buttons without
-opening file or confirmation dialogs, so the app (and the tests) can call them directly.  Errors
-are shown in the dialog's message line, never as a traceback.
+``import_path(path, name=None, background=False)``, ``verify_selected()`` and
+``remove_selected()`` do the work behind the buttons without opening file or confirmation
+dialogs, so the app (and the tests) can call them directly.  The buttons run imports and
+verification on a worker thread (conversion and hashing of GB-sized checkpoints take seconds);
+closing the dialog waits for it.  Errors are shown in the dialog's message line, never as a
+traceback.
 """
 
 from __future__ import annotations
 
 import html
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QMessageBox, QPushButton, QSplitter, QTableWidget,
                                QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
@@ -29,12 +33,17 @@ STATE_COLOURS = {"installed": "#43b37a", "missing": "#9aa0a6", "corrupt": "#e057
 
 class ModelsDialog(QDialog):
     modelsChanged = Signal()
+    jobFinished = Signal(bool)          # a background import/verify ended (True: success)
+    _done = Signal(object)              # worker thread -> GUI thread
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.resize(900, 520)
         self._statuses: list[registry.ModelStatus] = []
+        self._worker: threading.Thread | None = None
+        self._pending = None
+        self._done.connect(self._finish_job, Qt.ConnectionType.QueuedConnection)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -69,7 +78,7 @@ class ModelsDialog(QDialog):
         self.open_button = QPushButton("Open folder")
         self.import_button.clicked.connect(self._ask_import_file)
         self.import_folder_button.clicked.connect(self._ask_import_folder)
-        self.verify_button.clicked.connect(self.verify_selected)
+        self.verify_button.clicked.connect(lambda: self.verify_selected(background=True))
         self.remove_button.clicked.connect(self._ask_remove)
         self.open_button.clicked.connect(self._open_folder)
 
@@ -147,9 +156,9 @@ class ModelsDialog(QDialog):
                          f" {e(c.message) if c.ok is not None and c.message != 'missing' else ''}</li>")
         rows.append(f"<p><b>Files</b> in <code>{e(str(st.folder or ''))}</code>:</p><ul>{''.join(files)}</ul>")
         self.details.setHtml("".join(rows))
-        user = not s.bundled
-        self.remove_button.setEnabled(user and st.installed)
-        self.verify_button.setEnabled(st.installed)
+        user, idle = not s.bundled, self._worker is None
+        self.remove_button.setEnabled(user and st.installed and idle)
+        self.verify_button.setEnabled(st.installed and idle)
         self.open_button.setEnabled(st.folder is not None and st.folder.exists())
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -158,37 +167,34 @@ class ModelsDialog(QDialog):
 
     # ----- actions (callable without dialogs) -----
 
-    def import_path(self, path: str | Path, name: str | None = None) -> bool:
+    def import_path(self, path: str | Path, name: str | None = None, background: bool = False) -> bool | None:
         """Import a file or folder; ``name`` defaults to the selected neural model when the file
-        name does not tell.  Returns True on success; the message line says what happened."""
+        name does not tell.  Returns True on success (the message line says what happened); with
+        ``background`` the work (conversion, hashing) runs on a worker thread and this returns None
+        at once: watch ``modelsChanged`` / ``jobFinished``."""
         path = Path(path)
         if name is None and registry.guess_model(path) is None:
             sel = self.selected_name()
             if sel is not None and not registry.get(sel).bundled:
                 name = sel
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            res = registry.import_model(path, name=name)
-        except (ValueError, OSError, KeyError) as e:
-            self._say(f"Could not import {path.name}: {e.args[0] if isinstance(e, KeyError) else e}", error=True)
-            return False
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+        return self._run(f"Importing {path.name}…", lambda: registry.import_model(path, name=name),
+                         lambda res: self._imported(res), f"Could not import {path.name}", background)
+
+    def _imported(self, res: registry.ImportResult) -> bool:
         self.refresh(select=res.spec.name)
         note = f" ({'; '.join(res.notes)})" if res.notes else ""
         self._say(f"Imported {res.spec.name}: {', '.join(res.files)}{note}.")
         self.modelsChanged.emit()
         return True
 
-    def verify_selected(self) -> bool | None:
+    def verify_selected(self, background: bool = False) -> bool | None:
         name = self.selected_name()
         if name is None:
             return None
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            st = registry.check(name, hashes=True)
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+        return self._run(f"Verifying {name}…", lambda: registry.check(name, hashes=True),
+                         lambda st: self._verified(name, st), f"Could not verify {name}", background)
+
+    def _verified(self, name: str, st: registry.ModelStatus) -> bool:
         bad = [f"{c.name}: {c.message}" for c in st.files if c.ok is False]
         self.refresh(select=name)
         if bad:
@@ -196,6 +202,76 @@ class ModelsDialog(QDialog):
             return False
         self._say(f"{name}: all {len(st.files)} file(s) verified.")
         return True
+
+    # ----- running work off the GUI thread -----
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _run(self, label: str, work, finish, fail: str, background: bool):
+        if self._worker is not None:
+            self._say("Still working on the previous request…", error=True)
+            return None
+        if not background:
+            QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                result = work()
+            except (ValueError, OSError, KeyError) as e:
+                self._say(f"{fail}: {_message(e)}", error=True)
+                return False
+            finally:
+                QGuiApplication.restoreOverrideCursor()
+            return finish(result)
+        self._set_busy(True)
+        self._say(label)
+        self._pending = (finish, fail)
+
+        def target():
+            try:
+                out = ("ok", work())
+            except Exception as e:  # noqa: BLE001 -- reported in the dialog
+                out = ("error", e)
+            self._done.emit(out)
+
+        self._worker = threading.Thread(target=target, name="models-dialog-worker", daemon=True)
+        self._worker.start()
+        return None
+
+    def _finish_job(self, out) -> None:
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        self._set_busy(False)
+        finish, fail = self._pending
+        kind, value = out
+        if kind == "ok":
+            ok = bool(finish(value))
+        else:
+            self._say(f"{fail}: {_message(value)}", error=True)
+            ok = False
+        self.jobFinished.emit(ok)
+
+    def _set_busy(self, busy: bool) -> None:
+        for b in (self.import_button, self.import_folder_button, self.verify_button, self.remove_button):
+            b.setEnabled(not busy)
+        if not busy:
+            self._show_details()
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Block until a background job is done (its result is delivered on the next event loop turn)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def done(self, r: int) -> None:      # closing the dialog: never leave the worker running
+        self.wait_idle()
+        QApplication.processEvents()
+        super().done(r)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.wait_idle()
+        QApplication.processEvents()
+        super().closeEvent(event)
 
     def remove_selected(self) -> bool:
         name = self.selected_name()
@@ -217,12 +293,12 @@ class ModelsDialog(QDialog):
         path, _ = QFileDialog.getOpenFileName(self, "Import a checkpoint", "",
                                               "Checkpoints (*.pkl *.pt *.pth *.safetensors);;All files (*)")
         if path:
-            self.import_path(path)
+            self.import_path(path, background=True)
 
     def _ask_import_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Import a model folder")
         if path:
-            self.import_path(path)
+            self.import_path(path, background=True)
 
     def _ask_remove(self) -> None:
         name = self.selected_name()
@@ -236,6 +312,10 @@ class ModelsDialog(QDialog):
             st = self.status(name)
             if st.folder is not None:
                 QDesktopServices.openUrl(QUrl.fromLocalFile(str(st.folder)))
+
+
+def _message(e: BaseException) -> str:
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
 def _linkify(text: str) -> str:
