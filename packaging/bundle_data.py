@@ -9,10 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # (source relative to the repository, destination folder inside the bundle)
+# resources/ goes in whole (icons, models/face, models/parser, samples): whatever the project ships
+# there is found by triface_studio.resources in the bundle too.
 PROJECT_DATA: tuple[tuple[str, str], ...] = (
-    ("resources/icons", "resources/icons"),
-    ("resources/models", "resources/models"),
-    ("resources/samples", "resources/samples"),
+    ("resources", "resources"),
     ("NOTICE", "."),
     ("THIRD_PARTY_LICENSES", "."),
     ("packaging/triface-studio.desktop", "."),
