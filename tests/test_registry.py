@@ -224,3 +224,20 @@ def test_import_a_trained_score_folder_skips_training_state(tmp_path):
                          "unet/diffusion_pytorch_model.safetensors"]
     assert any("train_state.pt" in n for n in res.notes)
     assert registry.check("triface-score").state == "installed"
+
+
+def test_every_shipped_third_party_file_is_in_the_licence_files():
+    """Shipping a model or a sample portrait means naming it, with its licence, in
+    THIRD_PARTY_LICENSES (and the parser's non-commercial terms in NOTICE)."""
+    third = (ROOT / "THIRD_PARTY_LICENSES").read_text()
+    notice = (ROOT / "NOTICE").read_text()
+    for s in registry.REGISTRY:
+        if s.bundled:
+            for f in s.files:
+                assert f.name in third, f"{f.name} is not in THIRD_PARTY_LICENSES"
+    samples = ROOT / "resources" / "samples"
+    for p in (sorted(samples.rglob("*")) if samples.is_dir() else []):
+        if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
+            assert p.name in third, f"sample {p.name}: state its source and licence in THIRD_PARTY_LICENSES"
+    assert "NON-COMMERCIAL" in notice and "Apache License" in notice and "Apache License" in third
+    assert "LGPL" in third and "END OF TERMS AND CONDITIONS" in third
