@@ -241,3 +241,15 @@ def test_every_shipped_third_party_file_is_in_the_licence_files():
             assert p.name in third, f"sample {p.name}: state its source and licence in THIRD_PARTY_LICENSES"
     assert "NON-COMMERCIAL" in notice and "Apache License" in notice and "Apache License" in third
     assert "LGPL" in third and "END OF TERMS AND CONDITIONS" in third
+
+
+def test_damaged_or_stale_manifests_do_not_break_listing(tmp_path):
+    src = tmp_path / "decoders.safetensors"
+    save_file(_tensors(), str(src))
+    folder = registry.import_model(src).folder           # guessed: triface-decoders
+    assert registry.find_model("triface-decoders") == folder
+    (folder / registry.MANIFEST).write_text("{not json")
+    assert registry.check("triface-decoders").state == "installed"     # registered file name still there
+    (folder / "decoders.safetensors").unlink()
+    assert registry.find_model("triface-decoders") is None
+    assert {s.spec.name: s.state for s in registry.status_all()}["triface-decoders"] == "missing"

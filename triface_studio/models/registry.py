@@ -279,17 +279,9 @@ def model_dir(spec: ModelSpec | str) -> Path:
 
 
 def find_model(name: str) -> Path | None:
-    """The folder of an installed model (every listed file present), else None."""
-    spec = get(name)
-    try:
-        d = model_dir(spec)
-    except FileNotFoundError:
-        return None
-    if all((d / f.name).is_file() for f in spec.files):
-        return d
-    if not spec.bundled and (d / MANIFEST).is_file():      # imported in converted form
-        return d
-    return None
+    """The folder of an installed model (every file present), else None."""
+    st = check(name)           # presence and sizes; converted imports count by their manifest
+    return st.folder if st.installed else None
 
 
 class MissingModelError(FileNotFoundError):
@@ -411,7 +403,10 @@ def check(spec: ModelSpec | str, hashes: bool = False) -> ModelStatus:
         folder = model_dir(spec)
     except FileNotFoundError:
         return ModelStatus(spec, None, False)
-    manifest = {} if spec.bundled else read_manifest(folder)
+    try:
+        manifest = {} if spec.bundled else read_manifest(folder)
+    except ValueError:              # a damaged manifest: judge by the registered file names alone
+        manifest = {}
     recorded: dict = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
     by_name = {f.name: f for f in spec.files}
     # Installed in converted form (import of a .pkl / .pt): the manifest lists what is there.
