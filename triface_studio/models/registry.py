@@ -168,7 +168,8 @@ REGISTRY: tuple[ModelSpec, ...] = (
         licence="Apache-2.0 (weights trained on CelebA-HQ: non-commercial data)",
         licence_text=APACHE2 + " The weights were trained on CelebA-HQ. " + NONCOMMERCIAL_CELEBA,
         source_url="https://huggingface.co/google/ddpm-celebahq-256",
-        formats="a diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json)",
+        formats="a diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, "
+                "scheduler_config.json)",
         files=(ModelFile("config.json",
                          url="https://huggingface.co/google/ddpm-celebahq-256/resolve/main/config.json"),
                ModelFile("diffusion_pytorch_model.safetensors",
@@ -519,7 +520,8 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
     config: dict | None = None
     try:
         if src.is_dir():
-            skipped = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file() and p.name in SKIPPED_FILES)
+            skipped = sorted(str(p.relative_to(src)) for p in src.rglob("*")
+                             if p.is_file() and p.name in SKIPPED_FILES)
             unsafe = sorted(str(p.relative_to(src)) for p in src.rglob("*")
                             if p.is_file() and p.suffix.lower() not in SAFE_SUFFIXES and p.name not in SKIPPED_FILES)
             if unsafe:
