@@ -36,6 +36,11 @@ EXCLUDES: tuple[str, ...] = (
     "PySide6.Qt3DCore", "PySide6.QtQuick3D", "PySide6.QtMultimedia", "PySide6.QtPdf",
 )
 
+# Files that package hooks collect but the app never uses: torch's C++ test programs and tools
+# (~130 MB).  torch_shm_manager stays (torch.multiprocessing needs it).
+DROP_PREFIXES: tuple[str, ...] = ("torch/test/", "torch/bin/", "torch/include/")
+KEEP: tuple[str, ...] = ("torch/bin/torch_shm_manager",)
+
 ENTRY_SCRIPT = "packaging/triface_studio_launcher.py"
 ICON_PNG = "resources/icons/triface-studio-256.png"
 
@@ -49,3 +54,9 @@ def project_datas(root: Path = ROOT, allow_missing: bool = False) -> list[tuple[
         raise FileNotFoundError(f"bundle data missing: {', '.join(missing)} (set TRIFACE_BUNDLE_PARTIAL=1 "
                                 "for a development build without them)")
     return [(str(p), dest) for p, dest in pairs if p.exists()]
+
+
+def keep_in_bundle(dest: str) -> bool:
+    """Whether a collected file (its destination inside the bundle) is kept."""
+    dest = dest.replace("\\", "/")
+    return dest in KEEP or not dest.startswith(DROP_PREFIXES)

@@ -52,6 +52,13 @@ def test_missing_bundle_data_is_reported(tmp_path):
     assert bd.project_datas(tmp_path, allow_missing=True) == []
 
 
+def test_bundle_drops_only_unused_torch_files():
+    bd = _bundle_data()
+    assert not bd.keep_in_bundle("torch/test/Dict_test") and not bd.keep_in_bundle("torch/bin/protoc")
+    assert bd.keep_in_bundle("torch/bin/torch_shm_manager") and bd.keep_in_bundle("torch/lib/libtorch_cpu.so")
+    assert bd.keep_in_bundle("resources/models/face/face_landmark.tflite")
+
+
 def test_hidden_imports_and_metadata_are_available():
     bd = _bundle_data()
     for name in bd.HIDDEN_IMPORTS:
