@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = (
     "edit",
     "bench",
+    "eval",
     "models",
 )
 
