@@ -1,0 +1,46 @@
+"""``triface eval``: the paper's evaluation protocol (Bilecen et al.) on a data folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="measure edits by the paper's protocol (SSIM/L2 outside the region, FID/KID)",
+                       description="Pair identities and references by the protocol of Bilecen et al. "
+                                   "(eyeglasses: add glasses; hair: black-haired identities, blonde references), "
+                                   "run the edits and write pairs.csv, summary.json and contact_sheet.png.")
+    p.add_argument("--task", required=True, choices=("eyeglasses", "hair"))
+    p.add_argument("--data", required=True, help="folder with images/, optional masks/ and tags.csv")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
+    p.add_argument("--seed", type=int, default=0, help="pairing and edit seed (default 0)")
+    p.add_argument("--tier", default="bundled", choices=("bundled", "neural", "relief"),
+                   help="model tier (relief: the pipeline's 2D test stand-in, needs masks/)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--inception", metavar="PTH",
+                   help="pytorch-fid Inception checkpoint (pt_inception-2015-12-05-*.pth) for fid_inception")
+    p.add_argument("--json", action="store_true", help="print the summary JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from triface_studio.evaluation.evaluate import evaluate
+    from triface_studio.pipeline import EditError
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    try:
+        summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,
+                           device=args.device, inception=args.inception,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    except EditError as e:
+        raise ValueError(str(e)) from None
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['task']}: {summary['pairs']} pairs  SSIM outside {summary['ssim_outside']}  "
+              f"L2 outside {summary['l2_outside']}  success {summary['success_rate']}  "
+              f"{summary['sec_per_edit']} s/edit  -> {args.out}")
+    return 0
