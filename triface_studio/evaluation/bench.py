@@ -2,7 +2,8 @@
 
 Each stage is a function registered with :func:`stage`; it receives a :class:`BenchContext`
 and returns a list of records (dicts) that carry at least ``stage`` and ``ms_median``.  Medians
-are over repeats after a warm-up; on CUDA, times come from CUDA events.  Stages that need
+are over repeats after a warm-up; on CUDA, times come from CUDA events.  Every record also gets
+``peak_rss_mb``: the process's peak resident memory after its stage (monotonic over the run).  Stages that need
 something this installation lacks (a model, a GPU) return a record with ``skipped`` and why.
 """
 
@@ -100,7 +101,11 @@ def run(names: list[str] | None = None, device: str = "cpu", repeats: int = 5, q
         raise ValueError(f"unknown bench stage(s) {unknown}; known: {', '.join(_STAGES)}")
     results = []
     for name in names or list(_STAGES):
-        results.extend(_STAGES[name](ctx))
+        recs = _STAGES[name](ctx)
+        rss = round(peak_rss_mb(), 1)
+        for r in recs:
+            r.setdefault("peak_rss_mb", rss)  # the process's peak so far (it never goes down)
+        results.extend(recs)
     return {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
         "torch": torch.__version__,

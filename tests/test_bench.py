@@ -1,0 +1,49 @@
+"""`triface bench --json`: the document's shape, with the render and export stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from triface_studio.cli.main import main
+from triface_studio.evaluation import bench
+
+
+def test_bench_quick_json_render_and_export(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--json", "--stage", "render", "--stage", "export", "--out", str(out)])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == doc
+    assert doc["device"].startswith("cpu") and doc["torch"] and doc["threads"] >= 1 and doc["peak_rss_mb"] > 0
+    render = [r for r in doc["results"] if r["stage"] == "render"]
+    assert [r["res"] for r in render] == [64, 128]
+    for r in doc["results"]:
+        assert r["ms_median"] > 0 and r["peak_rss_mb"] > 0
+    assert render[1]["ms_median"] > render[0]["ms_median"]      # 4x the rays
+    export = [r for r in doc["results"] if r["stage"] == "export"]
+    assert export and export[0]["frames"] == 4 and export[0]["gif_ms_per_frame"] > 0
+
+
+def test_bench_rejects_unknown_stage_and_missing_cuda(capsys):
+    assert main(["bench", "--stage", "nope"]) == 2
+    assert "unknown bench stage" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["bench", "--device", "cuda", "--stage", "render"]) == 2
+        assert "CUDA" in capsys.readouterr().err
+
+
+def test_every_stage_is_registered():
+    assert {"render", "export", "edit", "edit-relief"} <= set(bench.stages())
+
+
+def test_time_ms_is_a_median():
+    ctx = bench.BenchContext(__import__("torch").device("cpu"), repeats=3, warmup=0)
+    calls = []
+    ms = ctx.time_ms(lambda: calls.append(1))
+    assert len(calls) == 3 and 0 <= ms < 50
+    with pytest.raises(ZeroDivisionError):
+        ctx.time_ms(lambda: 1 / 0)
