@@ -103,13 +103,14 @@ def test_pair_metrics_success_rules():
 def test_eval_command_on_the_relief_stand_in(folder, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["eval", "--task", "eyeglasses", "--data", str(folder), "--limit", "2", "--tier", "relief",
-               "--out", str(out), "--json"])
+               "--out", str(out), "--json", "--rendered"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["task"] == "eyeglasses" and summary["pairs"] == 2 and summary["edits_ok"] == 2
     for k in ("ssim_outside", "l2_outside", "success_rate", "sec_per_edit", "fid_randproj32", "kid_randproj32"):
         assert isinstance(summary[k], float), k
     assert 0.5 < summary["ssim_outside"] <= 1.0 and summary["success_rate"] == 1.0
+    assert 0.3 < summary["ssim_outside_t_com"] <= 1.0 and summary["l2_outside_t_com"] >= summary["l2_outside"]
     assert "fid" not in summary                                    # never an unlabelled FID
     assert json.loads((out / "summary.json").read_text()) == summary
     with open(out / "pairs.csv") as f:

@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--inception", metavar="PTH",
                    help="pytorch-fid Inception checkpoint (pt_inception-2015-12-05-*.pth) for fid_inception")
+    p.add_argument("--rendered", action="store_true",
+                   help="also measure T^com rendered at the identity's camera (*_t_com; one 512 px render per pair)")
     p.add_argument("--json", action="store_true", help="print the summary JSON")
     p.set_defaults(func=run)
 
@@ -33,7 +35,7 @@ def run(args) -> int:
         raise ValueError("--limit must be at least 1")
     try:
         summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,
-                           device=args.device, inception=args.inception,
+                           device=args.device, inception=args.inception, rendered=args.rendered,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     except EditError as e:
         raise ValueError(str(e)) from None

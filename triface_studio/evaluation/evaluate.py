@@ -11,6 +11,9 @@ Per pair (all on the 512 px crops: input crop I, edited crop O = ``EditResult.co
 - ``success``: eyeglasses: at least ``MIN_GLASSES_PX`` eyeglass pixels in O's labels inside R;
   hair: the mean CIELAB colour of O's hair is closer to the reference's hair colour than I's was.
 - ``label_drift_outside``: fraction of outside pixels whose parser label changed (identity drift).
+- with ``rendered``: ``ssim_outside_t_com``/``l2_outside_t_com``, the same measures on the
+  re-encoded tri-plane T^com rendered at the identity's camera (the 3D result, not the 2D composite), rendered
+  at the request's render resolution (256) and upsampled to 512.
 - ``sec_per_edit``: wall time of ``EditPipeline.run`` (analysis of new photos included).
 
 Over the set: FID/KID between the edited crops and every image of the folder with the target
@@ -44,7 +47,7 @@ PAPER_TABLE1 = {"eyeglasses": {"ssim_outside": 0.9881, "l2_outside": 0.0049},
                 "hair": {"ssim_outside": 0.9932, "l2_outside": 0.0038}}
 CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "success",
               "glasses_px", "hair_dist_before", "hair_dist_after", "label_drift_outside", "region_frac",
-              "region_source", "sec_per_edit")
+              "region_source", "sec_per_edit", "ssim_outside_t_com", "l2_outside_t_com")
 
 
 def make_pipeline(tier: str, device: str = "cpu"):
@@ -119,6 +122,19 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: i
     return sheet
 
 
+def render_t_com(pipe, res, resolution: int = 256) -> np.ndarray:
+    """The re-encoded tri-plane T^com rendered at the identity's camera (at ``resolution``, as
+    the pipeline renders T^blend, bilinearly upsampled), uint8 (512, 512, 3)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        out = pipe.tier.render(res.t_com, res.identity.camera, resolution)
+        rgb = F.interpolate(out.rgb[:, :3].float(), size=(512, 512), mode="bilinear", align_corners=False)
+    rgb = rgb[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _labels(pipe, crop: np.ndarray, fallback: np.ndarray | None) -> tuple[np.ndarray, str]:
     try:
         return np.asarray(pipe.analyzer.parse(crop)), "parser"
@@ -143,7 +159,7 @@ def _clean(v):
 
 def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None = None, seed: int = 0,
              tier: str = "bundled", device: str = "cpu", inception: str | None = None, pipe=None,
-             sheet_rows: int = 16, log: Callable[[str], None] | None = None) -> dict:
+             sheet_rows: int = 16, rendered: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the protocol and write ``pairs.csv``, ``summary.json`` and ``contact_sheet.png``
     into ``out_dir`` (each written atomically). Returns the summary."""
     from triface_studio.pipeline import EditError, EditRequest, ReferenceSpec
@@ -184,6 +200,11 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         row.update(ok=1, error="", region_source=src, sec_per_edit=sec,
                    **pair_metrics(task, crop_in, crop_out, lab_in, lab_out,
                                   ref_fa.crop if ref_fa is not None else None, lab_ref))
+        if rendered:
+            r = render_t_com(pipe, res, getattr(res.request, "render_resolution", 256) if res.request else 256)
+            region = ~np.isin(lab_in, sorted(attribute_classes(attrs))) & ~np.isin(lab_out, sorted(attribute_classes(attrs)))
+            row.update(ssim_outside_t_com=metrics.ssim(to_float(crop_in), to_float(r), region),
+                       l2_outside_t_com=metrics.l2_masked(to_float(crop_in), to_float(r), region))
         rows.append(row)
         inputs.append(crop_in)
         outputs.append(crop_out)
@@ -202,6 +223,8 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         "sec_per_edit": _nanmean(r["sec_per_edit"] for r in rows),
         "sec_per_edit_median": statistics.median(r["sec_per_edit"] for r in rows) if rows else float("nan"),
         "label_drift_outside": _nanmean(r["label_drift_outside"] for r in ok),
+        **({"ssim_outside_t_com": _nanmean(r["ssim_outside_t_com"] for r in ok),
+            "l2_outside_t_com": _nanmean(r["l2_outside_t_com"] for r in ok)} if rendered and ok else {}),
         "tier": getattr(pipe, "tier_name", tier), "device": device, "seed": seed, "data": str(data),
         "region": "union of the task's parser classes on input and output (512 px crops); metrics outside it",
         "paper_table1": PAPER_TABLE1[task],
