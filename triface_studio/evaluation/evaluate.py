@@ -169,6 +169,7 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
     inception_fx = InceptionFeatures(inception, device) if inception else None  # fail early on a bad file
     if pipe is None:
         pipe = make_pipeline(tier, device)
+    pipe.tier  # noqa: B018 - load the models now: a missing tier is one clear EditError, not N failed pairs
     relief = type(pipe.analyzer).__name__ == "AlignedAnalyzer"
     attrs = protocol.TASKS[task]
     rows, inputs, outputs, sheet = [], [], [], []
