@@ -1,0 +1,364 @@
+"""Face detection, dense 3D landmarks, head pose, alignment to the canonical 512 crop, crop camera
+and semantic parsing.  Runs offline on CPU with the MediaPipe .tflite models shipped in
+resources/models/face (LiteRT runtime) and the project's parser (resources/models/parser)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from triface_studio.core import cameras
+from triface_studio.models.face import blazeface
+
+CROP_SIZE = 512
+LM_SIZE = 192
+MAX_ANALYSIS_SIDE = 2048
+R_EYE_IDS = (33, 133, 159, 145)      # subject's right eye (image left): corners and lids
+L_EYE_IDS = (263, 362, 386, 374)
+
+
+class NoFaceError(ValueError):
+    """No face was found in an image; the message names the file."""
+
+
+def _models_dir() -> Path:
+    from triface_studio.resources import resource_path
+
+    return resource_path("models", "face")
+
+
+def _load_canonical() -> np.ndarray:
+    p = _models_dir() / "canonical_landmarks.npy"
+    return np.load(p, allow_pickle=False).astype(np.float32)
+
+
+try:
+    CANONICAL_LANDMARKS = _load_canonical()
+except (OSError, FileNotFoundError, ValueError):  # pragma: no cover - only while building the template
+    CANONICAL_LANDMARKS = None
+
+
+def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, shift) mapping src (N,2) to dst (N,2). -> (2, 3)"""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    a = (s * d).sum() / (s ** 2).sum()
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / (s ** 2).sum()
+    M = np.array([[a, -b, 0.0], [b, a, 0.0]])
+    M[:, 2] = md - M[:, :2] @ ms
+    return M
+
+
+def rigid_rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R (3, 3), det +1, of the best similarity dst ~ s R src + t (Umeyama)."""
+    s, d = src - src.mean(0), dst - dst.mean(0)
+    U, _, Vt = np.linalg.svd(d.T @ s)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    return U @ D @ Vt
+
+
+def pose_from_rotation(R: np.ndarray) -> tuple[float, float, float]:
+    """Head rotation in camera coordinates (x right, y down, z away; observed = R @ canonical)
+    -> (yaw, pitch, roll) degrees of the orbit camera (core.cameras convention) that sees the
+    canonical frontal head that way, and the in-plane roll of the face."""
+    frontal = cameras.Camera.frontal().cam2world.double().numpy()
+    w2c_front = np.linalg.inv(frontal)[:3, :3]
+    w2c = R @ w2c_front
+    c2w = w2c.T
+    forward = c2w[:, 2]
+    pivot = np.asarray(cameras.PIVOT, np.float64)
+    m = np.eye(4)
+    m[:3, :3] = c2w
+    m[:3, 3] = pivot - cameras.RADIUS * forward
+    import torch
+
+    yaw, pitch = cameras.yaw_pitch_of(torch.from_numpy(m))
+    roll = math.degrees(math.atan2(R[1, 0], R[0, 0]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def rotation_from_pose(yaw: float, pitch: float) -> np.ndarray:
+    """Inverse of :func:`pose_from_rotation` (roll 0): the R under which the orbit camera at
+    (yaw, pitch) sees the canonical head."""
+    frontal = cameras.Camera.frontal().cam2world.double().numpy()
+    cam = cameras.Camera.orbit(yaw, pitch).cam2world.double().numpy()
+    return np.linalg.inv(cam)[:3, :3] @ frontal[:3, :3]
+
+
+@dataclass
+class FaceAnalysis:
+    name: str
+    image_size: tuple[int, int]
+    bbox: tuple[float, float, float, float]
+    score: float
+    num_faces: int
+    face_index: int
+    landmarks: np.ndarray
+    crop: np.ndarray
+    crop_matrix: np.ndarray
+    crop_landmarks: np.ndarray
+    pose: tuple[float, float, float]
+    camera: cameras.Camera
+    labels: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    crop_size: int = CROP_SIZE
+
+    def camera_label(self) -> np.ndarray:
+        return self.camera.label().numpy().astype(np.float32)
+
+    def paste_back(self, edited_crop: np.ndarray, original: np.ndarray, mask: np.ndarray | None = None,
+                   feather: float = 12.0) -> np.ndarray:
+        """Warp an edited crop back into the original photo, blending with a feathered mask
+        (the crop's own square by default, else ``mask`` (512, 512) in [0, 1])."""
+        h, w = original.shape[:2]
+        if mask is None:
+            mask = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+            b = int(feather * 2)
+            mask[b:-b, b:-b] = 1.0
+        mask = cv2.GaussianBlur(np.asarray(mask, np.float32), (0, 0), feather)
+        inv = cv2.invertAffineTransform(self.crop_matrix)
+        warped = cv2.warpAffine(np.asarray(edited_crop, np.uint8), inv, (w, h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
+        out = original.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class _TFLite:
+    def __init__(self, path: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.it = Interpreter(model_path=str(path), num_threads=1)
+        self.it.allocate_tensors()
+        self.inp = self.it.get_input_details()[0]["index"]
+        self.out = [d["index"] for d in sorted(self.it.get_output_details(), key=lambda d: -int(np.prod(d["shape"])))]
+        self.lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        with self.lock:
+            self.it.set_tensor(self.inp, np.ascontiguousarray(x, np.float32))
+            self.it.invoke()
+            return [self.it.get_tensor(i).copy() for i in self.out]
+
+
+_CACHE: dict[str, "FaceAnalyzer"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class FaceAnalyzer:
+    """``FaceAnalyzer(device)``: the models are loaded once per process (instances share them)."""
+
+    def __new__(cls, device: str = "cpu"):
+        with _CACHE_LOCK:
+            inst = _CACHE.get(str(device))
+            if inst is None:
+                inst = super().__new__(cls)
+                inst._init(str(device))
+                _CACHE[str(device)] = inst
+            return inst
+
+    def _init(self, device: str) -> None:
+        d = _models_dir()
+        self.device = device
+        self._det = _TFLite(d / "face_detection_short_range.tflite")
+        self._lm = _TFLite(d / "face_landmark.tflite")
+        self._parser = None
+        self._parser_loaded = False
+        self._parser_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- detection
+    def _detect_square(self, img: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+        """Detect in the square window (x0, y0, side) of img (padded with black). -> (K, 17) image px."""
+        h, w = img.shape[:2]
+        s = INPUT = blazeface.INPUT_SIZE
+        M = np.array([[s / side, 0, -x0 * s / side], [0, s / side, -y0 * s / side]])
+        interp = cv2.INTER_AREA if side > s else cv2.INTER_LINEAR
+        if interp == cv2.INTER_AREA:
+            sub = img[max(y0, 0):min(y0 + side, h), max(x0, 0):min(x0 + side, w)]
+            canvas = np.zeros((side, side, 3), np.uint8)
+            canvas[max(-y0, 0):max(-y0, 0) + sub.shape[0], max(-x0, 0):max(-x0, 0) + sub.shape[1]] = sub
+            inp = cv2.resize(canvas, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
+        else:
+            inp = cv2.warpAffine(img, M, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderValue=0)
+        x = inp.astype(np.float32)[None] / 127.5 - 1.0
+        reg, logit = self._det(x)
+        dets = blazeface.decode(reg, logit)
+        if len(dets):
+            dets = dets.copy()
+            xy = np.r_[0:4, 5:17]
+            dets[:, xy[0::2]] = dets[:, xy[0::2]] * side + x0
+            dets[:, xy[1::2]] = dets[:, xy[1::2]] * side + y0
+        return dets
+
+    def _detect_full(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        side = max(h, w)
+        dets = self._detect_square(img, (w - side) // 2, (h - side) // 2, side)
+        if len(dets) == 0:
+            # small faces: overlapping tiles of half the long side
+            t = max(int(side * 0.5), 64)
+            step = max(t // 2, 1)
+            found = []
+            for y in range(0, max(h - t, 0) + 1, step):
+                for x in range(0, max(w - t, 0) + 1, step):
+                    found.append(self._detect_square(img, x, y, t))
+            found = [f for f in found if len(f)]
+            if found:
+                dets = blazeface.weighted_nms(np.concatenate(found))
+                return dets
+        dets = blazeface.weighted_nms(dets)
+        if len(dets):
+            area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
+            dets = dets[np.argsort(-area)]
+        return dets
+
+    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+        """Face boxes (x0, y0, x1, y1, score) in image pixels, largest first."""
+        img, scale = _analysis_image(image)
+        dets = self._detect_full(img)
+        return [(float(d[0] / scale), float(d[1] / scale), float(d[2] / scale), float(d[3] / scale), float(d[4]))
+                for d in dets]
+
+    # ---------------------------------------------------------------- landmarks
+    def _landmarks_roi(self, img: np.ndarray, center, size: float, angle: float) -> tuple[np.ndarray, float]:
+        c, s = np.cos(angle), np.sin(angle)
+        k = size / LM_SIZE
+        # local (192 px) -> image
+        A = np.array([[k * c, -k * s], [k * s, k * c]])
+        t = np.asarray(center, np.float64) - A @ np.array([LM_SIZE / 2, LM_SIZE / 2])
+        fwd = np.hstack([A, t[:, None]])
+        inv = cv2.invertAffineTransform(fwd)
+        crop = cv2.warpAffine(img, inv, (LM_SIZE, LM_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        raw, presence = self._lm(crop.astype(np.float32)[None] / 255.0)
+        pts = raw.reshape(468, 3).astype(np.float64)
+        out = np.empty_like(pts)
+        out[:, :2] = pts[:, :2] @ A.T + t
+        out[:, 2] = pts[:, 2] * k
+        score = float(1 / (1 + np.exp(-float(presence.reshape(-1)[0]))))
+        return out, score
+
+    def _landmarks_from_det(self, img: np.ndarray, det: np.ndarray) -> tuple[np.ndarray, float]:
+        kp = det[5:17].reshape(6, 2)
+        r_eye, l_eye = kp[0], kp[1]
+        angle = math.atan2(l_eye[1] - r_eye[1], l_eye[0] - r_eye[0])
+        cx, cy = (det[0] + det[2]) / 2, (det[1] + det[3]) / 2
+        size = max(det[2] - det[0], det[3] - det[1]) * 1.5
+        lm, score = self._landmarks_roi(img, (cx, cy), size, angle)
+        # refine once from the landmarks themselves
+        for _ in range(1):
+            r = lm[list(R_EYE_IDS[:2]), :2].mean(0)
+            le = lm[list(L_EYE_IDS[:2]), :2].mean(0)
+            angle = math.atan2(le[1] - r[1], le[0] - r[0])
+            ca, sa = math.cos(-angle), math.sin(-angle)
+            rot = lm[:, :2] @ np.array([[ca, -sa], [sa, ca]]).T
+            lo, hi = rot.min(0), rot.max(0)
+            cen_r = (lo + hi) / 2
+            cen = np.array([[ca, sa], [-sa, ca]]) @ cen_r
+            size = max(hi - lo) * 1.5
+            lm, score = self._landmarks_roi(img, cen, size, angle)
+        return lm, score
+
+    # ---------------------------------------------------------------- parser
+    def _get_parser(self):
+        with self._parser_lock:
+            if not self._parser_loaded:
+                from triface_studio.models.parser.inference import load_bundled_parser
+
+                self._parser = load_bundled_parser(self.device)
+                self._parser_loaded = True
+            return self._parser
+
+    def parse(self, crop: np.ndarray) -> np.ndarray | None:
+        """Class ids (S, S) uint8 (CelebAMask-HQ order) of an aligned crop, or None without weights."""
+        p = self._get_parser()
+        return None if p is None else p.parse(crop)
+
+    # ---------------------------------------------------------------- all
+    def analyze(self, image: np.ndarray, name: str = "image", parse: bool = True,
+                face_index: int | None = None) -> FaceAnalysis:
+        image = _as_rgb_uint8(image, name)
+        img, scale = _analysis_image(image)
+        notes: list[str] = []
+        if scale != 1.0:
+            notes.append(f"large image ({image.shape[1]}x{image.shape[0]}): analysed at {img.shape[1]}x{img.shape[0]}")
+        dets = self._detect_full(img)
+        if len(dets) == 0:
+            raise NoFaceError(f"{name}: no face found")
+        if face_index is None:
+            face_index = 0
+            if len(dets) > 1:
+                notes.append(f"{len(dets)} faces found; using the largest (face_index=0)")
+        elif not 0 <= face_index < len(dets):
+            raise NoFaceError(f"{name}: no face number {face_index} ({len(dets)} found)")
+        det = dets[face_index]
+        lm, presence = self._landmarks_from_det(img, det)
+        if presence < 0.3:
+            raise NoFaceError(f"{name}: no face found (landmark confidence {presence:.2f})")
+        face_px = (det[2] - det[0]) / scale
+        if face_px < 64:
+            notes.append(f"small face ({face_px:.0f} px wide): the crop is upsampled and will be blurry")
+        lm_orig = lm.copy()
+        lm_orig /= scale
+        crop_matrix = similarity_2d(lm_orig[:, :2], CANONICAL_LANDMARKS[:, :2].astype(np.float64))
+        # sample the crop from the analysis image (area-correct for huge photos)
+        m_img = crop_matrix.copy()
+        m_img[:, :2] = crop_matrix[:, :2] / scale
+        k = math.hypot(crop_matrix[0, 0], crop_matrix[1, 0])
+        crop = cv2.warpAffine(img if k / scale >= 1 or scale == 1.0 else img, m_img, (CROP_SIZE, CROP_SIZE),
+                              flags=cv2.INTER_AREA if k < 0.5 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT_101)
+        crop_lm = np.empty_like(lm_orig)
+        crop_lm[:, :2] = lm_orig[:, :2] @ crop_matrix[:, :2].T + crop_matrix[:, 2]
+        crop_lm[:, 2] = lm_orig[:, 2] * k
+        R_img = rigid_rotation(CANONICAL_LANDMARKS.astype(np.float64), lm_orig)
+        _, _, roll = pose_from_rotation(R_img)
+        R_crop = rigid_rotation(CANONICAL_LANDMARKS.astype(np.float64), crop_lm)
+        yaw, pitch, _ = pose_from_rotation(R_crop)
+        camera = cameras.Camera.orbit(yaw, pitch)
+        bbox = tuple(float(v / scale) for v in det[:4])
+        fa = FaceAnalysis(
+            name=name, image_size=(int(image.shape[0]), int(image.shape[1])), bbox=bbox, score=float(det[4]),
+            num_faces=len(dets), face_index=int(face_index), landmarks=lm_orig.astype(np.float32),
+            crop=crop, crop_matrix=crop_matrix, crop_landmarks=crop_lm.astype(np.float32),
+            pose=(yaw, pitch, roll), camera=camera, notes=notes,
+        )
+        if parse:
+            fa.labels = self.parse(crop)
+            if fa.labels is None:
+                fa.notes.append("no face-parser weights installed: no semantic map")
+        return fa
+
+
+def _as_rgb_uint8(image: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, 2)
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) < 8:
+        raise ValueError(f"{name}: expected an RGB image (H, W, 3), got shape {a.shape}")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, 2)
+    if a.shape[2] == 4:
+        a = a[..., :3]
+    if a.dtype == np.uint16:
+        a = (a // 257).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        f = a.astype(np.float32)
+        if f.max() <= 1.0:
+            f = f * 255.0
+        a = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def _analysis_image(image: np.ndarray) -> tuple[np.ndarray, float]:
+    image = _as_rgb_uint8(image, "image")
+    h, w = image.shape[:2]
+    if max(h, w) <= MAX_ANALYSIS_SIDE:
+        return image, 1.0
+    s = MAX_ANALYSIS_SIDE / max(h, w)
+    return cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), s
