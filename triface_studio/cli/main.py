@@ -13,6 +13,8 @@ COMMAND_MODULES = (
     "bench",
     "eval",
     "models",
+    "train",
+    "parse",
 )
 
 
