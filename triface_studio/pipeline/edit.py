@@ -234,6 +234,9 @@ class EditPipeline:
         labels = getattr(fa, "labels", None)
         if labels is None:
             labels = self.analyzer.parse(fa.crop)
+        if labels is None:
+            raise EditError(f"{getattr(fa, 'name', 'the photo')}: no semantic map (the face parser's weights "
+                            f"are not installed); editing needs them")
         return np.asarray(labels)
 
     @staticmethod
@@ -412,10 +415,13 @@ class EditPipeline:
         with job("reencode"):
             fa_com = _with(fa_id, crop=composite, labels=None)
             try:
-                fa_com = _with(fa_com, labels=np.asarray(self.analyzer.parse(composite)))
+                parsed = self.analyzer.parse(composite)
             except Exception:  # noqa: BLE001 - a parser failure must not lose the edit
-                fa_com = _with(fa_com, labels=s_blend)
+                parsed = None
+            if parsed is None:
+                parsed = s_blend
                 notes.append("the composite could not be re-parsed; its rendered semantics were used")
+            fa_com = _with(fa_com, labels=np.asarray(parsed))
             with torch.inference_mode():
                 t_com = self.tier.encode(fa_com)
 
