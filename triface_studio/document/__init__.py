@@ -1,1 +1,7 @@
-"""document."""
+"""The app's document model (no Qt): session state, undo-able mask strokes, session files."""
+
+from .session import (Autosave, MaskEdit, Reference, Session, SessionError, empty_mask, load_mask_png,
+                      paint_stroke, save_mask_png)
+
+__all__ = ["Autosave", "MaskEdit", "Reference", "Session", "SessionError", "empty_mask", "load_mask_png",
+           "paint_stroke", "save_mask_png"]

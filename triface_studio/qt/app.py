@@ -1,0 +1,62 @@
+"""Entry point of the desktop app (console script ``triface-studio``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    from triface_studio import __version__
+    ap = argparse.ArgumentParser(prog="triface-studio", description="TriFace Studio desktop app")
+    ap.add_argument("--version", action="version", version=f"triface-studio {__version__}")
+    ap.add_argument("--smoke", action="store_true", help="build the main window offscreen and exit (self-test)")
+    ap.add_argument("--tier", choices=("bundled", "neural"), default=None, help="model tier (default: last used)")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when available)")
+    ap.add_argument("files", nargs="*", help="identity photo, then references, or a .triface session")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.smoke:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow, app_settings, default_pipeline_factory
+    from .theme import apply_dark
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("TriFace Studio")
+    app.setOrganizationName("triface-studio")
+    apply_dark(app)
+    try:
+        from triface_studio.resources import icon_path
+        from PySide6.QtGui import QIcon
+        app.setWindowIcon(QIcon(str(icon_path())))
+    except Exception:
+        pass
+    settings = app_settings()
+    if args.tier:
+        settings.setValue("tier", args.tier)
+    win = MainWindow(default_pipeline_factory(str(settings.value("tier", "bundled")), args.device), settings)
+    if args.smoke:
+        win.show()
+        app.processEvents()
+        ok = win.centralWidget() is not None and win.grab().width() > 0
+        win.close()
+        app.processEvents()
+        print("triface-studio smoke test:", "ok" if ok else "FAILED")
+        return 0 if ok else 1
+    win.show()
+    win.offer_recovery()
+    for f in args.files:
+        win.open_any(f)
+    rc = app.exec()
+    win.shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
