@@ -100,6 +100,20 @@ REGISTRY: tuple[ModelSpec, ...] = (
                          sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"),),
     ),
     ModelSpec(
+        name="face-template", tier="bundled",
+        purpose="Canonical 468-landmark template: where a frontal face's landmarks land in the aligned 512-px "
+                "crop; computed by the project as the mean face-mesh landmarks of the aligned celebamask-mini "
+                "photos. Used to align photos to the canonical head.",
+        adds="alignment of photos into the canonical crop",
+        licence="non-commercial research (derived from CelebAMask-HQ)",
+        licence_text="Project-made statistics of MediaPipe landmarks on CelebAMask-HQ photos. "
+                     + NONCOMMERCIAL_CELEBA,
+        source_url="computed by TriFace Studio from https://github.com/switchablenorms/CelebAMask-HQ photos",
+        folder="models/face",
+        files=(ModelFile("canonical_landmarks.npy"),),   # recomputed from time to time: not pinned
+        noncommercial=True,
+    ),
+    ModelSpec(
         name="face-parser", tier="bundled",
         purpose="19-class face parser (CelebAMask-HQ classes) trained by this project (`triface train parser`).",
         adds="semantic masks (hair, eyes, mouth, ...) of identity and reference photos",
