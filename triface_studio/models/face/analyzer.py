@@ -72,9 +72,13 @@ def pose_from_rotation(R: np.ndarray) -> tuple[float, float, float]:
     c2w = w2c.T
     forward = c2w[:, 2]
     pivot = np.asarray(cameras.PIVOT, np.float64)
+    # EG3D's sampler puts the camera at distance RADIUS from the world origin, looking at the
+    # pivot: find the point of the line pivot - t * forward at that distance.
+    pf = float(pivot @ forward)
+    t = pf + math.sqrt(max(pf * pf - float(pivot @ pivot) + cameras.RADIUS ** 2, 0.0))
     m = np.eye(4)
     m[:3, :3] = c2w
-    m[:3, 3] = pivot - cameras.RADIUS * forward
+    m[:3, 3] = pivot - t * forward
     import torch
 
     yaw, pitch = cameras.yaw_pitch_of(torch.from_numpy(m))
@@ -195,27 +199,32 @@ class FaceAnalyzer:
             dets[:, xy[1::2]] = dets[:, xy[1::2]] * side + y0
         return dets
 
-    def _detect_full(self, img: np.ndarray) -> np.ndarray:
+    def _detect_full(self, img: np.ndarray, exhaustive: bool = False) -> np.ndarray:
+        """Whole image, then overlapping tiles of 1/2 the long side (faces down to ~1/20 of the
+        image); smaller tiles (1/4, 1/8, ... down to 160 px) while nothing is found (always
+        when ``exhaustive``)."""
         h, w = img.shape[:2]
         side = max(h, w)
-        dets = self._detect_square(img, (w - side) // 2, (h - side) // 2, side)
-        if len(dets) == 0:
-            # small faces: overlapping tiles of half the long side
-            t = max(int(side * 0.5), 64)
+        found = [self._detect_square(img, (w - side) // 2, (h - side) // 2, side)]
+        t = side // 2
+        level = 0
+        while t >= 160 and (level == 0 or exhaustive or not any(len(f) for f in found)):
             step = max(t // 2, 1)
-            found = []
-            for y in range(0, max(h - t, 0) + 1, step):
-                for x in range(0, max(w - t, 0) + 1, step):
-                    found.append(self._detect_square(img, x, y, t))
-            found = [f for f in found if len(f)]
-            if found:
-                dets = blazeface.weighted_nms(np.concatenate(found))
-                return dets
-        dets = blazeface.weighted_nms(dets)
-        if len(dets):
-            area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
-            dets = dets[np.argsort(-area)]
-        return dets
+            for y in range(0, max(h - t, 0) + step, step):
+                for x in range(0, max(w - t, 0) + step, step):
+                    found.append(self._detect_square(img, min(x, max(w - t, 0)), min(y, max(h - t, 0)), t))
+                    if y >= h - t and x >= w - t:
+                        break
+                if y >= h - t:
+                    break
+            t //= 2
+            level += 1
+        found = [f for f in found if len(f)]
+        if not found:
+            return np.zeros((0, 17))
+        dets = blazeface.weighted_nms(np.concatenate(found))
+        area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
+        return dets[np.argsort(-area)]
 
     def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         """Face boxes (x0, y0, x1, y1, score) in image pixels, largest first."""
@@ -288,18 +297,27 @@ class FaceAnalyzer:
         if scale != 1.0:
             notes.append(f"large image ({image.shape[1]}x{image.shape[0]}): analysed at {img.shape[1]}x{img.shape[0]}")
         dets = self._detect_full(img)
-        if len(dets) == 0:
+        # keep the detections the landmark model confirms as faces
+        confirmed = []
+        for d in dets:
+            lm_d, presence = self._landmarks_from_det(img, d)
+            if presence >= 0.5:
+                confirmed.append((d, lm_d))
+        if not confirmed:   # small faces: search smaller tiles too
+            for d in self._detect_full(img, exhaustive=True):
+                lm_d, presence = self._landmarks_from_det(img, d)
+                if presence >= 0.5:
+                    confirmed.append((d, lm_d))
+        if not confirmed:
             raise NoFaceError(f"{name}: no face found")
+        dets = np.stack([c[0] for c in confirmed])
         if face_index is None:
             face_index = 0
             if len(dets) > 1:
                 notes.append(f"{len(dets)} faces found; using the largest (face_index=0)")
         elif not 0 <= face_index < len(dets):
             raise NoFaceError(f"{name}: no face number {face_index} ({len(dets)} found)")
-        det = dets[face_index]
-        lm, presence = self._landmarks_from_det(img, det)
-        if presence < 0.3:
-            raise NoFaceError(f"{name}: no face found (landmark confidence {presence:.2f})")
+        det, lm = confirmed[face_index]
         face_px = (det[2] - det[0]) / scale
         if face_px < 64:
             notes.append(f"small face ({face_px:.0f} px wide): the crop is upsampled and will be blurry")
