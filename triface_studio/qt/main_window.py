@@ -610,6 +610,8 @@ class MainWindow(QMainWindow):
         self.request_render(self.preview_resolution)
 
     def request_full_render(self) -> int:
+        self._orbit_dragging = False
+        self._preview.cancel()        # a trailing throttled preview must not supersede this
         return self.request_render(self.orbit_resolution)
 
     def request_render(self, resolution: int) -> int:

@@ -1,0 +1,200 @@
+"""The desktop app end to end (offscreen, pytest-qt), on a deterministic stand-in pipeline.
+
+The pipeline is the real EditPipeline with pipeline.testing's ReliefTier and AlignedAnalyzer
+(labels from a simple geometric parser) so that every test runs in seconds on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from triface_studio.core.semantics import HAIR, SKIN
+from triface_studio.resources import sample_images
+
+pytest.importorskip("PySide6")
+
+from triface_studio.qt.export_dialog import ExportOptions  # noqa: E402
+from triface_studio.qt.main_window import MainWindow, app_settings  # noqa: E402
+
+TIMEOUT = 30_000
+
+
+def geometric_parser(crop: np.ndarray) -> np.ndarray:
+    """Skin ellipse in the middle, hair above it (enough for a hair transfer)."""
+    yy, xx = np.mgrid[0:512, 0:512]
+    lab = np.zeros((512, 512), np.uint8)
+    face = ((xx - 256) / 150.0) ** 2 + ((yy - 290) / 190.0) ** 2 < 1
+    hair = (((xx - 256) / 200.0) ** 2 + ((yy - 200) / 170.0) ** 2 < 1) & ~face & (yy < 300)
+    lab[face] = SKIN
+    lab[hair] = HAIR
+    return lab
+
+
+def test_pipeline():
+    from triface_studio.pipeline import EditPipeline
+    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    return EditPipeline(tier=ReliefTier(resolution=64), analyzer=AlignedAnalyzer(parser=geometric_parser))
+
+
+test_pipeline.__test__ = False
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    assert not win.worker.isRunning()
+
+
+SAMPLES = {p.stem: str(p) for p in sample_images()}
+
+
+def open_pair(qtbot, win):
+    with qtbot.waitSignal(win.worker.call_done, timeout=TIMEOUT):
+        win.open_identity(SAMPLES["astronaut"])
+    qtbot.waitUntil(lambda: win.identity.fa is not None, timeout=TIMEOUT)
+    ref = win.add_reference(SAMPLES["grace_hopper"], ("hair",))
+    qtbot.waitUntil(lambda: ref.fa is not None, timeout=TIMEOUT)
+    return ref
+
+
+def run_edit(qtbot, win):
+    with qtbot.waitSignal(win.worker.edit_done, timeout=TIMEOUT):
+        assert win.run_edit() > 0
+    qtbot.waitUntil(lambda: win.result is not None, timeout=TIMEOUT)
+
+
+def test_samples_are_shipped():
+    assert {"astronaut", "grace_hopper"} <= set(SAMPLES)
+
+
+def test_open_identity_and_reference(qtbot, window):
+    ref = open_pair(qtbot, window)
+    assert window.identity.canvas.mask.shape == (512, 512)
+    assert window.identity.image.shape[2] == 3 and ref.image.shape[2] == 3
+    assert "Device: cpu" in window.device_label.text()
+    # the identity's tri-plane is shown in the orbit viewport straight away
+    qtbot.waitUntil(lambda: window.last_render is not None, timeout=TIMEOUT)
+    assert window.recent_files()[:2] == [SAMPLES["grace_hopper"], SAMPLES["astronaut"]]
+
+
+def test_paint_a_stroke_and_undo_it(qtbot, window):
+    ref = open_pair(qtbot, window)
+    c = ref.canvas
+    c.brush_radius = 12
+    c.begin_stroke(100, 100)
+    for x in range(110, 300, 20):
+        c.extend_stroke(x, 100 + (x - 100) // 4)
+    c.end_stroke()
+    assert window.undo_stack.count() == 1 and c.mask.sum() > 100 and c.mask[100, 100] > 0.9
+    painted = c.mask.copy()
+    window.undo_stack.undo()
+    assert not c.mask.any()
+    window.undo_stack.redo()
+    np.testing.assert_array_equal(c.mask, painted)
+    # the overlay follows the mask
+    assert c.overlay.image is not None and c.overlay.image[100, 100, 3] > 0
+    window.clear_mask(ref)
+    assert not c.mask.any() and window.undo_stack.count() == 2
+    window.undo_stack.undo()
+    np.testing.assert_array_equal(c.mask, painted)
+    # the predicted region of the chosen attributes
+    ref.show_pred.setChecked(True)
+    qtbot.waitUntil(lambda: ref.canvas.predicted.image is not None, timeout=TIMEOUT)
+    assert ref.canvas.predicted.image[60, 256, 3] > 0       # hair of the geometric parser
+
+
+def test_run_edit_and_orbit(qtbot, window):
+    open_pair(qtbot, window)
+    run_edit(qtbot, window)
+    r = window.result
+    assert r.composite.shape == (512, 512, 3)
+    for view in window.result_panel.VIEWS:
+        window.result_panel.which.setCurrentText(view)
+        assert window.result_panel.current_image().shape == (512, 512, 3)
+    assert window.orbit_asset is r.t_com
+    # drag the yaw slider: previews while it moves, the final value at full resolution on release
+    slider = window.yaw._slider
+    slider.setSliderDown(True)
+    for v in np.linspace(0, 25, 12):
+        window.yaw.setValue(float(v))
+        qtbot.wait(5)
+    slider.setSliderDown(False)        # emits sliderReleased -> full-resolution render
+    qtbot.waitUntil(lambda: window.renders_received and window.renders_received[-1][1] == pytest.approx(25.0)
+                    and window.renders_received[-1][3] == 48, timeout=TIMEOUT)
+    rgb, labels = window.last_render
+    assert rgb.shape == (48, 48, 3) and labels.shape == (48, 48)
+    assert window.orbit.image.image.shape == (48, 96, 3)       # RGB + semantics side by side
+    # newest wins: nothing older than the last request was ever displayed after it
+    ids = [r[0] for r in window.renders_received]
+    assert ids == sorted(ids)
+
+
+def test_edit_errors_are_messages(qtbot, window):
+    assert window.run_edit() == 0 and "identity" in window.last_error
+    with qtbot.waitSignal(window.worker.failed, timeout=TIMEOUT):
+        window.open_identity(__file__)        # not an image
+    qtbot.waitUntil(lambda: "identity" in window.last_error and __file__.split("/")[-1] in window.last_error,
+                    timeout=TIMEOUT)
+    assert window.identity.fa is None
+
+
+def test_export_four_frames(qtbot, window, tmp_path):
+    open_pair(qtbot, window)
+    run_edit(qtbot, window)
+    out = tmp_path / "export"
+    with qtbot.waitSignal(window.worker.call_done, timeout=TIMEOUT, check_params_cb=lambda i, k, v: k == "export"):
+        window.start_export(ExportOptions(str(out), frames=4, path="yaw", resolution=32, video="gif"))
+    names = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert names == ["edited.png", "orbit.gif"] + [f"rgb_{i:04d}.png" for i in range(4)] + \
+        [f"semantic_{i:04d}.png" for i in range(4)]
+    from triface_studio.core.images import load_image
+    assert load_image(out / "views" / "rgb_0003.png").shape == (32, 32, 3)
+    assert not [p for p in out.rglob(".*")]      # no temporary leftovers
+
+
+def test_save_and_reopen_session(qtbot, window, tmp_path):
+    ref = open_pair(qtbot, window)
+    ref.picker.set_selected(["hair", "eyes"])
+    ref.mode.setCurrentText("replace")
+    ref.canvas.begin_stroke(200, 200)
+    ref.canvas.end_stroke()
+    window.yaw.setValue(10.0)
+    path = tmp_path / "s.triface"
+    window.save_session(str(path))
+    assert path.is_file() and not window.session.dirty
+    win2 = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24)
+    qtbot.addWidget(win2)
+    try:
+        win2.open_session(str(path))
+        assert len(win2.references) == 1
+        r2 = win2.references[0]
+        qtbot.waitUntil(lambda: r2.fa is not None and win2.identity.fa is not None, timeout=TIMEOUT)
+        assert r2.picker.selected() == ["hair", "eyes"] and r2.mode.currentText() == "replace"
+        np.testing.assert_allclose(r2.canvas.mask, ref.canvas.mask, atol=1 / 255)
+        assert win2.yaw.value() == pytest.approx(10.0)
+        assert win2.identity.path == SAMPLES["astronaut"]
+    finally:
+        win2.close()
+    assert not win2.worker.isRunning()
+
+
+def test_settings_persist_and_no_thread_survives(qtbot, tmp_path):
+    win = MainWindow(test_pipeline, app_settings())
+    qtbot.addWidget(win)
+    win.brush_size.setValue(33)
+    win.close()
+    assert not win.worker.isRunning()
+    win2 = MainWindow(test_pipeline, app_settings())
+    qtbot.addWidget(win2)
+    assert win2.brush_size.value() == 33
+    win2.close()
+
+
+def test_smoke_entry_point():
+    from triface_studio.qt.app import main
+    assert main(["--smoke"]) == 0
