@@ -198,3 +198,65 @@ def test_settings_persist_and_no_thread_survives(qtbot, tmp_path):
 def test_smoke_entry_point():
     from triface_studio.qt.app import main
     assert main(["--smoke"]) == 0
+
+
+def test_worker_drops_superseded_renders(qtbot, window):
+    """Renders queued behind a busy worker: only the newest runs; the UI sees only its id."""
+    import threading
+
+    from triface_studio.qt.worker import CallJob, RenderJob
+    ref = open_pair(qtbot, window)
+    qtbot.waitUntil(lambda: window.orbit_asset is not None, timeout=TIMEOUT)
+    gate = threading.Event()
+    done = []
+    window.worker.render_done.connect(lambda i, out, s: done.append(i))
+    window.worker.submit(CallJob(lambda pipe, p, c: gate.wait(10), "block"))
+    ids = [window.worker.submit(RenderJob(window.orbit_asset, float(y), 0.0, 24)) for y in range(5)]
+    assert window.worker.pending() == 1 or window.worker.pending() == 2
+    gate.set()
+    qtbot.waitUntil(lambda: ids[-1] in done, timeout=TIMEOUT)
+    qtbot.wait(50)
+    assert done == [ids[-1]]
+    assert ref.fa is not None
+
+
+def test_screenshot_after_edit(qtbot, tmp_path):
+    """The main window after an edit, compared with a committed reference (tolerant: mean abs diff)."""
+    import os
+    from pathlib import Path
+
+    from PIL import Image
+
+    from triface_studio.qt.theme import apply_dark
+    from PySide6.QtWidgets import QApplication
+    apply_dark(QApplication.instance())
+    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=64, preview_resolution=32)
+    qtbot.addWidget(win)
+    try:
+        win.resize(1280, 760)
+        win.show()
+        open_pair(qtbot, win)
+        run_edit(qtbot, win)
+        qtbot.waitUntil(lambda: win.renders_received and win.renders_received[-1][3] == 64, timeout=TIMEOUT)
+        qtbot.wait(100)
+        img = win.grab().toImage()
+        path = tmp_path / "shot.png"
+        img.save(str(path))
+        shot = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    finally:
+        win.close()
+    root = Path(__file__).resolve().parents[1]
+    ref_path = root / "tests" / "data" / "main_window_reference.png"
+    if os.environ.get("TRIFACE_UPDATE_SCREENSHOTS") == "1":
+        Image.fromarray(shot.astype(np.uint8)).save(ref_path)
+        Image.fromarray(shot.astype(np.uint8)).save(root / "resources" / "screenshots" / "main_window.png")
+    ref = np.asarray(Image.open(ref_path).convert("RGB"), np.float32)
+    assert shot.shape == ref.shape
+    # fonts and anti-aliasing differ between machines: compare block averages, not pixels
+    def blocks(a):
+        h, w = a.shape[0] // 16 * 16, a.shape[1] // 16 * 16
+        return a[:h, :w].reshape(h // 16, 16, w // 16, 16, 3).mean((1, 3))
+    diff = np.abs(blocks(shot) - blocks(ref)).mean()
+    assert diff < 10.0, f"main window differs from the reference screenshot (mean abs diff {diff:.1f})"
+    # and it is not an empty or uniform window
+    assert shot.std() > 20

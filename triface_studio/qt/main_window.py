@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self.last_render = None            # (rgb, labels) shown in the viewport
         self.last_render_id = 0
+        self.shown_render_id = 0
         self.renders_received: list[tuple[int, float, float, int]] = []   # id, yaw, pitch, resolution
         self.stale_dropped = 0
         self.timings: dict[str, float] = {}
@@ -131,6 +132,9 @@ class MainWindow(QMainWindow):
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.identity)
         left.addWidget(scroll)
+        left.setStretchFactor(0, 1)
+        left.setStretchFactor(1, 1)
+        left.setSizes([400, 400])
 
         self.result_panel = ResultPanel()
 
@@ -620,15 +624,20 @@ class MainWindow(QMainWindow):
         yaw, pitch = self._pose()
         job = RenderJob(self.orbit_asset, yaw, pitch, int(resolution),
                         semantic=self.orbit_mode.currentText() != "RGB")
-        self._render_jobs = {job.id: job}
+        self._render_jobs[job.id] = job
         self.last_render_id = self.worker.submit(job)
         return job.id
 
     def _on_render(self, jid: int, out, seconds: float) -> None:
-        job = self._render_jobs.get(jid)
-        if jid != self.last_render_id or job is None:
+        # Newest wins: a result older than the one on screen is stale and dropped; a preview that
+        # arrives while a newer request is still queued is shown (the user sees motion while dragging).
+        job = self._render_jobs.pop(jid, None)
+        if job is None or jid <= self.shown_render_id:
             self.stale_dropped += 1
             return
+        self.shown_render_id = jid
+        for old in [k for k in self._render_jobs if k < jid]:
+            del self._render_jobs[old]      # superseded; the worker dropped or will be ignored
         self.last_render = out
         self.renders_received.append((jid, job.yaw, job.pitch, job.resolution))
         self.timings["render"] = seconds
