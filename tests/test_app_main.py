@@ -260,3 +260,24 @@ def test_screenshot_after_edit(qtbot, tmp_path):
     assert diff < 10.0, f"main window differs from the reference screenshot (mean abs diff {diff:.1f})"
     # and it is not an empty or uniform window
     assert shot.std() > 20
+
+
+def test_cancel_an_edit(qtbot, window):
+    """Cancel while the edit waits behind other work, and while it runs: the UI is ready again."""
+    import threading
+
+    from triface_studio.qt.worker import CallJob
+    open_pair(qtbot, window)
+    gate = threading.Event()
+    window.worker.submit(CallJob(lambda pipe, p, c: gate.wait(10), "block"))
+    jid = window.run_edit()
+    assert not window.run_button.isEnabled() and window.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.worker.cancelled, timeout=TIMEOUT, check_params_cb=lambda i: i == jid):
+        window.cancel_button.click()
+    gate.set()
+    assert window.run_button.isEnabled() and window.result is None
+    # a running edit: cancel from its first progress report
+    window.worker.progress.connect(lambda i, s, f: window.worker.cancel())
+    with qtbot.waitSignal(window.worker.cancelled, timeout=TIMEOUT):
+        window.run_edit()
+    assert window.result is None and window.run_button.isEnabled()

@@ -79,8 +79,11 @@ class PipelineWorker(QThread):
     def cancel(self) -> None:
         """Cancel the running edit/export and drop queued ones."""
         with self._cond:
+            dropped = [j.id for j in self._queue if not isinstance(j, RenderJob)]
             self._queue = deque(j for j in self._queue if isinstance(j, RenderJob))
         self._cancel.set()
+        for jid in dropped:       # the UI hears about queued jobs that will never run
+            self.cancelled.emit(jid)
 
     def stop(self) -> None:
         """Ask the thread to end after its current job, cancel that job, and wait for it."""
