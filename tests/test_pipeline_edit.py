@@ -46,6 +46,7 @@ def scene():
 
 
 def run(scene, refs, **kw):
+    kw.setdefault("render_resolution", 128)       # keeps the suite fast; the default is 256
     return scene["pipe"].run(EditRequest(identity=scene["ident"], references=refs, **kw))
 
 
