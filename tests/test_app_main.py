@@ -124,7 +124,7 @@ def test_run_edit_and_orbit(qtbot, window):
         window.yaw.setValue(float(v))
         qtbot.wait(5)
     slider.setSliderDown(False)        # emits sliderReleased -> full-resolution render
-    qtbot.waitUntil(lambda: window.renders_received and window.renders_received[-1][1] == pytest.approx(25.0)
+    qtbot.waitUntil(lambda: bool(window.renders_received) and window.renders_received[-1][1] == pytest.approx(25.0)
                     and window.renders_received[-1][3] == 48, timeout=TIMEOUT)
     rgb, labels = window.last_render
     assert rgb.shape == (48, 48, 3) and labels.shape == (48, 48)
@@ -237,7 +237,7 @@ def test_screenshot_after_edit(qtbot, tmp_path):
         win.show()
         open_pair(qtbot, win)
         run_edit(qtbot, win)
-        qtbot.waitUntil(lambda: win.renders_received and win.renders_received[-1][3] == 64, timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: bool(win.renders_received) and win.renders_received[-1][3] == 64, timeout=TIMEOUT)
         qtbot.wait(100)
         img = win.grab().toImage()
         path = tmp_path / "shot.png"
@@ -281,3 +281,30 @@ def test_cancel_an_edit(qtbot, window):
     with qtbot.waitSignal(window.worker.cancelled, timeout=TIMEOUT):
         window.run_edit()
     assert window.result is None and window.run_button.isEnabled()
+
+
+def test_drop_images_and_drag_the_viewport(qtbot, window):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(SAMPLES["astronaut"]), QUrl.fromLocalFile(SAMPLES["grace_hopper"])])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                    Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(ev)
+    # the first image becomes the identity, the next a reference
+    assert len(window.references) == 1
+    qtbot.waitUntil(lambda: window.identity.fa is not None and window.references[0].fa is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.orbit_asset is not None, timeout=TIMEOUT)
+    # click-drag on the viewport turns the head; release renders at full resolution
+    window._orbit_dragged(30.0, -10.0, False)
+    window._orbit_dragged(3.0, 0.0, True)
+    assert window.yaw.value() == pytest.approx(33.0) and window.pitch.value() == pytest.approx(-10.0)
+    qtbot.waitUntil(lambda: bool(window.renders_received) and window.renders_received[-1][1:] == (33.0, -10.0, 48),
+                    timeout=TIMEOUT)
+    window.snap_front()
+    qtbot.waitUntil(lambda: window.renders_received[-1][1:3] == (0.0, 0.0), timeout=TIMEOUT)
+    # brush size keys
+    window.brush_size.setValue(20)
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    assert window.brush_size.value() > 20 and window.references[0].canvas.brush_radius == window.brush_size.value()

@@ -350,7 +350,7 @@ class MainWindow(QMainWindow):
 
     def open_image(self, path: str) -> None:
         """An identity when none is open, else a new reference."""
-        if self.identity.fa is None and self.identity.image is None:
+        if not self.identity.path:        # set as soon as an identity is being opened
             self.open_identity(path)
         else:
             self.add_reference(path)
@@ -367,7 +367,9 @@ class MainWindow(QMainWindow):
 
     def open_identity(self, path: str, mask: np.ndarray | None = None) -> int:
         self.identity.pending_mask = mask
-        return self._analyze(self.identity, path)
+        self.identity.path = path
+        self._identity_job = self._analyze(self.identity, path)
+        return self._identity_job
 
     def add_reference(self, path: str = "", attributes=("hair",), mask_mode="add",
                       mask: np.ndarray | None = None) -> ReferencePanel:
@@ -558,8 +560,12 @@ class MainWindow(QMainWindow):
             if jid == self._export_id and self._export_dialog is not None:
                 self._export_dialog.setValue(int(1000 * max(0.0, min(1.0, f))))
 
+    _identity_job = 0
+
     def _on_failed(self, jid: int, kind: str, message: str) -> None:
         self._calls.pop(jid, None)
+        if jid == self._identity_job and self.identity.fa is None:
+            self.identity.path = ""
         if jid == self._edit_id:
             self._end_job_ui()
         if jid == self._export_id:
