@@ -42,7 +42,7 @@ test_pipeline.__test__ = False
 
 @pytest.fixture
 def window(qtbot):
-    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24)
+    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
     qtbot.addWidget(win)
     win.show()
     yield win
@@ -167,7 +167,7 @@ def test_save_and_reopen_session(qtbot, window, tmp_path):
     path = tmp_path / "s.triface"
     window.save_session(str(path))
     assert path.is_file() and not window.session.dirty
-    win2 = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24)
+    win2 = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
     qtbot.addWidget(win2)
     try:
         win2.open_session(str(path))
@@ -230,7 +230,7 @@ def test_screenshot_after_edit(qtbot, tmp_path):
     from triface_studio.qt.theme import apply_dark
     from PySide6.QtWidgets import QApplication
     apply_dark(QApplication.instance())
-    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=64, preview_resolution=32)
+    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=64, preview_resolution=32, edit_resolution=96)
     qtbot.addWidget(win)
     try:
         win.resize(1280, 760)

@@ -66,12 +66,14 @@ def _crop_around(image: np.ndarray, bbox, scale: float = 2.2) -> np.ndarray:
 
 class MainWindow(QMainWindow):
     def __init__(self, pipeline_factory: Callable | None = None, settings: QSettings | None = None,
-                 orbit_resolution: int = 256, preview_resolution: int = 96, device_label: str = ""):
+                 orbit_resolution: int = 256, preview_resolution: int = 96, device_label: str = "",
+                 edit_resolution: int = 256):
         super().__init__()
         self.setWindowTitle("TriFace Studio")
         self.setAcceptDrops(True)
         self.settings = settings or app_settings()
         self.orbit_resolution, self.preview_resolution = orbit_resolution, preview_resolution
+        self.edit_resolution = edit_resolution      # the edit's render of T^blend (EditRequest)
         self.undo_stack = QUndoStack(self)
         self.session = Session()
         self.autosave = Autosave(config_dir() / "recovery")
@@ -518,7 +520,8 @@ class MainWindow(QMainWindow):
             raise ValueError("Add a reference photo and choose what to take from it.")
         return EditRequest(self.identity.image, refs, Path(self.identity.path).name,
                            refine=RefineSettings(refiner=self.refiner.currentText()),
-                           seed=int(self.session.settings.get("seed", 0)))
+                           seed=int(self.session.settings.get("seed", 0)),
+                           render_resolution=int(self.edit_resolution))
 
     def run_edit(self) -> int:
         try:
