@@ -308,3 +308,20 @@ def test_drop_images_and_drag_the_viewport(qtbot, window):
     window.brush_size.setValue(20)
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
     assert window.brush_size.value() > 20 and window.references[0].canvas.brush_radius == window.brush_size.value()
+
+
+def test_identity_opens_without_a_model_tier(qtbot):
+    """No usable tier (e.g. models not installed): the photo still opens and the user is told why."""
+    from triface_studio.pipeline import EditPipeline
+    from triface_studio.pipeline.testing import AlignedAnalyzer
+
+    win = MainWindow(lambda: EditPipeline(tier="no-such-tier", analyzer=AlignedAnalyzer(parser=geometric_parser)),
+                     app_settings())
+    qtbot.addWidget(win)
+    try:
+        win.open_identity(SAMPLES["astronaut"])
+        qtbot.waitUntil(lambda: win.identity.fa is not None, timeout=TIMEOUT)
+        assert "3D view is not available" in win.last_error and "no-such-tier" in win.last_error
+        assert win.orbit_asset is None
+    finally:
+        win.close()

@@ -407,9 +407,15 @@ class MainWindow(QMainWindow):
             from triface_studio.core.images import load_image
             arr = image if image is not None else pipe.load(path, Path(path).name, role)[0]
             fa = pipe.analyze(arr, Path(path).name, role)
-            asset = pipe.encode(fa) if role == "identity" else None
+            asset, problem = None, ""
+            if role == "identity":
+                from triface_studio.pipeline.errors import EditError
+                try:
+                    asset = pipe.encode(fa)
+                except EditError as e:     # e.g. no model tier yet: the photo still opens
+                    problem = str(e)
             device = f"Device: {pipe.device} | tier: {pipe.tier_name}"
-            return arr, fa, asset, device
+            return arr, fa, asset, device, problem
 
         self.statusBar().showMessage(f"Analysing {Path(path).name}...")
         jid = self.worker.submit(CallJob(job, "analyze"))
@@ -417,7 +423,7 @@ class MainWindow(QMainWindow):
         return jid
 
     def _analysed(self, panel: ImagePanel, path: str, val) -> None:
-        arr, fa, asset, device = val
+        arr, fa, asset, device, problem = val
         if panel is not self.identity and panel not in self.references:
             return
         n = int(getattr(fa, "num_faces", 1) or 1)
@@ -438,6 +444,8 @@ class MainWindow(QMainWindow):
         if path:
             self._add_recent(path)
         self.statusBar().showMessage(f"Opened {Path(path).name}" + (f" ({'; '.join(fa.notes)})" if getattr(fa, "notes", None) else ""), 5000)
+        if problem:
+            self.show_error(f"{Path(path).name} opened, but the 3D view is not available: {problem}")
         if panel is self.identity:
             self.session.identity_path = path
             if self.result is None and asset is not None:
