@@ -325,3 +325,52 @@ def test_identity_opens_without_a_model_tier(qtbot):
         assert win.orbit_asset is None
     finally:
         win.close()
+
+
+def test_several_faces_let_the_user_choose(qtbot, window):
+    """Two faces side by side: the user picks the second; that face is analysed on its own crop."""
+    import numpy as np
+
+    from triface_studio.core.images import load_image
+
+    face = load_image(SAMPLES["astronaut"])[:256, :256]
+    pair = np.concatenate([face, face[:, ::-1]], 1)
+    pipe = window.worker._pipe()
+
+    class TwoFaces:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def analyze(self, image, name="", parse=True, face_index=None):
+            fa = self.inner.analyze(image, name, parse)
+            fa.num_faces = 2 if image.shape[1] > image.shape[0] else 1
+            return fa
+
+        def detect(self, image):
+            return [(0, 0, 256, 256, 0.9), (256, 0, 512, 256, 0.8)]
+
+        def parse(self, crop):
+            return self.inner.parse(crop)
+
+    pipe._analyzer = TwoFaces(pipe.analyzer)
+    asked = []
+    window.choose_face = lambda names: asked.append(names) or 1
+    import tempfile
+    from triface_studio.core.images import save_image
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/pair.png"
+        save_image(path, pair)
+        window.open_identity(path)
+        qtbot.waitUntil(lambda: window.identity.fa is not None, timeout=TIMEOUT)
+    assert len(asked) == 1 and len(asked[0]) == 2
+    assert window.identity.image.shape[1] <= 512 and window.identity.image.shape[0] == 256
+    # a crop around the chosen (right) face: it reaches the right edge, not the left one
+    w = window.identity.image.shape[1]
+    np.testing.assert_array_equal(window.identity.image, pair[:, 512 - w:])
+    assert w < 512
+
+
+def test_bench_ui_measures_latency():
+    from triface_studio.qt.bench_ui import measure
+    r = measure(seconds=1.0, resolution=32)
+    assert r["ticks"] > 20 and r["latency_ms_p95"] >= 0 and r["renders_shown"] >= 1

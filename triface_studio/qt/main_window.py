@@ -400,7 +400,10 @@ class MainWindow(QMainWindow):
                 p.title.setText(f"<b>Reference {i + 1}</b>")
             self._mark_dirty()
 
-    def _analyze(self, panel: ImagePanel, path: str, image: np.ndarray | None = None, face_index=None) -> int:
+    def _analyze(self, panel: ImagePanel, path: str, image: np.ndarray | None = None, ask: bool = True) -> int:
+        """Analyse (and for the identity encode) on the worker.  Several faces -> ``choose_face``;
+        the chosen face is then analysed on a crop around it (``ask=False``: no second question),
+        so that the edit, which analyses by image content, uses the same face."""
         role = "identity" if panel is self.identity else "reference"
 
         def job(pipe, progress, cancel, path=path, image=image):
@@ -414,8 +417,14 @@ class MainWindow(QMainWindow):
                     asset = pipe.encode(fa)
                 except EditError as e:     # e.g. no model tier yet: the photo still opens
                     problem = str(e)
+            boxes = None
+            if ask and int(getattr(fa, "num_faces", 1) or 1) > 1:
+                try:
+                    boxes = pipe.analyzer.detect(arr)
+                except Exception:
+                    boxes = None
             device = f"Device: {pipe.device} | tier: {pipe.tier_name}"
-            return arr, fa, asset, device, problem
+            return arr, fa, asset, device, problem, boxes
 
         self.statusBar().showMessage(f"Analysing {Path(path).name}...")
         jid = self.worker.submit(CallJob(job, "analyze"))
@@ -423,20 +432,13 @@ class MainWindow(QMainWindow):
         return jid
 
     def _analysed(self, panel: ImagePanel, path: str, val) -> None:
-        arr, fa, asset, device, problem = val
+        arr, fa, asset, device, problem, boxes = val
         if panel is not self.identity and panel not in self.references:
             return
-        n = int(getattr(fa, "num_faces", 1) or 1)
-        boxes = getattr(fa, "all_boxes", None)
-        if n > 1 and boxes is None:
-            try:
-                boxes = self.worker.pipe.analyzer.detect(arr)
-            except Exception:
-                boxes = None
-        if n > 1 and boxes is not None and len(boxes) > 1:
+        if boxes is not None and len(boxes) > 1:
             idx = self.choose_face([f"Face {i + 1} ({int(b[2] - b[0])} px wide)" for i, b in enumerate(boxes)])
             if idx is not None and idx != 0:
-                self._analyze(panel, path, _crop_around(arr, boxes[idx]))
+                self._analyze(panel, path, _crop_around(arr, boxes[idx]), ask=False)
                 return
         panel.set_analysis(path, arr, fa)
         self._apply_brush(panel.canvas)
