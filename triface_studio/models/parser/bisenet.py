@@ -149,7 +149,7 @@ class BiSeNetParser:
     @torch.no_grad()
     def parse(self, crop: np.ndarray) -> np.ndarray:
         a = np.asarray(crop)
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(np.array(a, np.float32)).permute(2, 0, 1)[None] / 255.0
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = ((x - _MEAN) / _STD).to(self.device)
         with self._lock:

@@ -28,7 +28,7 @@ class Parser:
         a = np.asarray(crop)
         if a.ndim != 3 or a.shape[2] != 3:
             raise ValueError(f"the parser takes an RGB crop (S, S, 3), got shape {a.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().to(self.device) / 255.0
+        x = torch.from_numpy(np.array(a, np.float32)).permute(2, 0, 1)[None].to(self.device) / 255.0
         x = F.interpolate(x, size=(self.size, self.size), mode="area" if a.shape[0] > self.size else "bilinear")
         with self._lock:
             y = self.model(x)
