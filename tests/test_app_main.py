@@ -102,6 +102,22 @@ def test_paint_a_stroke_and_undo_it(qtbot, window):
     assert not c.mask.any() and window.undo_stack.count() == 2
     window.undo_stack.undo()
     np.testing.assert_array_equal(c.mask, painted)
+    # a mask PNG loads as one undo step; autosave writes a recovery file
+    import tempfile
+
+    from triface_studio.document import save_mask_png
+    with tempfile.TemporaryDirectory() as tmp:
+        m = np.zeros((512, 512), np.float32)
+        m[:64] = 1.0
+        save_mask_png(m, f"{tmp}/m.png")
+        window.load_mask(ref, f"{tmp}/m.png")
+        window.load_mask(ref, f"{tmp}/missing.png")
+    np.testing.assert_array_equal(c.mask, m)
+    assert "missing.png" in window.last_error and window.undo_stack.count() == 2   # stroke, load (the undone clear is gone)
+    window.undo_stack.undo()
+    np.testing.assert_array_equal(c.mask, painted)
+    window.autosave_now()
+    assert window.autosave.pending()
     # the predicted region of the chosen attributes
     ref.show_pred.setChecked(True)
     qtbot.waitUntil(lambda: ref.canvas.predicted.image is not None, timeout=TIMEOUT)
