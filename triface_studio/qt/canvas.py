@@ -27,8 +27,11 @@ class _ImageView(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("#1e1f22")
         self.ci.layout.setContentsMargins(0, 0, 0, 0)
-        self.vb = self.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        # wheel zooms, drag outside a paintable image pans; the view range is set only when the
+        # image size changes (never auto-ranged per frame)
+        self.vb = self.addViewBox(lockAspect=True, invertY=True, enableMouse=True)
         self.vb.setMenuEnabled(False)
+        self._shape = None
         self.image = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image)
         self.setMinimumSize(160, 160)
@@ -36,10 +39,22 @@ class _ImageView(pg.GraphicsLayoutWidget):
     def set_image(self, img: np.ndarray | None) -> None:
         if img is None:
             self.image.clear()
+            self._shape = None
             return
         self.image.setImage(_rgb(img), autoLevels=False, levels=(0, 255))
         h, w = img.shape[:2]
-        self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
+        if self._shape != (h, w):
+            self._shape = (h, w)
+            self.reset_zoom()
+
+    def reset_zoom(self) -> None:
+        if self._shape is not None:
+            h, w = self._shape
+            self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
+
+    def mouseDoubleClickEvent(self, ev):  # double-click: fit the image again
+        self.reset_zoom()
+        super().mouseDoubleClickEvent(ev)
 
 
 class _BrushItem(pg.ImageItem):
