@@ -200,15 +200,15 @@ class FaceAnalyzer:
         return dets
 
     def _detect_full(self, img: np.ndarray, exhaustive: bool = False) -> np.ndarray:
-        """Whole image, then overlapping tiles of 1/2 the long side (faces down to ~1/20 of the
-        image); smaller tiles (1/4, 1/8, ... down to 160 px) while nothing is found (always
+        """Whole image, then (images of 640 px and more) overlapping tiles of 1/2 the long side
+        (faces down to ~1/20 of the image); smaller tiles (1/4, 1/8, ... down to 160 px) while nothing is found (always
         when ``exhaustive``)."""
         h, w = img.shape[:2]
         side = max(h, w)
         found = [self._detect_square(img, (w - side) // 2, (h - side) // 2, side)]
         t = side // 2
         level = 0
-        while t >= 160 and (level == 0 or exhaustive or not any(len(f) for f in found)):
+        while t >= 160 and ((level == 0 and side >= 640) or exhaustive or not any(len(f) for f in found)):
             step = max(t // 2, 1)
             for y in range(0, max(h - t, 0) + step, step):
                 for x in range(0, max(w - t, 0) + step, step):

@@ -116,9 +116,9 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None 
         last = step == cfg.max_steps or (time_budget_s is not None and time.time() - t0 > time_budget_s)
         if step % cfg.eval_every == 0 or last:
             m = evaluate(model, va_x, va_y, cfg.size)
-            m.update(step=step, seconds=round(time.time() - t0, 1), loss=float(loss))
+            m.update(step=step, seconds=round(time.time() - t0, 1), loss=loss.item())
             history.append({"step": step, "miou": m["miou"]})
-            log(f"step {step} loss {float(loss):.3f} val mIoU {m['miou']:.4f} ({m['seconds']} s)")
+            log(f"step {step} loss {loss.item():.3f} val mIoU {m['miou']:.4f} ({m['seconds']} s)")
             save_model(model, out / "last.safetensors", cfg, m)
             if m["miou"] > best["miou"]:
                 best = m
