@@ -1,0 +1,101 @@
+"""Analytic bundled decoders f^s / f^c for the height-field tri-plane (see encoder.py)."""
+
+from __future__ import annotations
+
+import torch
+
+from triface_studio.core import triplane
+from triface_studio.core.rendering import DecoderOutput
+
+
+class BundledDecoder(torch.nn.Module):
+    """density = s * sigmoid(k (z_front - z)) * sigmoid(k (z - z_back)); rgb and semantic logits
+    read straight from the summed features.  ``ray_bounds`` clips rays to the head's box
+    (cached per tri-plane) so rays that miss cost nothing."""
+
+    aggregate = "sum"
+    density_activation = "identity"
+
+    def __init__(self, density: float = 400.0, k: float = 300.0):
+        super().__init__()
+        self.density, self.k = density, k
+        self._bounds_cache: tuple[int, int, torch.Tensor] | None = None
+
+    def forward(self, features: torch.Tensor, points: torch.Tensor, dirs: torch.Tensor) -> DecoderOutput:
+        d = self.density * torch.sigmoid(self.k * features[..., 0:1]) * torch.sigmoid(self.k * features[..., 1:2])
+        d = d * (points.abs() < triplane.BOX_HALF).all(-1, keepdim=True)
+        return DecoderOutput(d, features[..., 2:5].clamp(0, 1), features[..., 5:])
+
+    def head_box(self, planes: torch.Tensor) -> torch.Tensor:
+        """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""
+        key = (planes.data_ptr(), planes._version)
+        if self._bounds_cache is not None and self._bounds_cache[:2] == key:
+            return self._bounds_cache[2]
+        R = planes.shape[-1]
+        front, back = planes[0, 0, 0], -planes[0, 0, 1]
+        occ = front > back
+        t = triplane.texel_centres(R, dtype=planes.dtype, device=planes.device)
+        if not occ.any():
+            box = torch.zeros(2, 3, dtype=planes.dtype, device=planes.device)
+        else:
+            rows, cols = occ.any(1), occ.any(0)
+            h = 1.0 / R
+            xs, ys = t[cols], t[rows]
+            box = torch.tensor([[float(xs.min()) - h, float(ys.min()) - h, float(back[occ].min()) - 0.01],
+                                [float(xs.max()) + h, float(ys.max()) + h, float(front[occ].max()) + 0.01]],
+                               dtype=planes.dtype, device=planes.device)
+            box = box.clamp(-triplane.BOX_HALF, triplane.BOX_HALF)
+        self._bounds_cache = (key[0], key[1], box)
+        return box
+
+    def _height_maps(self, planes: torch.Tensor) -> torch.Tensor:
+        """(1, 2, R/2, R/2) z_front / z_back maps (max-/min-pooled so the coarse march never
+        misses the surface), cached per tri-plane tensor."""
+        key = (planes.data_ptr(), planes._version, "maps")
+        if getattr(self, "_maps_key", None) == key:
+            return self._maps
+        front, back = planes[0, 0, 0][None, None], -planes[0, 0, 1][None, None]
+        f = torch.nn.functional.max_pool2d(front, 3, 2, 1)
+        b = -torch.nn.functional.max_pool2d(-back, 3, 2, 1)
+        self._maps, self._maps_key = torch.cat([f, b], 1).float(), key
+        return self._maps
+
+    #: steps of the height-field march that finds where each ray first enters the head
+    march_steps = 40
+
+    def ray_bounds(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor):
+        """Per ray: the box interval, then a coarse march through the cached height field finds
+        the first step inside the head; the returned interval brackets that step tightly.
+        Rays that never enter the head are not hit (they cost nothing downstream)."""
+        box = self.head_box(planes).to(origins.dtype)
+        inv = 1.0 / torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
+        t0 = (box[0] - origins) * inv
+        t1 = (box[1] - origins) * inv
+        near = torch.minimum(t0, t1).amax(-1).clamp_min(0)
+        far = torch.maximum(t0, t1).amin(-1)
+        hit = far > near + 1e-6
+        N = origins.shape[0]
+        out_near = near.clone()
+        out_far = near + 1e-3
+        idx = hit.nonzero()[:, 0]
+        if idx.numel():
+            o, d, n0, f0 = origins[idx], dirs[idx], near[idx], far[idx]
+            S = self.march_steps
+            steps = torch.linspace(0, 1, S, dtype=o.dtype, device=o.device)
+            t = n0[:, None] + (f0 - n0)[:, None] * steps                      # (n, S)
+            p = o[:, None] + d[:, None] * t[..., None]                         # (n, S, 3)
+            grid = (p[..., :2] * (2.0 / (2 * triplane.BOX_HALF)))[None].float()
+            hm = torch.nn.functional.grid_sample(self._height_maps(planes), grid, mode="bilinear",
+                                                 padding_mode="border", align_corners=False)[0]  # (2, n, S)
+            z = p[..., 2].float()
+            inside = (z < hm[0] + 0.004) & (z > hm[1] - 0.004)
+            any_in = inside.any(1)
+            first = torch.where(any_in, inside.float().argmax(1), torch.zeros_like(any_in, dtype=torch.long))
+            dt = (f0 - n0) / (S - 1)
+            tn = (t.gather(1, first[:, None])[:, 0] - 1.5 * dt).clamp_min(n0)
+            tf = torch.minimum(tn + 3.0 * dt, f0)
+            out_near[idx] = tn
+            out_far[idx] = tf
+            hit = hit.clone()
+            hit[idx] = any_in
+        return out_near, torch.where(hit, out_far, out_near + 1e-3), hit

@@ -1,0 +1,117 @@
+"""Image-to-plane lift of the bundled tier: a height-field head written into a tri-plane.
+
+Channel layout (``CHANNELS`` = 24, aggregate "sum"):
+
+* 0 ``front``: XY holds z_front(x, y); XZ and ZX each hold -z/2, so the sum is z_front - z.
+* 1 ``back``: XY holds -z_back(x, y); XZ and ZX each hold +z/2, so the sum is z - z_back.
+* 2-4 RGB in [0, 1] (XY only); 5-23 semantic logits (XY only).
+
+The head's shape is an ellipsoidal shell (face bulge, skull, neck) over the foreground of the
+semantic map; colour and labels are read from the crop by projecting each XY texel at its
+surface depth through the photo's camera, which undoes the head pose.  Texels the photo sees
+at a grazing angle or not at all take the mirrored (x -> -x) texel's colour and labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from triface_studio.core import triplane
+from triface_studio.core.semantics import (BACKGROUND, CLOTH, FLIP_PERMUTATION, HAIR, HAT, NECK,
+                                           NUM_CLASSES)
+
+CHANNELS = 5 + NUM_CLASSES
+RESOLUTION = 256
+EMPTY_FRONT = -1.0          # z_front of texels with no head: density zero along the whole ray
+LOGIT = 8.0
+
+
+def head_height_field(resolution: int = RESOLUTION) -> tuple[torch.Tensor, torch.Tensor]:
+    """Default canonical head depth: (z_front, z_back) per XY texel, indexed [row (y), col (x)]."""
+    t = triplane.texel_centres(resolution)
+    y, x = torch.meshgrid(t, t, indexing="ij")
+    # face/skull ellipsoid centred a little behind the origin; neck cylinder below
+    cx, cy, cz, a, b, c = 0.0, 0.03, -0.02, 0.26, 0.36, 0.24
+    q = 1 - (x - cx) ** 2 / a ** 2 - (y - cy) ** 2 / b ** 2
+    front = cz + c * q.clamp_min(0).sqrt()
+    back = cz - c * q.clamp_min(0).sqrt()
+    neck = 1 - (x / 0.16) ** 2
+    nf = -0.02 + 0.14 * neck.clamp_min(0).sqrt()
+    below = y < cy
+    front = torch.where(below, torch.maximum(front, nf), front)
+    back = torch.where(below & (neck > 0), torch.minimum(back, -0.16 * torch.ones_like(back)), back)
+    # anything else (shoulders, hair outside the skull): a thin slab
+    front = torch.maximum(front, torch.full_like(front, 0.02))
+    back = torch.minimum(back, torch.full_like(back, -0.05))
+    return front, back
+
+
+def _read(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample (C, H, W) at normalised uv (R, R, 2) in [0, 1] -> (C, R, R)."""
+    return F.grid_sample(img[None], (uv * 2 - 1)[None].to(img.dtype), mode=mode, padding_mode="border",
+                         align_corners=False)[0]
+
+
+def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = RESOLUTION,
+         landmarks: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
+    """Lift one 512 crop (uint8 (S, S, 3)) with its labels (uint8 (S, S)) seen by ``camera``.
+
+    Shape: -> planes (1, 3, CHANNELS, R, R), info dict (JSON-able)
+    """
+    R = resolution
+    img = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 255.0
+    S = img.shape[-1]
+    small = F.interpolate(img[None], size=(2 * R, 2 * R), mode="area")[0] if S > 2 * R else img
+    if labels is None:
+        labels = np.full(crop.shape[:2], 1, np.uint8)
+    lab = torch.from_numpy(np.ascontiguousarray(labels)).long()
+    onehot = F.one_hot(lab, NUM_CLASSES).permute(2, 0, 1).float()
+    onehot = F.interpolate(onehot[None], size=small.shape[-2:], mode="area")[0]
+
+    front, back = head_height_field(R)
+    pts = triplane.plane_grid(0, R)
+    pts[..., 2] = front
+    cam = camera.to(dtype=torch.float32)
+    uv, _ = cam.project(pts, 1)
+    colour = _read(small, uv)
+    sem = _read(onehot, uv)
+    inside = ((uv >= 0) & (uv <= 1)).all(-1)
+
+    # visibility: cosine between the height field's normal and the direction to the camera
+    dzdx = torch.gradient(front, spacing=1.0 / R, dim=1)[0]
+    dzdy = torch.gradient(front, spacing=1.0 / R, dim=0)[0]
+    normal = torch.stack([-dzdx, -dzdy, torch.ones_like(front)], -1)
+    normal = normal / normal.norm(dim=-1, keepdim=True)
+    to_cam = cam.origin.view(1, 1, 3) - pts
+    to_cam = to_cam / to_cam.norm(dim=-1, keepdim=True)
+    vis = (normal * to_cam).sum(-1)
+    vis = torch.where(inside, vis, torch.full_like(vis, -1.0))
+
+    # symmetry fill: where the mirrored texel is seen better, take it (with flipped classes)
+    m_vis = vis.flip(1)
+    use_mirror = (vis < 0.35) & (m_vis > vis + 0.1)
+    perm = torch.from_numpy(FLIP_PERMUTATION)
+    colour = torch.where(use_mirror, colour.flip(2), colour)
+    sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
+
+    fg = 1.0 - sem[BACKGROUND]
+    occupied = fg > 0.5
+    # parts without volume of their own keep the slab; hair/hat above the skull extends forward a little
+    front = torch.where(occupied, front, torch.full_like(front, EMPTY_FRONT))
+    back = torch.where(occupied, back, torch.full_like(back, 1.0))
+
+    planes = torch.zeros(1, 3, CHANNELS, R, R)
+    planes[0, 0, 0] = front
+    planes[0, 0, 1] = -back
+    # XZ plane (cols x, rows z) and ZX plane (cols z, rows y): the z ramp
+    zx = triplane.plane_grid(1, R)[..., 2]
+    zz = triplane.plane_grid(2, R)[..., 2]
+    planes[0, 1, 0], planes[0, 1, 1] = -zx / 2, zx / 2
+    planes[0, 2, 0], planes[0, 2, 1] = -zz / 2, zz / 2
+    planes[0, 0, 2:5] = colour
+    planes[0, 0, 5:] = LOGIT * (2 * sem - 1)
+    info = {"mirrored_fraction": float((use_mirror & occupied).float().mean()),
+            "classes": [int(c) for c in (HAIR, HAT, NECK, CLOTH)]}
+    return planes, info

@@ -1,0 +1,36 @@
+"""The bundled tier: CPU image-to-plane lift + analytic decoders, no downloaded weights."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from triface_studio.core.asset import TriPlaneAsset
+from triface_studio.core.cameras import Camera
+from triface_studio.core.rendering import RenderOptions, RenderResult, render
+
+from .decoder import BundledDecoder
+from .encoder import RESOLUTION, lift
+
+
+class BundledTier:
+    name = "bundled"
+
+    def __init__(self, device: str = "cpu", resolution: int = RESOLUTION):
+        self.device = torch.device(device)
+        self.resolution = resolution
+        self.decoder = BundledDecoder()
+        self.render_options = RenderOptions(n_coarse=8, n_importance=8, background=(1.0, 1.0, 1.0))
+
+    def encode(self, analysis) -> TriPlaneAsset:
+        planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution)
+        return TriPlaneAsset(planes.to(self.device), "bundled", analysis.camera,
+                             {"encoder": "heightfield-v1", "name": str(getattr(analysis, "name", "")), **info})
+
+    def render(self, asset: TriPlaneAsset, camera: Camera, resolution: int,
+               options: RenderOptions | None = None,
+               progress: Callable[[float], None] | None = None) -> RenderResult:
+        with torch.no_grad():
+            return render(asset.planes.to(self.device), self.decoder, camera.to(self.device), resolution,
+                          options or self.render_options, progress)
