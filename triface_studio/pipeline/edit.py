@@ -218,7 +218,7 @@ class EditPipeline:
         with self._lock:
             asset = self._assets.get(key)
         if asset is None:
-            with torch.inference_mode():
+            with torch.no_grad():
                 asset = self.tier.encode(fa)
             with self._lock:
                 self._assets[key] = asset
@@ -253,7 +253,7 @@ class EditPipeline:
         if job is not None:
             a, b = span
             prog = lambda f: job.report(a + (b - a) * f)  # noqa: E731
-        with torch.inference_mode():
+        with torch.no_grad():
             out = self.tier.render(asset, camera, resolution, progress=prog)
         if out.semantics is None:
             rgb = out.rgb[:, :3].float().clamp(0, 1)
@@ -272,7 +272,7 @@ class EditPipeline:
         opts = None
         if transparent:
             opts = dataclasses.replace(self.tier.render_options, background=None)
-        with torch.inference_mode():
+        with torch.no_grad():
             out = self.tier.render(asset, cam, resolution, options=opts, progress=progress)
         rgb = out.rgb[0, :3].permute(1, 2, 0).float().clamp(0, 1).cpu().numpy()
         if transparent:
@@ -325,7 +325,7 @@ class EditPipeline:
         frontal = Camera.frontal()
         rr = int(request.render_resolution)
         cam_id = getattr(fa_id, "camera", None) or frontal
-        align_res = 128
+        align_res = 96          # frontal semantics only feed plane masks; 96 px is plenty
         all_classes: set[int] = set()
         steps = []
         with job("align"):
@@ -422,7 +422,7 @@ class EditPipeline:
                 parsed = s_blend
                 notes.append("the composite could not be re-parsed; its rendered semantics were used")
             fa_com = _with(fa_com, labels=np.asarray(parsed))
-            with torch.inference_mode():
+            with torch.no_grad():
                 t_com = self.tier.encode(fa_com)
 
         return EditResult(

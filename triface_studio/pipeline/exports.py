@@ -187,7 +187,7 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int
 
 
 # -- mesh --------------------------------------------------------------------------------------
-@torch.inference_mode()
+@torch.no_grad()
 def sample_density(tier, asset, resolution: int = 128, chunk: int = 262144):
     """Density and colour of ``asset`` on a resolution^3 grid filling the box.
     -> (density (R, R, R) [x, y, z] float32, grid coordinates (R,))"""
@@ -209,7 +209,7 @@ def sample_density(tier, asset, resolution: int = 128, chunk: int = 262144):
     return dens.reshape(resolution, resolution, resolution).numpy(), t.cpu().numpy()
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def _vertex_colours(tier, asset, verts: np.ndarray) -> np.ndarray:
     planes = asset.planes.to(tier.device if hasattr(tier, "device") else "cpu")
     dec = tier.decoder
