@@ -49,15 +49,12 @@ class BundledDecoder(torch.nn.Module):
         return box
 
     def _height_maps(self, planes: torch.Tensor) -> torch.Tensor:
-        """(1, 2, R/2, R/2) z_front / z_back maps (max-/min-pooled so the coarse march never
-        misses the surface), cached per tri-plane tensor."""
+        """(1, 2, R, R) z_front / z_back maps, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version, "maps")
         if getattr(self, "_maps_key", None) == key:
             return self._maps
         front, back = planes[0, 0, 0][None, None], -planes[0, 0, 1][None, None]
-        f = torch.nn.functional.max_pool2d(front, 3, 2, 1)
-        b = -torch.nn.functional.max_pool2d(-back, 3, 2, 1)
-        self._maps, self._maps_key = torch.cat([f, b], 1).float(), key
+        self._maps, self._maps_key = torch.cat([front, back], 1).float(), key
         return self._maps
 
     #: steps of the height-field march that finds where each ray first enters the head
@@ -92,8 +89,9 @@ class BundledDecoder(torch.nn.Module):
             any_in = inside.any(1)
             first = torch.where(any_in, inside.float().argmax(1), torch.zeros_like(any_in, dtype=torch.long))
             dt = (f0 - n0) / (S - 1)
-            tn = (t.gather(1, first[:, None])[:, 0] - 1.5 * dt).clamp_min(n0)
-            tf = torch.minimum(tn + 3.0 * dt, f0)
+            t_in = t.gather(1, first[:, None])[:, 0]
+            tn = (t_in - 1.5 * dt).clamp_min(n0)
+            tf = torch.minimum(t_in + 1.5 * dt, f0)
             out_near[idx] = tn
             out_far[idx] = tf
             hit = hit.clone()

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from triface_studio.core import triplane
 from triface_studio.core.semantics import (BACKGROUND, CLOTH, FLIP_PERMUTATION, HAIR, HAT, NECK,
-                                           NUM_CLASSES)
+                                           NUM_CLASSES, SKIN)
 
 CHANNELS = 5 + NUM_CLASSES
 RESOLUTION = 256
@@ -64,8 +64,9 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     img = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 255.0
     S = img.shape[-1]
     small = F.interpolate(img[None], size=(2 * R, 2 * R), mode="area")[0] if S > 2 * R else img
-    if labels is None:
-        labels = np.full(crop.shape[:2], 1, np.uint8)
+    no_labels = labels is None
+    if no_labels:
+        labels = np.full(crop.shape[:2], SKIN, np.uint8)
     lab = torch.from_numpy(np.ascontiguousarray(labels)).long()
     onehot = F.one_hot(lab, NUM_CLASSES).permute(2, 0, 1).float()
     onehot = F.interpolate(onehot[None], size=small.shape[-2:], mode="area")[0]
@@ -96,6 +97,11 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     colour = torch.where(use_mirror, colour.flip(2), colour)
     sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
 
+    if no_labels:
+        # without a parser: the head shell's core (face/skull ellipsoid and neck) is the foreground
+        core = (front > 0.03).float()
+        sem = torch.zeros_like(sem)
+        sem[BACKGROUND], sem[SKIN] = 1 - core, core
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
     # parts without volume of their own keep the slab; hair/hat above the skull extends forward a little
