@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "models",
     "train",
     "parse",
+    "encode",
+    "render",
 )
 
 
