@@ -50,6 +50,20 @@ def test_sampling_layout_matches_documented_axes():
         triplane.sample(torch.zeros(1, 2, 1, 4, 4), pts.float())
 
 
+def test_projection_matches_eg3d_inverse_plane_matrices():
+    """EG3D's ``generate_planes`` axes and ``project_onto_planes`` (points times the inverse
+    of each axis matrix, first two components): written out here from the published
+    matrices, independently of PLANE_AXES."""
+    eg3d_axes = torch.tensor([[[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+                              [[1, 0, 0], [0, 0, 1], [0, 1, 0]],
+                              [[0, 0, 1], [1, 0, 0], [0, 1, 0]]], dtype=torch.float64)
+    pts = torch.rand(2, 50, 3, dtype=torch.float64) - 0.5
+    ref = torch.stack([(2 * pts) @ torch.linalg.inv(eg3d_axes[k]) for k in range(3)], dim=1)[..., :2]
+    torch.testing.assert_close(triplane.project(pts), ref)
+    # the third plane has columns z and rows x: y is seen by the XY plane only
+    assert triplane.PLANE_AXES[2] == (2, 0)
+
+
 def test_plane_grid_points_sample_their_own_texels():
     planes = torch.rand(1, 3, 3, 16, 16)
     for k in range(3):

@@ -118,9 +118,11 @@ def test_golden_tiny_generator_output():
     assert ws[0, 0, :4].tolist() == pytest.approx([-0.26270, 0.79907, -0.00792, 1.61702], abs=1e-4)
     assert planes.abs().mean().item() == pytest.approx(0.513869, abs=1e-4)
     assert planes[0, 2, 1, 3, 5].item() == pytest.approx(-0.595306, abs=1e-4)
-    assert img.mean().item() == pytest.approx(-0.906369, abs=1e-4)
-    assert img[0, :, 7, 9].tolist() == pytest.approx([-0.91421, -1.29218, -0.84760], abs=1e-4)
-    assert res.rgb.mean().item() == pytest.approx(0.0606565, abs=1e-4)
+    # image values recorded after packaging/compat/compare_eg3d.py matched NVIDIA's code to <1e-6
+    # with the (z, x) third plane
+    assert img.mean().item() == pytest.approx(-0.906154, abs=1e-4)
+    assert img[0, :, 7, 9].tolist() == pytest.approx([-0.92539, -1.29807, -0.85760], abs=1e-4)
+    assert res.rgb.mean().item() == pytest.approx(0.0606690, abs=1e-4)
 
 
 def test_truncation_and_fp16_path_flags():

@@ -16,12 +16,14 @@ def sphere_triplane(resolution: int = 128, center=(0.0, 0.0, 0.0), dtype=torch.f
     carry a colour that depends on x, y and z.  Shape: -> (1, 3, 4, R, R)."""
     c = torch.as_tensor(center, dtype=dtype, device=device)
     planes = torch.zeros(1, 3, 4, resolution, resolution, dtype=dtype, device=device)
+    # an axis read by n planes (x by three, y by one, z by two in EG3D's layout) puts 1/n of its
+    # square on each of them
+    seen = [sum(axis in ax for ax in triplane.PLANE_AXES) for axis in range(3)]
     for k in range(3):
         pts = triplane.plane_grid(k, resolution, dtype=dtype, device=device)
         col_axis, row_axis = triplane.PLANE_AXES[k]
         a, b = pts[..., col_axis] - c[col_axis], pts[..., row_axis] - c[row_axis]
-        # each coordinate appears on exactly two planes: give each plane half of its square
-        planes[0, k, 0] = 0.5 * (a * a + b * b)
+        planes[0, k, 0] = a * a / seen[col_axis] + b * b / seen[row_axis]
     planes[0, 0, 1] = 0.5 + triplane.plane_grid(0, resolution, dtype=dtype, device=device)[..., 0]  # red ~ x
     planes[0, 0, 2] = 0.5 + triplane.plane_grid(0, resolution, dtype=dtype, device=device)[..., 1]  # green ~ y
     planes[0, 1, 3] = 0.5 + triplane.plane_grid(1, resolution, dtype=dtype, device=device)[..., 2]  # blue ~ z

@@ -8,11 +8,12 @@ plane      image columns (grid x)       image rows (grid y)
 =========  ===========================  ============================
 0  "XY"    world x: -0.5 -> +0.5        world y: -0.5 -> +0.5
 1  "XZ"    world x: -0.5 -> +0.5        world z: -0.5 -> +0.5
-2  "ZX"    world z: -0.5 -> +0.5        world y: -0.5 -> +0.5
+2  "ZX"    world z: -0.5 -> +0.5        world x: -0.5 -> +0.5
 =========  ===========================  ============================
 
-Plane 2 is called "ZX" in EG3D and the papers built on it, but its inverse projection matrix
-makes it a (z, y) plane; we keep that so checkpoints work.  Row 0 of the XY plane is world
+Plane 2 is EG3D's third ``generate_planes`` matrix; ``project_onto_planes`` multiplies points
+by its *inverse*, which reads (z, x): columns z, rows x (checked against EG3D's own functions
+by ``packaging/compat/compare_eg3d.py``).  The y axis is therefore seen by the XY plane only.  Row 0 of the XY plane is world
 y = -0.5, i.e. the *bottom* of the head (world +y is up), so the XY plane looks upside down
 next to a frontal photo; :func:`xy_plane_from_frontal` takes care of that.
 
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 PLANE_NAMES = ("XY", "XZ", "ZX")
 #: For each plane, the world axes read by grid x (columns) and grid y (rows).
-PLANE_AXES = ((0, 1), (0, 2), (2, 1))
+PLANE_AXES = ((0, 1), (0, 2), (2, 0))
 BOX_HALF = 0.5
 
 Aggregate = Literal["sum", "mean", "none"]

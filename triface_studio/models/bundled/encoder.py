@@ -111,7 +111,7 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     planes = torch.zeros(1, 3, CHANNELS, R, R)
     planes[0, 0, 0] = front
     planes[0, 0, 1] = -back
-    # XZ plane (cols x, rows z) and ZX plane (cols z, rows y): the z ramp
+    # XZ plane (cols x, rows z) and ZX plane (cols z, rows x): the z ramp
     zx = triplane.plane_grid(1, R)[..., 2]
     zz = triplane.plane_grid(2, R)[..., 2]
     planes[0, 1, 0], planes[0, 1, 1] = -zx / 2, zx / 2
