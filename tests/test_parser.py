@@ -81,6 +81,16 @@ def test_train_cli_writes_loadable_checkpoint(tmp_path):
     labels = p.parse(np.zeros((64, 64, 3), np.uint8))
     assert labels.shape == (64, 64) and labels.dtype == np.uint8
     assert json.loads((out / "split.json").read_text())["val"] == ["004", "005"]
+    # --init starts from those weights: with a zero learning rate the convolutions stay as they were
+    out2 = tmp_path / "out2"
+    rc = main(["train", "parser", "--data", str(data), "--out", str(out2), "--max-steps", "2", "--size", "32",
+               "--width", "8", "--batch-size", "4", "--split", str(split), "--threads", "1", "--lr", "0",
+               "--init", str(out / "parser.safetensors")])
+    assert rc == 0
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(out / "parser.safetensors")), load_file(str(out2 / "last.safetensors"))
+    assert torch.equal(a["head.weight"], b["head.weight"]) and torch.equal(a["enc.0.0.weight"], b["enc.0.0.weight"])
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
+from triface_studio.cli.train_neural import TARGETS as _NEURAL_TARGETS
+
 
 def add_parser_arguments(p) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="celebamask-mini-like folder (images/, masks/)")
@@ -22,6 +24,8 @@ def add_parser_arguments(p) -> None:
     p.add_argument("--split", default=None, metavar="JSON",
                    help="fixed split file ({'train': [...], 'val': [...]}); default: hash split, 120 held out")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--init", default=None, metavar="SAFETENSORS",
+                   help="start from these parser weights (same --width), e.g. the shipped checkpoint")
 
 
 def run_parser(args) -> int:
@@ -33,7 +37,7 @@ def run_parser(args) -> int:
                       max_steps=args.max_steps, eval_every=min(args.eval_every, args.max_steps),
                       seed=args.seed, threads=args.threads)
     best = train(args.data, args.out, cfg, split_path=args.split,
-                 log=lambda s: print(s, file=sys.stderr, flush=True), time_budget_s=args.time_budget)
+                 log=lambda s: print(s, file=sys.stderr, flush=True), time_budget_s=args.time_budget, init_path=args.init)
     print(json.dumps({"miou": best["miou"], "step": best.get("step"), "out": str(args.out)}))
     return 0
 
@@ -41,13 +45,7 @@ def run_parser(args) -> int:
 TARGETS: dict = {
     "parser": ("train the bundled 19-class face parser", add_parser_arguments, run_parser),
 }
-try:  # the neural tier's targets, when that module is present
-    from triface_studio.cli.train_neural import TARGETS as _NEURAL_TARGETS
-
-    for _k, _v in _NEURAL_TARGETS.items():
-        TARGETS.setdefault(_k, _v)
-except ImportError:  # pragma: no cover
-    pass
+TARGETS.update(_NEURAL_TARGETS)
 
 
 def register(sub) -> None:

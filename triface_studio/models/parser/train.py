@@ -71,7 +71,9 @@ def evaluate(model: ParserNet, images: torch.Tensor, masks_full: torch.Tensor, s
 
 def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
           split_path: str | Path | None = None, log: Callable[[str], None] = print,
-          time_budget_s: float | None = None) -> dict:
+          time_budget_s: float | None = None, init_path: str | Path | None = None) -> dict:
+    """Train from scratch, or from the weights in ``init_path`` (a parser .safetensors of the same
+    width) with a fresh warm-up and cosine schedule.  Returns the best held-out metrics."""
     cfg = config or TrainConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,11 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None 
     va_y = F.interpolate(va_full[:, None].float(), size=(256, 256), mode="nearest")[:, 0].to(torch.uint8)
     weights = ds.class_weights(tr_y, cfg.class_weight_power)
     model = ParserNet(cfg.width)
+    if init_path is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(init_path)))
+        log(f"starting from {init_path}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     best = {"miou": -1.0}
