@@ -172,3 +172,15 @@ def test_ray_bounds_skip_empty_rays_and_match_dense_render():
     assert fast.samples_per_ray < 16
     assert float((fast.opacity - dense.opacity).abs().mean()) < 0.03
     assert float((fast.rgb - dense.rgb).abs().mean()) < 0.03
+
+
+def test_decoder_feature_lookup_equals_full_tri_plane_sum():
+    """The bundled decoder reads only the side planes' live channels; that is the full sum, also
+    after a blend and after the planes are edited in place."""
+    tier = _tier()
+    img, labels = _pattern(seed=7)
+    planes = tier.encode(_fa(img, labels, Camera.orbit(15.0, -5.0))).planes
+    pts = torch.rand(1, 500, 3) - 0.5
+    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), triplane.sample(planes, pts, "sum"))
+    planes[0, 2, 7] = 0.25                                   # a new live channel on ZX: the cache notices
+    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), triplane.sample(planes, pts, "sum"))

@@ -180,3 +180,19 @@ def test_asset_round_trip_and_errors(tmp_path):
         TriPlaneAsset.load(tmp_path / "bad.safetensors")
     with pytest.raises(AssetError, match="no such"):
         TriPlaneAsset.load(tmp_path / "missing.safetensors")
+
+
+def test_sum_over_live_channels_equals_full_sum():
+    g = torch.Generator().manual_seed(5)
+    planes = torch.rand(1, 3, 6, 16, 16, generator=g, dtype=torch.float64)
+    planes[0, 1, 2:] = 0          # XZ carries channels 0-1 only
+    planes[0, 2, :4] = 0          # ZX carries channels 4-5 only
+    planes[0, 2, 5] = 0
+    pts = torch.rand(1, 40, 3, generator=g, dtype=torch.float64) * 1.2 - 0.6   # some outside the box
+    full = triplane.sample(planes, pts, "sum")
+    torch.testing.assert_close(triplane.sample_sum_channels(planes, pts, [None, [0, 1], [4]]), full)
+    torch.testing.assert_close(triplane.sample_sum_channels(planes, pts, [[0, 2, 3, 1, 4, 5], [0, 1], [4]]), full)
+    # a plane with no live channels is skipped
+    planes[0, 2] = 0
+    torch.testing.assert_close(triplane.sample_sum_channels(planes, pts, [None, [0, 1], []]),
+                               triplane.sample(planes, pts, "sum"))

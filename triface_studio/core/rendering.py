@@ -51,6 +51,11 @@ class Decoder(Protocol):
     in the paper, "mean" as in EG3D).  ``density_activation`` is applied by the renderer to the
     midpoint densities: "softplus" is EG3D's softplus(sigma - 1), "relu", or "identity" for a
     decoder that already returns non-negative densities.
+
+    Optional methods: ``ray_bounds(planes, origins, dirs) -> (near, far, hit)`` limits each
+    ray to where density can be; ``sample_features(planes, points, box_warp) -> (B, M, C)``
+    replaces the renderer's tri-plane lookup (it must return the same aggregated features,
+    e.g. by skipping channels known to be zero).
     """
 
     aggregate: str
@@ -191,7 +196,11 @@ class _Evaluator:
         pts = origins[:, None] + depths[..., None] * dirs[:, None]
         d = dirs[:, None].expand(N, S, 3)
         with self.autocast():
-            feats = triplane.sample(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.aggregate, self.box_warp)
+            sampler = getattr(self.decoder, "sample_features", None)
+            if sampler is not None:
+                feats = sampler(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.box_warp)
+            else:
+                feats = triplane.sample(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.aggregate, self.box_warp)
             out = self.decoder(feats, pts.reshape(1, -1, 3), d.reshape(1, -1, 3))
         sem = None if out.semantics is None else out.semantics.reshape(N, S, -1).float()
         return DecoderOutput(out.density.reshape(N, S, 1).float(), out.rgb.reshape(N, S, -1).float(), sem)

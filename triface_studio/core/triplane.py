@@ -73,6 +73,38 @@ def sample(planes: torch.Tensor, points: torch.Tensor, aggregate: Aggregate = "s
     raise ValueError(f"aggregate must be 'sum', 'mean' or 'none', not {aggregate!r}")
 
 
+def sample_sum_channels(planes: torch.Tensor, points: torch.Tensor, channels, box_warp: float = 1.0,
+                        mode: str = "bilinear") -> torch.Tensor:
+    """Like ``sample(..., "sum")`` when plane k is zero outside the channels ``channels[k]``
+    (a list of channel indices, or None for all): only those channels are read, so a tri-plane
+    whose side planes carry one or two channels costs little more than its XY plane.
+
+    Shape: planes (B, 3, C, R, R), points (B, M, 3) -> (B, M, C)
+    """
+    check_triplane(planes)
+    B, _, C, R, _ = planes.shape
+    grid = project(points, box_warp).to(planes.dtype)                # (B, 3, M, 2)
+    out = None
+    for k in range(3):
+        ch = channels[k]
+        if ch is not None and len(ch) == 0:
+            continue
+        if ch is not None and list(ch) == list(range(ch[0], ch[0] + len(ch))):
+            ch = slice(ch[0], ch[0] + len(ch))                        # a contiguous run: a view
+        sel = slice(None) if ch is None else (ch if isinstance(ch, slice) else list(ch))
+        f = F.grid_sample(planes[:, k, sel], grid[:, k, None], mode=mode, padding_mode="zeros",
+                          align_corners=False)[:, :, 0]
+        if out is None and ch is None:
+            out = f
+        else:
+            if out is None:
+                out = planes.new_zeros(B, C, f.shape[-1])
+            out[:, sel] += f
+    if out is None:
+        out = planes.new_zeros(B, C, points.shape[1])
+    return out.transpose(1, 2)
+
+
 def texel_centres(resolution: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """World coordinate of texel centres along one plane axis. Shape: (R,)."""
     return -BOX_HALF + (torch.arange(resolution, dtype=dtype, device=device) + 0.5) / resolution * (2 * BOX_HALF)

@@ -26,6 +26,18 @@ class BundledDecoder(torch.nn.Module):
         d = d * (points.abs() < triplane.BOX_HALF).all(-1, keepdim=True)
         return DecoderOutput(d, features[..., 2:5].clamp(0, 1), features[..., 5:])
 
+    def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+        """The summed features, reading from the XZ and ZX planes only their non-zero channels
+        (the z ramps of the lift, two of the 24); exact for any tri-plane."""
+        key = (planes.data_ptr(), planes._version, tuple(planes.shape), "live")
+        if getattr(self, "_live_key", None) != key:
+            live = planes[0, 1:].flatten(-2).abs().amax(-1) > 0            # (2, C)
+            self._live = [None] + [live[k].nonzero()[:, 0].tolist() for k in range(2)]
+            self._live_key = key
+        if planes.shape[0] != 1:
+            return triplane.sample(planes, points, "sum", box_warp)
+        return triplane.sample_sum_channels(planes, points, self._live, box_warp)
+
     def head_box(self, planes: torch.Tensor) -> torch.Tensor:
         """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version)
