@@ -184,3 +184,45 @@ def test_decoder_feature_lookup_equals_full_tri_plane_sum():
     torch.testing.assert_close(tier.decoder.sample_features(planes, pts), triplane.sample(planes, pts, "sum"))
     planes[0, 2, 7] = 0.25                                   # a new live channel on ZX: the cache notices
     torch.testing.assert_close(tier.decoder.sample_features(planes, pts), triplane.sample(planes, pts, "sum"))
+
+
+def test_face_surface_follows_the_landmarks_without_a_step():
+    from triface_studio.models.bundled.encoder import face_height_field
+    from triface_studio.models.face.analyzer import template_world_landmarks
+
+    W = template_world_landmarks()
+    Rr = 128
+    front, back = face_height_field(W, Rr)
+    ix = np.floor((W[:, 0] + 0.5) * Rr).astype(int)
+    iy = np.floor((W[:, 1] + 0.5) * Rr).astype(int)
+    err = np.abs(front.numpy()[iy, ix] - W[:, 2])
+    assert np.median(err) < 0.01                     # the surface passes through the landmarks
+    assert float(front.max()) == pytest.approx(W[:, 2].max(), abs=0.01)     # the nose is the front
+    assert bool((back < front).all())
+    # no cliff where the face meets the shell: neighbouring texels of the head differ little
+    head = front > 0.03
+    dx = (front[:, 1:] - front[:, :-1]).abs()[head[:, 1:] & head[:, :-1]]
+    dy = (front[1:] - front[:-1]).abs()[head[1:] & head[:-1]]
+    assert float(torch.cat([dx, dy]).max()) < 0.03
+
+
+def test_posed_photo_rendered_frontally_lands_on_the_template(shared_data):
+    """The paper's alignment step: a turned reference, lifted and rendered from the front,
+    puts its landmarks near the canonical template (much nearer than its own 2D-aligned crop)."""
+    from PIL import Image
+
+    from triface_studio.models.face import CANONICAL_LANDMARKS, FaceAnalyzer
+
+    analyzer = FaceAnalyzer("cpu")
+    tier = BundledTier("cpu")
+    key = [33, 133, 263, 362, 1, 61, 291, 199, 10, 152]
+    for name in ("1c82f1d87e1941d99dfd540f43ffcfa8", "3249eba022d94cbc9ceaa6308ef1db8f"):
+        path = next((shared_data / "images").glob(name[:8] + "*.jpg"))
+        fa = analyzer.analyze(np.asarray(Image.open(path).convert("RGB")), name, parse=True)
+        assert abs(fa.pose[0]) > 25
+        r = tier.render(tier.encode(fa), Camera.frontal(), 512)
+        img = (r.rgb[0, :3].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        seen = analyzer.analyze(img, "render", parse=False)
+        err = np.linalg.norm(seen.landmarks[key, :2] - CANONICAL_LANDMARKS[key, :2], axis=1).mean()
+        crop_err = np.linalg.norm(fa.crop_landmarks[key, :2] - CANONICAL_LANDMARKS[key, :2], axis=1).mean()
+        assert err < 10 and err < 0.7 * crop_err, (name, err, crop_err)

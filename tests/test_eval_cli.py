@@ -25,3 +25,19 @@ def test_eval_two_pairs_per_task_on_shared_data(shared_data, tmp_path, capsys):
             rows = list(csv.DictReader(f))
         assert [r["index"] for r in rows] == ["0", "1"]
         assert np.asarray(Image.open(out / "contact_sheet.png")).shape[1] == 3 * 164 + 4
+
+
+def test_eval_lift_on_held_out_photos(shared_data, tmp_path, capsys):
+    """`triface eval --task lift`: the bundled lift re-rendered at each photo's camera, and the
+    turned photos rendered from the front against the landmark template."""
+    out = tmp_path / "lift"
+    assert main(["eval", "--task", "lift", "--data", str(shared_data), "--limit", "3", "--out", str(out),
+                 "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["task"] == "lift" and s["photos"] == 3 and s["failed"] == 0
+    assert 18 < s["psnr_source_parsed"] < 60 and s["psnr_source"] <= s["psnr_source_parsed"] + 3
+    assert s["turned_photos"] >= 1 and s["landmark_px"] < s["crop_landmark_px"]
+    with open(out / "lift.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(float(r["psnr_source"]) > 10 for r in rows)
+    assert json.loads((out / "summary.json").read_text()) == s

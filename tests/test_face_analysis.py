@@ -10,7 +10,8 @@ from PIL import Image
 
 from triface_studio.core.images import load_image
 from triface_studio.models.face import CANONICAL_LANDMARKS, FaceAnalyzer, NoFaceError
-from triface_studio.models.face.analyzer import pose_from_rotation, rigid_rotation, rotation_from_pose
+from triface_studio.models.face.analyzer import (canonical_world_landmarks, fit_crop_camera, pose_from_rotation,
+                                                 rigid_rotation, rotation_from_pose, template_world_landmarks)
 from triface_studio.resources import resource_path
 
 
@@ -43,6 +44,46 @@ def test_pose_round_trip_through_rotation(yaw, pitch):
     obs = CANONICAL_LANDMARKS.astype(np.float64) @ R.T * 1.3 + np.array([40.0, -20.0, 5.0])
     y, p, _ = pose_from_rotation(rigid_rotation(CANONICAL_LANDMARKS.astype(np.float64), obs))
     assert y == pytest.approx(yaw, abs=1e-3) and p == pytest.approx(pitch, abs=1e-3)
+
+
+def test_world_template_projects_back_onto_the_template():
+    import torch
+
+    from triface_studio.core.cameras import Camera
+
+    W = torch.from_numpy(template_world_landmarks())
+    uv = Camera.frontal().to(dtype=torch.float64).project(W, 512)[0].numpy()
+    np.testing.assert_allclose(uv, CANONICAL_LANDMARKS[:, :2], atol=1e-3)
+    # the nose tip is the front of the face; the face is about as wide as a head in EG3D's box
+    assert W[:, 2].argmax() == CANONICAL_LANDMARKS[:, 2].argmin()
+    assert 0.25 < W[:, 0].max() - W[:, 0].min() < 0.4
+
+
+@pytest.mark.parametrize("yaw,pitch,roll,scale,shift", [(25.0, -10.0, 0.1, 1.1, (7, -5)),
+                                                        (-30.0, 12.0, -0.05, 0.9, (-3, 4))])
+def test_crop_camera_absorbs_the_alignment_similarity(yaw, pitch, roll, scale, shift):
+    """Landmarks seen by an orbit camera and then moved by an in-plane similarity (what the 2D
+    crop alignment leaves for a turned head): the fitted camera projects onto them exactly and
+    keeps the orbit's yaw/pitch."""
+    import torch
+
+    from triface_studio.core.cameras import Camera
+
+    W = torch.from_numpy(template_world_landmarks())
+    uv = Camera.orbit(yaw, pitch).to(dtype=torch.float64).project(W, 512)[0].numpy()
+    c, s = np.cos(roll), np.sin(roll)
+    seen = (uv - 256) @ np.array([[c, -s], [s, c]]).T * scale + 256 + np.array(shift)
+    cam = fit_crop_camera(seen, yaw, pitch)
+    got = cam.to(dtype=torch.float64).project(W, 512)[0].numpy()
+    assert np.abs(got - seen).max() < 1e-3
+    assert cam.yaw_pitch() == pytest.approx((yaw, pitch), abs=1e-3)
+
+
+def test_canonical_world_landmarks_undo_the_rotation():
+    R = rotation_from_pose(30.0, -10.0)
+    C = CANONICAL_LANDMARKS.astype(np.float64)
+    seen = (C - C.mean(0)) @ R.T * 0.9 + C.mean(0) + np.array([12.0, -6.0, 3.0])
+    np.testing.assert_allclose(canonical_world_landmarks(seen), template_world_landmarks(), atol=1e-6)
 
 
 def test_sample_portrait(analyzer, astronaut):

@@ -11,7 +11,9 @@ def register(sub) -> None:
                        description="Pair identities and references by the protocol of Bilecen et al. "
                                    "(eyeglasses: add glasses; hair: black-haired identities, blonde references), "
                                    "run the edits and write pairs.csv, summary.json and contact_sheet.png.")
-    p.add_argument("--task", required=True, choices=("eyeglasses", "hair"))
+    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift"),
+                   help="an edit task, or 'lift': PSNR at the source camera and frontal landmark error "
+                        "of the image-to-plane lift on held-out photos")
     p.add_argument("--data", required=True, help="folder with images/, optional masks/ and tags.csv")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
@@ -33,6 +35,16 @@ def run(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
+    if args.task == "lift":
+        from triface_studio.evaluation.lift import evaluate_lift
+
+        summary = evaluate_lift(args.data, args.out, limit=args.limit, tier=args.tier, device=args.device,
+                                log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(json.dumps(summary, indent=2) if args.json else
+              f"lift: {summary['photos']} photos  PSNR at source camera {summary['psnr_source']} dB  "
+              f"frontal landmark error {summary['landmark_px']} px (crop alone {summary['crop_landmark_px']} px, "
+              f"{summary['turned_photos']} turned photos)  -> {args.out}")
+        return 0
     try:
         summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,
                            device=args.device, inception=args.inception, rendered=args.rendered,

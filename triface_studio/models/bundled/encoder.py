@@ -6,8 +6,8 @@ Channel layout (``CHANNELS`` = 24, aggregate "sum"):
 * 1 ``back``: XY holds -z_back(x, y); XZ and ZX each hold +z/2, so the sum is z - z_back.
 * 2-4 RGB in [0, 1] (XY only); 5-23 semantic logits (XY only).
 
-The head's shape is an ellipsoidal shell (face bulge, skull, neck) over the foreground of the
-semantic map; colour and labels are read from the crop by projecting each XY texel at its
+The head's shape is an ellipsoidal shell (skull, neck) whose front is the dense face surface of
+the photo's 3D landmarks (with the head rotation undone), over the foreground of the semantic map; colour and labels are read from the crop by projecting each XY texel at its
 surface depth through the photo's camera, which undoes the head pose.  Texels the photo sees
 at a grazing angle or not at all take the mirrored (x -> -x) texel's colour and labels.
 """
@@ -23,7 +23,7 @@ from triface_studio.core.semantics import (BACKGROUND, CLOTH, FLIP_PERMUTATION, 
                                            NUM_CLASSES, SKIN)
 
 CHANNELS = 5 + NUM_CLASSES
-RESOLUTION = 256
+RESOLUTION = 512        # a 512 crop spans ~0.62 world units at the face: 256 texels blurred it (-2.7 dB)
 EMPTY_FRONT = -1.0          # z_front of texels with no head: density zero along the whole ray
 LOGIT = 8.0
 
@@ -46,6 +46,39 @@ def head_height_field(resolution: int = RESOLUTION) -> tuple[torch.Tensor, torch
     front = torch.maximum(front, torch.full_like(front, 0.02))
     back = torch.minimum(back, torch.full_like(back, -0.05))
     return front, back
+
+
+#: how far (world units) the face surface's offset from the shell fades outside the face
+FACE_BLEND = 0.06
+
+
+def face_height_field(world_landmarks: np.ndarray, resolution: int = RESOLUTION) -> tuple[torch.Tensor, torch.Tensor]:
+    """The default head shell with its front replaced by the dense face surface of 3D landmarks
+    (canonical world units, (N, 3)): linear interpolation of the landmarks' depth inside the
+    face, and outside it the shell moved by the face's offset at the nearest face texel, fading
+    over ``FACE_BLEND`` so there is no step at the face's edge.  -> (z_front, z_back), (R, R)."""
+    from scipy.interpolate import griddata
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    front, back = head_height_field(resolution)
+    R = resolution
+    t = triplane.texel_centres(R, dtype=torch.float64).numpy()
+    gx, gy = np.meshgrid(t, t)                                       # [row (y), col (x)]
+    w = np.asarray(world_landmarks, np.float64)
+    face = griddata(w[:, :2], w[:, 2], (gx, gy), method="linear")
+    inside = np.isfinite(face)
+    if not inside.any():
+        return front, back
+    shell = front.numpy().astype(np.float64)
+    offset = np.where(inside, face - shell, 0.0)
+    dist, (iy, ix) = distance_transform_edt(~inside, return_indices=True)
+    fade = np.exp(-(dist / R) / FACE_BLEND)
+    new_front = np.where(inside, face, shell + offset[iy, ix] * fade)
+    # the face's rim (jaw, temples) meets the shell at an angle: round it off
+    new_front = gaussian_filter(new_front, sigma=2.0 * resolution / 256)
+    new_front = torch.from_numpy(new_front).to(front.dtype)
+    back = torch.minimum(back, new_front - 0.02)
+    return new_front, back
 
 
 def _read(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -71,7 +104,12 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     onehot = F.one_hot(lab, NUM_CLASSES).permute(2, 0, 1).float()
     onehot = F.interpolate(onehot[None], size=small.shape[-2:], mode="area")[0]
 
-    front, back = head_height_field(R)
+    if landmarks is not None:
+        from triface_studio.models.face.analyzer import canonical_world_landmarks
+
+        front, back = face_height_field(canonical_world_landmarks(landmarks), R)
+    else:
+        front, back = head_height_field(R)
     pts = triplane.plane_grid(0, R)
     pts[..., 2] = front
     cam = camera.to(dtype=torch.float32)
@@ -92,7 +130,8 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
 
     # symmetry fill: where the mirrored texel is seen better, take it (with flipped classes)
     m_vis = vis.flip(1)
-    use_mirror = (vis < 0.35) & (m_vis > vis + 0.1)
+    # only where the mirrored texel is seen well: two grazing rims of a nearly frontal photo keep their own
+    use_mirror = (vis < 0.35) & (m_vis > torch.clamp(vis + 0.1, min=0.5))
     perm = torch.from_numpy(FLIP_PERMUTATION)
     colour = torch.where(use_mirror, colour.flip(2), colour)
     sem = torch.where(use_mirror, sem.flip(2)[perm], sem)

@@ -24,7 +24,8 @@ class BundledTier:
         self.render_options = RenderOptions(n_coarse=8, n_importance=8, background=(1.0, 1.0, 1.0))
 
     def encode(self, analysis) -> TriPlaneAsset:
-        planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution)
+        planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution,
+                            getattr(analysis, "crop_landmarks", None))
         return TriPlaneAsset(planes.to(self.device), "bundled", analysis.camera,
                              {"encoder": "heightfield-v1", "name": str(getattr(analysis, "name", "")), **info})
 

@@ -94,6 +94,69 @@ def rotation_from_pose(yaw: float, pitch: float) -> np.ndarray:
     return np.linalg.inv(cam)[:3, :3] @ frontal[:3, :3]
 
 
+#: world z of the template's nose tip (the front of the canonical head, a little before EG3D's pivot)
+TEMPLATE_NOSE_Z = 0.26
+
+
+def template_world_landmarks(landmarks: np.ndarray | None = None) -> np.ndarray:
+    """The canonical landmark template in world units: each template point (crop pixels, with
+    MediaPipe's relative depth in the same pixel units) unprojected through the frontal camera,
+    the nose tip at ``TEMPLATE_NOSE_Z``.  Projecting it with the frontal camera gives the
+    template back exactly.  ``landmarks`` converts other frontal crop landmarks the same way
+    (see :func:`canonical_world_landmarks`).  Shape: -> (468, 3)."""
+    C = (CANONICAL_LANDMARKS if landmarks is None else landmarks).astype(np.float64)
+    f = cameras.FOCAL * CROP_SIZE
+    cam_z = float(cameras.Camera.frontal().origin[2])
+    per_px = (cam_z - TEMPLATE_NOSE_Z) / f                 # world units per pixel at the nose
+    z = TEMPLATE_NOSE_Z - (C[:, 2] - C[:, 2].min()) * per_px
+    d = cam_z - z
+    x = (C[:, 0] - CROP_SIZE / 2) / f * d
+    y = -(C[:, 1] - CROP_SIZE / 2) / f * d
+    return np.stack([x, y, z], -1)
+
+
+def canonical_world_landmarks(crop_landmarks: np.ndarray) -> np.ndarray:
+    """One face's 3D landmarks (crop pixels and relative depth) with its head rotation undone,
+    in world units like :func:`template_world_landmarks`: the person's own face shape in the
+    canonical head space.  Shape: (468, 3) -> (468, 3)."""
+    lm = np.asarray(crop_landmarks, np.float64)
+    C = CANONICAL_LANDMARKS.astype(np.float64)
+    R = rigid_rotation(C, lm)                                   # observed ~ s R canonical
+    d, c = lm - lm.mean(0), C - C.mean(0)
+    frontal = d @ R                                             # rotation undone (rows: R^T x)
+    frontal *= np.sqrt((c ** 2).sum() / max((frontal ** 2).sum(), 1e-12))
+    return template_world_landmarks(frontal + C.mean(0))
+
+
+def fit_crop_camera(crop_landmarks: np.ndarray, yaw: float, pitch: float) -> cameras.Camera:
+    """The orbit camera at (yaw, pitch) with roll, focal length and principal point fitted so
+    that it projects the world template onto this crop's landmarks.
+
+    The crop is aligned to the template by a 2D similarity, which for a turned head is a
+    compromise; absorbing what is left into the camera (as EG3D's labels allow: they carry
+    intrinsics) makes 3D points land where the photo shows them, so a lift undoes the pose and
+    a render at this camera lines up with the crop.
+    """
+    import torch
+
+    cam = cameras.Camera.orbit(yaw, pitch).to(dtype=torch.float64)
+    W = torch.from_numpy(template_world_landmarks())
+    P = cam.project(W, CROP_SIZE)[0].numpy()
+    M = similarity_2d(P, np.asarray(crop_landmarks, np.float64)[:, :2])
+    a, b = M[0, 0], M[1, 0]
+    s, theta = math.hypot(a, b), math.atan2(b, a)
+    # a camera rolled by -theta about its axis turns the image by +theta about the principal point
+    c, sn = math.cos(-theta), math.sin(-theta)
+    roll = torch.eye(4, dtype=torch.float64)
+    roll[:2, :2] = torch.tensor([[c, -sn], [sn, c]], dtype=torch.float64)
+    K = cam.K.clone()
+    centre = K[:2, 2].numpy() * CROP_SIZE
+    new_centre = M[:, :2] @ centre + M[:, 2]
+    K[0, 0], K[1, 1] = K[0, 0] * s, K[1, 1] * s
+    K[0, 2], K[1, 2] = new_centre[0] / CROP_SIZE, new_centre[1] / CROP_SIZE
+    return cameras.Camera((cam.cam2world @ roll).float(), K.float())
+
+
 @dataclass
 class FaceAnalysis:
     name: str
@@ -338,7 +401,7 @@ class FaceAnalyzer:
         _, _, roll = pose_from_rotation(R_img)
         R_crop = rigid_rotation(CANONICAL_LANDMARKS.astype(np.float64), crop_lm)
         yaw, pitch, _ = pose_from_rotation(R_crop)
-        camera = cameras.Camera.orbit(yaw, pitch)
+        camera = fit_crop_camera(crop_lm, yaw, pitch)
         bbox = tuple(float(v / scale) for v in det[:4])
         fa = FaceAnalysis(
             name=name, image_size=(int(image.shape[0]), int(image.shape[1])), bbox=bbox, score=float(det[4]),
