@@ -16,7 +16,7 @@ from triface_studio.core.cameras import Camera
 from triface_studio.core.rendering import RenderOptions
 from triface_studio.core.semantics import BACKGROUND, HAIR, SKIN
 from triface_studio.models.base import Tier
-from triface_studio.models.bundled import BundledTier, head_height_field, lift
+from triface_studio.models.bundled import BundledTier, decoded_xy, head_height_field, lift
 
 R = 64
 OPTS = RenderOptions(n_coarse=8, n_importance=8, background=(1.0, 1.0, 1.0))
@@ -58,7 +58,7 @@ def test_tier_protocol_and_round_trip_geometry(tmp_path):
     # the summed front channel is z_front - z at any point: known geometry of the default shell
     front, _ = head_height_field(R)
     pts = torch.tensor([[[0.0, 0.0, 0.1], [0.0, 0.0, -0.1]]])
-    f = triplane.sample(asset.planes, pts)[0, :, 0]
+    f = tier.decoder.sample_features(asset.planes, pts)[0, :, 0]
     z0 = float(front[R // 2, R // 2] + front[R // 2 - 1, R // 2 - 1]) / 2
     assert abs(float(f[0]) - (z0 - 0.1)) < 0.02 and abs(float(f[1]) - (z0 + 0.1)) < 0.02
     # rendered depth at the image centre = camera distance to the shell's front
@@ -104,7 +104,7 @@ def test_pose_canonicalisation():
     photo = (res.rgb[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
     sem = res.labels()[0].numpy().astype(np.uint8)
     posed = tier.encode(_fa(photo, sem, cam))
-    a, b = gt.planes[0, 0, 2:5], posed.planes[0, 0, 2:5]
+    a, b = decoded_xy(gt.planes)[0, 2:5], decoded_xy(posed.planes)[0, 2:5]
     t = triplane.texel_centres(R)
     yy, xx = torch.meshgrid(t, t, indexing="ij")
     central = (xx.abs() < 0.12) & (yy.abs() < 0.15)
@@ -120,10 +120,11 @@ def test_symmetry_fill_of_the_far_side():
     assert info0["mirrored_fraction"] == 0.0
     planes, info = lift(img, labels, Camera.orbit(45.0, 0.0), R)
     assert info["mirrored_fraction"] > 0.01
-    colour = planes[0, 0, 2:5]
+    xy = decoded_xy(planes)[0]
+    colour = xy[2:5]
     # far-side texels equal their mirror images (the photo's camera is at +x: the -x side is hidden)
     row = R // 2
-    far_cols = [c for c in range(R // 8, R // 2) if float(planes[0, 0, 0, row, c]) > -0.5]
+    far_cols = [c for c in range(R // 8, R // 2) if float(xy[0, row, c]) > -0.5]
     mirrored = [c for c in far_cols if torch.allclose(colour[:, row, c], colour[:, row, R - 1 - c], atol=1e-5)]
     assert len(mirrored) >= 2
     # no hole: every occupied far-side texel has a real colour (not the white/black border)
@@ -142,8 +143,8 @@ def test_hair_blend_moves_hair_shape_and_colour_only():
     cam = Camera.frontal()
     t_id = tier.encode(_fa(img_id, lab_id, cam))
     t_ref = tier.encode(_fa(img_ref, lab_ref, cam))
-    sem_id = t_id.planes[0, 0, 5:].argmax(0)
-    sem_ref = t_ref.planes[0, 0, 5:].argmax(0)
+    sem_id = decoded_xy(t_id.planes)[0, 5:].argmax(0)
+    sem_ref = decoded_xy(t_ref.planes)[0, 5:].argmax(0)
     m_ref = (sem_ref == HAIR).float()
     m_id_not = (sem_id != HAIR).float()
     out = t_id.replace(blend(t_id.planes, t_ref.planes, m_ref, m_id_not))
@@ -175,15 +176,20 @@ def test_ray_bounds_skip_empty_rays_and_match_dense_render():
 
 
 def test_decoder_feature_lookup_equals_full_tri_plane_sum():
-    """The bundled decoder reads only the side planes' live channels; that is the full sum, also
-    after a blend and after the planes are edited in place."""
+    """The bundled decoder reads only the side planes' live channels (and adds the XY prior);
+    that is the full sum, also after the planes are edited in place."""
     tier = _tier()
     img, labels = _pattern(seed=7)
     planes = tier.encode(_fa(img, labels, Camera.orbit(15.0, -5.0))).planes
     pts = torch.rand(1, 500, 3) - 0.5
-    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), triplane.sample(planes, pts, "sum"))
+    def full(p):
+        with_prior = p.clone()
+        with_prior[:, 0] = decoded_xy(p)
+        return triplane.sample(with_prior, pts, "sum")
+
+    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), full(planes))
     planes[0, 2, 7] = 0.25                                   # a new live channel on ZX: the cache notices
-    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), triplane.sample(planes, pts, "sum"))
+    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), full(planes))
 
 
 def test_face_surface_follows_the_landmarks_without_a_step():
@@ -226,3 +232,31 @@ def test_posed_photo_rendered_frontally_lands_on_the_template(shared_data):
         err = np.linalg.norm(seen.landmarks[key, :2] - CANONICAL_LANDMARKS[key, :2], axis=1).mean()
         crop_err = np.linalg.norm(fa.crop_landmarks[key, :2] - CANONICAL_LANDMARKS[key, :2], axis=1).mean()
         assert err < 10 and err < 0.7 * crop_err, (name, err, crop_err)
+
+
+def test_removed_region_without_replacement_is_a_skin_gap_not_a_hole():
+    """Blending away the identity's hair where the reference has none leaves the bare head,
+    labelled skin (the paper's gap, filled later), not a hole through the head; away from the
+    head it leaves empty space."""
+    tier = _tier()
+    img, labels = _pattern(seed=8)
+    t_id = tier.encode(_fa(img, labels, Camera.frontal()))
+    cam = Camera.frontal()
+    r_id = tier.render(t_id, cam, 64)
+    hair = r_id.labels()[0] == HAIR
+    assert int(hair.sum()) > 50
+    sem_id = decoded_xy(t_id.planes)[0, 5:].argmax(0)
+    keep = (sem_id != HAIR).float()
+    nothing = torch.zeros_like(keep)
+    out = tier.render(t_id.replace(blend(t_id.planes, t_id.planes, nothing, keep)), cam, 64)
+    lab = out.labels()[0]
+    core = torch.from_numpy(head_height_field(64)[0].numpy() > 0.03)
+    # hair pixels over the head core: now opaque skin; the rest of the image unchanged
+    img_core = torch.flip(core, [0])            # XY row 0 is world y = -0.5 (the bottom of the image)
+    over_core = hair & img_core
+    assert int(over_core.sum()) > 20
+    assert float((lab[over_core] == SKIN).float().mean()) > 0.9
+    assert float(out.opacity[0, 0][over_core].min()) > 0.9
+    assert int((lab == HAIR).sum()) == 0
+    same = ~hair
+    assert float((out.rgb[0][:, same] - r_id.rgb[0][:, same]).abs().mean()) < 0.02

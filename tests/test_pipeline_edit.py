@@ -195,3 +195,18 @@ def test_sdedit_refiner_runs_inside_m_sde_and_cancels(scene, tmp_path):
     with pytest.raises(EditError, match="SDEdit"):
         run(scene, [ReferenceSpec(scene["ref"], ("hair",))],
             refine=RefineSettings(refiner="sdedit", score_model=str(tmp_path / "nope")))
+
+
+def test_lens_opacity_keeps_frames_and_lets_the_face_show_through():
+    from triface_studio.pipeline.edit import lens_opacity
+
+    skin = np.tile(np.array([[0.85, 0.65, 0.55]], np.float32), (100, 1))
+    img = np.zeros((4, 4, 3), np.float32)
+    img[0] = (0.05, 0.05, 0.05)          # black frame
+    img[1] = (0.84, 0.66, 0.54)          # the wearer's skin through a clear lens
+    img[2] = (0.97, 0.97, 0.97)          # glare / eye white: lighter than skin
+    img[3] = (0.35, 0.15, 0.10)          # dark tinted lens
+    a = lens_opacity(img, skin)
+    assert a.shape == (4, 4) and a.dtype == np.float32
+    assert (a[0] > 0.99).all() and (a[3] > 0.9).all()
+    assert (a[1] < 0.01).all() and (a[2] < 0.01).all()

@@ -172,6 +172,25 @@ def stratified_depths(near: torch.Tensor, far: torch.Tensor, n: int, perturb: bo
     return depths
 
 
+def point_features(planes: torch.Tensor, decoder: Decoder, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+    """The features a decoder reads at world points: its own ``sample_features`` when it has
+    one, else the tri-plane sampled and aggregated as it asks.  Shape: (B, M, 3) -> (B, M, C)."""
+    sampler = getattr(decoder, "sample_features", None)
+    if sampler is not None:
+        return sampler(planes, points, box_warp)
+    return triplane.sample(planes, points, getattr(decoder, "aggregate", "sum"), box_warp)
+
+
+def decode_points(planes: torch.Tensor, decoder: Decoder, points: torch.Tensor, dirs: torch.Tensor | None = None,
+                  box_warp: float = 1.0) -> DecoderOutput:
+    """Decode world points (mesh extraction, vertex colours, probes).  ``dirs`` default to
+    looking down -z, at the face.  Shape: points (B, M, 3) -> DecoderOutput of (B, M, .)."""
+    if dirs is None:
+        dirs = torch.zeros_like(points)
+        dirs[..., 2] = -1.0
+    return decoder(point_features(planes, decoder, points, box_warp), points, dirs)
+
+
 class _Evaluator:
     """Decode points along rays of one chunk."""
 
@@ -196,11 +215,7 @@ class _Evaluator:
         pts = origins[:, None] + depths[..., None] * dirs[:, None]
         d = dirs[:, None].expand(N, S, 3)
         with self.autocast():
-            sampler = getattr(self.decoder, "sample_features", None)
-            if sampler is not None:
-                feats = sampler(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.box_warp)
-            else:
-                feats = triplane.sample(self.planes[b:b + 1], pts.reshape(1, -1, 3), self.aggregate, self.box_warp)
+            feats = point_features(self.planes[b:b + 1], self.decoder, pts.reshape(1, -1, 3), self.box_warp)
             out = self.decoder(feats, pts.reshape(1, -1, 3), d.reshape(1, -1, 3))
         sem = None if out.semantics is None else out.semantics.reshape(N, S, -1).float()
         return DecoderOutput(out.density.reshape(N, S, 1).float(), out.rgb.reshape(N, S, -1).float(), sem)
@@ -358,6 +373,5 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
 def _decoder_channels(planes: torch.Tensor, decoder: Decoder, options: RenderOptions) -> tuple[int, int]:
     """Channel counts of a decoder, found by decoding one point (used when a chunk hits nothing)."""
     pts = torch.zeros(1, 1, 3, dtype=torch.float32, device=planes.device)
-    feats = triplane.sample(planes[:1], pts, getattr(decoder, "aggregate", "sum"), options.box_warp)
-    out = decoder(feats, pts, pts)
+    out = decode_points(planes[:1], decoder, pts, box_warp=options.box_warp)
     return out.rgb.shape[-1], 0 if out.semantics is None else NUM_CLASSES

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
-from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, NUM_CLASSES, SKIN, attribute_classes
+from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, NUM_CLASSES, SKIN, attribute_classes
 
 from .errors import Cancelled, EditError
 from .refiners import ClassicalRefiner, colour_stats, local_fill, make_refiner
@@ -359,7 +359,9 @@ class EditPipeline:
                     ref_cam = getattr(fa, "camera", None) or frontal
                     plane_user = blending.plane_mask(torch.from_numpy(np.clip(um, 0, 1)), R, ref_cam)
                     plane_mk = masks.combine_user_mask(plane_mk, plane_user, spec.mask_mode)
-                m_not = 1 - _soft_region(sem_id, classes)
+                # the identity's region k, grown by a pixel: its anti-aliased rim would otherwise
+                # stay behind as a thin line of the old colour (old hair around the new)
+                m_not = 1 - masks.dilate((_soft_region(sem_id, classes) > 0.5).float(), 1)
                 plane_not = blending.plane_mask(m_not, R, frontal)
                 if spec.user_mask is not None and spec.mask_mode == "subtract":
                     # what the user subtracts is kept from the identity, not removed from it
@@ -450,6 +452,19 @@ class EditPipeline:
         m_bg = torch.where(region > 0.5, bg_blend, bg_id)
         # eq. 13
         coarse = compositing.coarse_composite(torch.from_numpy(i_id), torch.from_numpy(i_ref_hat), m_k_blend, m_bg)
+        opaque = torch.ones_like(m_k_blend)
+        if EYEGLASSES in classes and settings.refiner == "classical":
+            # Without a diffusion model to repaint them, the reference's eyes and skin seen
+            # through its lenses would be pasted onto the identity: keep the frame (and tinted
+            # lenses), let clear lens pixels show the identity.
+            skin_ref = [to_float(fa.crop)[self._labels(fa) == SKIN] for spec, fa, _ in refs
+                        if EYEGLASSES in self._classes(spec.attributes)]
+            skin_ref = [p for p in skin_ref if len(p) >= 16]
+            if skin_ref:
+                glasses = masks.class_mask(lab_bl, [EYEGLASSES])
+                see = glasses * (1 - torch.from_numpy(lens_opacity(i_ref_hat, np.concatenate(skin_ref))))
+                coarse = coarse * (1 - see[..., None]) + torch.from_numpy(i_id) * see[..., None]
+                opaque = 1 - see
         # eqs. 15-17: the gap (old region k that is now neither k nor background) gets mean skin
         m_gap = compositing.gap_mask(m_k_blend, m_bg, m_k_id)
         skin = masks.class_mask(lab_id, [SKIN])
@@ -487,7 +502,7 @@ class EditPipeline:
             "m_sde": m_sde.numpy().astype(np.float32),
             "m_bg": m_bg.numpy().astype(np.float32),
             "m_k": m_k_blend.numpy().astype(np.float32),
-            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5)).astype(np.float32),
+            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5) * opaque.numpy()).astype(np.float32),
             "i_bg": i_bg.astype(np.float32),
             "region": torch.maximum(torch.maximum(m_k_blend, m_k_id), m_gap).numpy(),
             "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),
@@ -517,6 +532,19 @@ class EditPipeline:
         if c.max() > 1.0:
             c = c / 255.0
         return np.broadcast_to(np.clip(c, 0, 1), i_id.shape).copy()
+
+
+def lens_opacity(image: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """How much of each pixel of ``image`` ((H, W, 3) float RGB) is eyeglass frame or tinted lens
+    rather than the wearer's face seen through a clear lens, given the wearer's skin pixels
+    ((N, 3) float RGB): pixels near the skin colour, or lighter than it (glare, eye whites),
+    are see-through.  -> (H, W) float32 in [0, 1]."""
+    lab = cv2.cvtColor(np.ascontiguousarray(image, np.float32), cv2.COLOR_RGB2Lab)
+    ref = cv2.cvtColor(np.asarray(skin, np.float32).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    mean = np.median(ref, 0)
+    dist = np.linalg.norm(lab - mean, axis=-1)
+    alpha = np.clip((dist - 12.0) / 15.0, 0, 1) * np.clip((mean[0] + 5.0 - lab[..., 0]) / 10.0, 0, 1)
+    return alpha.astype(np.float32)
 
 
 def inpaint_background(image: np.ndarray, bg: np.ndarray, work: int = 128) -> np.ndarray:

@@ -23,7 +23,7 @@ import torch
 
 from triface_studio.core import triplane
 from triface_studio.core.images import encode_png, save_image, to_uint8
-from triface_studio.core.rendering import activate_density
+from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
 from .errors import Cancelled, EditError
@@ -203,8 +203,7 @@ def sample_density(tier, asset, resolution: int = 128, chunk: int = 262144):
     dens = torch.empty(pts.shape[0])
     for s in range(0, pts.shape[0], chunk):
         p = pts[s:s + chunk][None]
-        feats = triplane.sample(planes, p, getattr(dec, "aggregate", "sum"), box_warp)
-        out = dec(feats, p, torch.zeros_like(p))
+        out = decode_points(planes, dec, p, torch.zeros_like(p), box_warp)
         dens[s:s + chunk] = activate_density(out.density.float(), act).reshape(-1).cpu()
     return dens.reshape(resolution, resolution, resolution).numpy(), t.cpu().numpy()
 
@@ -219,10 +218,7 @@ def _vertex_colours(tier, asset, verts: np.ndarray) -> np.ndarray:
     v = torch.from_numpy(verts.astype(np.float32)).to(planes.device)
     for s in range(0, v.shape[0], 262144):
         p = v[s:s + 262144][None]
-        feats = triplane.sample(planes, p, getattr(dec, "aggregate", "sum"), box_warp)
-        d = torch.zeros_like(p)
-        d[..., 2] = -1.0  # looking at the face
-        out = dec(feats, p, d)
+        out = decode_points(planes, dec, p, box_warp=box_warp)       # looking at the face
         cols.append(out.rgb[0, :, :3].float().cpu())
     c = torch.cat(cols).numpy()
     if c.min() < -0.05:  # features in [-1, 1] (EG3D's raw colour) -> [0, 1]

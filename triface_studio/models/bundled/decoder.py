@@ -7,10 +7,13 @@ import torch
 from triface_studio.core import triplane
 from triface_studio.core.rendering import DecoderOutput
 
+from .encoder import xy_prior
+
 
 class BundledDecoder(torch.nn.Module):
     """density = s * sigmoid(k (z_front - z)) * sigmoid(k (z - z_back)); rgb and semantic logits
-    read straight from the summed features.  ``ray_bounds`` clips rays to the head's box
+    read straight from the summed features (the XY plane plus the lift's prior, which
+    :meth:`sample_features` adds).  ``ray_bounds`` clips rays to the head's box
     (cached per tri-plane) so rays that miss cost nothing."""
 
     aggregate = "sum"
@@ -26,17 +29,25 @@ class BundledDecoder(torch.nn.Module):
         d = d * (points.abs() < triplane.BOX_HALF).all(-1, keepdim=True)
         return DecoderOutput(d, features[..., 2:5].clamp(0, 1), features[..., 5:])
 
-    def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
-        """The summed features, reading from the XZ and ZX planes only their non-zero channels
-        (the z ramps of the lift, two of the 24); exact for any tri-plane."""
-        key = (planes.data_ptr(), planes._version, tuple(planes.shape), "live")
-        if getattr(self, "_live_key", None) != key:
-            live = planes[0, 1:].flatten(-2).abs().amax(-1) > 0            # (2, C)
+    def effective(self, planes: torch.Tensor) -> torch.Tensor:
+        """The tri-plane with the XY prior added back (see encoder.xy_prior), cached per tensor
+        version; what every lookup reads."""
+        key = (planes.data_ptr(), planes._version, tuple(planes.shape), planes.dtype, planes.device)
+        if getattr(self, "_eff_key", None) != key:
+            eff = planes.clone()
+            eff[:, 0] += xy_prior(planes.shape[-1], planes.dtype).to(planes.device)
+            live = eff[0, 1:].flatten(-2).abs().amax(-1) > 0                  # (2, C)
             self._live = [None] + [live[k].nonzero()[:, 0].tolist() for k in range(2)]
-            self._live_key = key
+            self._eff, self._eff_key = eff, key
+        return self._eff
+
+    def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+        """The summed features with the XY prior, reading from the XZ and ZX planes only their
+        non-zero channels (the z ramps of the lift, two of the 24); exact for any tri-plane."""
+        eff = self.effective(planes)
         if planes.shape[0] != 1:
-            return triplane.sample(planes, points, "sum", box_warp)
-        return triplane.sample_sum_channels(planes, points, self._live, box_warp)
+            return triplane.sample(eff, points, "sum", box_warp)
+        return triplane.sample_sum_channels(eff, points, self._live, box_warp)
 
     def head_box(self, planes: torch.Tensor) -> torch.Tensor:
         """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""
@@ -44,7 +55,8 @@ class BundledDecoder(torch.nn.Module):
         if self._bounds_cache is not None and self._bounds_cache[:2] == key:
             return self._bounds_cache[2]
         R = planes.shape[-1]
-        front, back = planes[0, 0, 0], -planes[0, 0, 1]
+        eff = self.effective(planes)
+        front, back = eff[0, 0, 0], -eff[0, 0, 1]
         occ = front > back
         t = triplane.texel_centres(R, dtype=planes.dtype, device=planes.device)
         if not occ.any():
@@ -65,7 +77,8 @@ class BundledDecoder(torch.nn.Module):
         key = (planes.data_ptr(), planes._version, "maps")
         if getattr(self, "_maps_key", None) == key:
             return self._maps
-        front, back = planes[0, 0, 0][None, None], -planes[0, 0, 1][None, None]
+        eff = self.effective(planes)
+        front, back = eff[0, 0, 0][None, None], -eff[0, 0, 1][None, None]
         self._maps, self._maps_key = torch.cat([front, back], 1).float(), key
         return self._maps
 

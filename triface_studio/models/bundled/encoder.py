@@ -6,6 +6,9 @@ Channel layout (``CHANNELS`` = 24, aggregate "sum"):
 * 1 ``back``: XY holds -z_back(x, y); XZ and ZX each hold +z/2, so the sum is z - z_back.
 * 2-4 RGB in [0, 1] (XY only); 5-23 semantic logits (XY only).
 
+The XY plane is stored relative to :func:`xy_prior` (the decoder adds it back), so zero
+features mean "bare head, skin" rather than "nothing"; :func:`decoded_xy` gives the values.
+
 The head's shape is an ellipsoidal shell (skull, neck) whose front is the dense face surface of
 the photo's 3D landmarks (with the head rotation undone), over the foreground of the semantic map; colour and labels are read from the crop by projecting each XY texel at its
 surface depth through the photo's camera, which undoes the head pose.  Texels the photo sees
@@ -79,6 +82,41 @@ def face_height_field(world_landmarks: np.ndarray, resolution: int = RESOLUTION)
     new_front = torch.from_numpy(new_front).to(front.dtype)
     back = torch.minimum(back, new_front - 0.02)
     return new_front, back
+
+
+#: colour of the bare head that empty XY features decode to (a neutral skin tone)
+PRIOR_COLOUR = (0.78, 0.62, 0.52)
+
+
+def xy_prior(resolution: int, dtype=torch.float32) -> torch.Tensor:
+    """What an all-zero XY texel decodes to: the bare default head (skull and neck of
+    :func:`head_height_field`, no slab) labelled skin, in a neutral skin colour; empty space
+    outside it.  The lift stores its XY plane as the difference from this prior, so a blend that
+    removes a region of the identity without a reference to replace it (M_-k^id x (1 - M_k^ref)
+    = 0) leaves skin on the head -- the paper's "gap", which compositing fills with the
+    identity's skin colour -- instead of a hole through the head.  Shape: -> (CHANNELS, R, R)."""
+    front, back = head_height_field(resolution)
+    # the bare head is narrower than the shell (which also carries hair): a skull around the
+    # landmark template's face (x +-0.16, chin y -0.25) and a neck below it
+    t = triplane.texel_centres(resolution)
+    y, x = torch.meshgrid(t, t, indexing="ij")
+    skull = (x / 0.18) ** 2 + ((y - 0.0) / 0.27) ** 2 < 1
+    neck = (x.abs() < 0.1) & (y < -0.15)
+    core = (front > 0.03) & (skull | neck)
+    prior = torch.zeros(CHANNELS, resolution, resolution, dtype=dtype)
+    prior[0] = torch.where(core, front, torch.full_like(front, EMPTY_FRONT))
+    prior[1] = -torch.where(core, back, torch.ones_like(back))
+    for c, v in enumerate(PRIOR_COLOUR):
+        prior[2 + c] = torch.where(core, v, 0.0)
+    sem = torch.full((NUM_CLASSES, resolution, resolution), -LOGIT, dtype=dtype)
+    sem[SKIN] = LOGIT
+    prior[5:] = torch.where(core, sem, torch.zeros_like(sem))
+    return prior
+
+
+def decoded_xy(planes: torch.Tensor) -> torch.Tensor:
+    """The XY plane's actual values (prior added back). Shape: (B, 3, C, R, R) -> (B, C, R, R)."""
+    return planes[:, 0] + xy_prior(planes.shape[-1], planes.dtype).to(planes.device)
 
 
 def _read(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -157,6 +195,7 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     planes[0, 2, 0], planes[0, 2, 1] = -zz / 2, zz / 2
     planes[0, 0, 2:5] = colour
     planes[0, 0, 5:] = LOGIT * (2 * sem - 1)
+    planes[0, 0] -= xy_prior(R)
     info = {"mirrored_fraction": float((use_mirror & occupied).float().mean()),
             "classes": [int(c) for c in (HAIR, HAT, NECK, CLOTH)]}
     return planes, info
