@@ -150,6 +150,19 @@ def test_run_edit_and_orbit(qtbot, window):
     assert ids == sorted(ids)
 
 
+def test_identity_mask_goes_into_the_request(qtbot, window):
+    open_pair(qtbot, window)
+    assert window.build_request().identity_mask is None
+    canvas = window.identity.canvas
+    canvas.brush_radius = 12
+    canvas.begin_stroke(100, 100)
+    canvas.extend_stroke(160, 120)
+    canvas.end_stroke()
+    req = window.build_request()
+    assert req.identity_mask is not None and req.identity_mask.shape == canvas.mask.shape
+    assert req.identity_mask is not canvas.mask          # a copy: later strokes do not change a queued edit
+
+
 def test_edit_errors_are_messages(qtbot, window):
     assert window.run_edit() == 0 and "identity" in window.last_error
     with qtbot.waitSignal(window.worker.failed, timeout=TIMEOUT):

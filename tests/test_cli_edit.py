@@ -66,6 +66,31 @@ def test_edit_writes_the_file_set_and_reruns_from_json(photos, tmp_path, capsys)
     assert sorted(os.listdir(out2 / "views")) == sorted(os.listdir(out / "views"))
 
 
+def test_identity_mask_is_applied_and_recorded(photos, tmp_path, capsys):
+    from PIL import Image
+
+    protect = np.zeros((512, 512), np.uint8)
+    protect[:, :256] = 255
+    mpath = tmp_path / "protect.png"
+    Image.fromarray(protect).save(mpath)
+    out = tmp_path / "out"
+    assert main(["edit", "--identity", photos["ident.png"], "--reference", photos["ref.png"], "--attribute", "hair",
+                 "--identity-mask", str(mpath), "--out", str(out), "--views", "0", "--quiet"]) == 0
+    doc = json.loads((out / "edit.json").read_text())
+    assert doc["request"]["identity_mask"] == str(mpath.absolute())
+    plain = tmp_path / "plain"
+    assert main(["edit", "--identity", photos["ident.png"], "--reference", photos["ref.png"], "--attribute", "hair",
+                 "--out", str(plain), "--views", "0", "--quiet"]) == 0
+    a, b = load_image(out / "edited_crop.png"), load_image(plain / "edited_crop.png")
+    ident = load_image(photos["ident.png"])
+    assert np.array_equal(a[:, :200], ident[:, :200]) and not np.array_equal(b[:, :200], ident[:, :200])
+    assert np.array_equal(a[:, 300:], b[:, 300:])
+    # re-run from edit.json: the mask comes back with it
+    again = tmp_path / "again"
+    assert main(["edit", "--from", str(out / "edit.json"), "--out", str(again), "--quiet"]) == 0
+    assert np.array_equal(load_image(again / "edited_crop.png"), a)
+
+
 def test_mask_of_another_size_is_resized_with_a_note(photos, tmp_path, capsys):
     mask = np.zeros((100, 100), np.uint8)
     mask[:, :50] = 255

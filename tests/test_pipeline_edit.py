@@ -75,6 +75,24 @@ def test_hair_edit_recolours_hair_and_keeps_the_rest(scene):
     assert res.t_com.planes.shape == res.t_blend.planes.shape
 
 
+def test_identity_mask_protects_what_it_covers(scene):
+    """Painting on the identity protects those pixels: the left half of the hair stays black
+    while the right half turns blonde; a mask of another size is resized with a note."""
+    protect = np.zeros((512, 512), np.float32)
+    protect[:, :256] = 1.0
+    res = run(scene, [ReferenceSpec(scene["ref"], ("hair",), name="ref.png")], identity_mask=protect)
+    out, ident = res.composite.astype(np.float32), scene["ident"].astype(np.float32)
+    core = (scene["lab_ref"] == HAIR) & (scene["lab_id"] == HAIR)
+    left, right = core.copy(), core.copy()
+    left[:, 250:] = False
+    right[:, :262] = False
+    assert np.abs(out[left] - ident[left]).max() <= 1
+    assert np.abs(out[right].mean(0) - BLONDE).max() < 25
+    small = run(scene, [ReferenceSpec(scene["ref"], ("hair",))], identity_mask=(protect[::2, ::2] * 255).astype(np.uint8))
+    assert any("identity's mask" in n for n in small.notes)
+    assert np.abs(small.composite.astype(np.float32)[left] - ident[left]).max() <= 1
+
+
 def test_identity_only_pixels_between_old_and_new_hair_are_filled(scene):
     # the bald reference has no hair: taking "hair" needs a user mask; subtracting all of it empties the region
     with pytest.raises(EditError, match="shows no hair"):

@@ -20,6 +20,9 @@ def register(sub) -> None:
                    help="attribute(s) to take from the matching reference, e.g. hair or hair,eyeglasses")
     p.add_argument("--mask", action="append", default=[], metavar="MASK.png",
                    help="a mask painted on the matching reference's 512 px crop (repeatable)")
+    p.add_argument("--identity-mask", metavar="MASK.png",
+                   help="a mask painted on the identity's 512 px crop: its white parts are protected "
+                        "(kept exactly as in the identity)")
     p.add_argument("--mask-mode", action="append", default=[], choices=("replace", "add", "subtract"),
                    help="how the matching --mask refines the predicted region (default: add)")
     p.add_argument("--out", help="output folder")
@@ -74,7 +77,7 @@ def _background(text):
 
 
 def build_request(args):
-    """Arguments (and an optional edit.json) -> (EditRequest, export options, mask paths)."""
+    """Arguments (and an optional edit.json) -> (EditRequest, export options, input mask paths)."""
     from triface_studio.core.images import ImageError, load_mask
     from triface_studio.pipeline import EditRequest, ReferenceSpec, RefineSettings
 
@@ -118,6 +121,14 @@ def build_request(args):
         mask_paths.append(str(Path(r["mask"]).absolute()) if r.get("mask") else None)
         specs.append(ReferenceSpec(r["image"], tuple(r["attributes"]), name=r.get("name") or "",
                                    user_mask=mask, mask_mode=r.get("mask_mode") or "add"))
+    id_mask_path = _pick(getattr(args, "identity_mask", None), saved.get("identity_mask"), None)
+    id_mask = None
+    if id_mask_path:
+        try:
+            id_mask = load_mask(id_mask_path)
+        except ImageError as e:
+            raise CommandError(str(e)) from None
+        id_mask_path = str(Path(id_mask_path).absolute())
     rs = saved.get("refine", {})
     refine = RefineSettings(
         refiner=_pick(args.refiner, rs.get("refiner"), "classical"),
@@ -127,7 +138,7 @@ def build_request(args):
         repeats=int(_pick(args.repeats, rs.get("repeats"), 1)),
         score_model=_pick(args.score_model, rs.get("score_model"), None))
     bg = _background(args.background) if args.background is not None else _background(saved.get("background"))
-    req = EditRequest(identity=identity, references=specs, refine=refine, background=bg,
+    req = EditRequest(identity=identity, references=specs, refine=refine, background=bg, identity_mask=id_mask,
                       seed=int(_pick(args.seed, saved.get("seed"), 0)),
                       device=_pick(args.device, saved.get("device"), "cpu"),
                       tier=_pick(args.tier, saved.get("tier"), "bundled"),
@@ -139,7 +150,7 @@ def build_request(args):
                    view_resolution=int(_pick(args.view_resolution, exp.get("view_resolution"), 256)),
                    mesh=bool(_pick(args.mesh, exp.get("mesh"), False)),
                    mesh_resolution=int(exp.get("mesh_resolution", 128)), video=video)
-    return req, exports, mask_paths
+    return req, exports, {"masks": mask_paths, "identity_mask": id_mask_path}
 
 
 def run(args) -> int:
@@ -149,7 +160,7 @@ def run(args) -> int:
 
     from .main import CommandError
 
-    req, exports, mask_paths = build_request(args)
+    req, exports, inputs = build_request(args)
     out = args.out
     if not out:
         if args.from_json:
@@ -167,7 +178,7 @@ def run(args) -> int:
                 print(f"  {stage} ...", file=sys.stderr, flush=True)
 
         result = pipe.run(req, progress=progress)
-        files = write_edit_outputs(result, out, pipe, extra={"masks": mask_paths}, progress=progress, **exports)
+        files = write_edit_outputs(result, out, pipe, extra=inputs, progress=progress, **exports)
     except EditError as e:
         raise CommandError(str(e)) from None
     except Cancelled:

@@ -404,8 +404,12 @@ class EditPipeline:
         with job("final"):
             i_com = compositing.final_composite(torch.from_numpy(refined), torch.from_numpy(comp["m_bg"]),
                                                 torch.from_numpy(comp["i_bg"])).numpy()
-            composite = to_uint8(i_com)
             change = np.maximum(comp["m_sde"], comp["changed_bg"])
+            protect = self._protect_mask(request.identity_mask, notes)
+            if protect is not None:
+                i_com = i_com * (1 - protect[..., None]) + to_float(fa_id.crop) * protect[..., None]
+                change = change * (1 - protect)
+            composite = to_uint8(i_com)
             alpha = None
             if request.background == "transparent":
                 alpha = (1 - comp["m_bg"]).astype(np.float32)
@@ -511,6 +515,25 @@ class EditPipeline:
             "fill": fill,
             "valid": skin_valid,
         }
+
+    @staticmethod
+    def _protect_mask(mask, notes: list) -> np.ndarray | None:
+        """The identity's protect mask as float32 (512, 512) in [0, 1], feathered by a pixel so
+        its edge does not show; None when there is none or it is empty."""
+        if mask is None:
+            return None
+        m = np.asarray(mask, dtype=np.float32)
+        if m.ndim == 3:
+            m = m[..., :3].mean(-1) if m.shape[-1] >= 3 else m[..., 0]
+        if m.max() > 1.0:
+            m = m / 255.0
+        if not m.any():
+            return None
+        if m.shape != (CROP, CROP):
+            notes.append(f"the identity's mask was {m.shape[1]}x{m.shape[0]} pixels; "
+                         f"it was resized to the {CROP}x{CROP} crop")
+            m = masks.resize_mask(torch.from_numpy(m), (CROP, CROP)).numpy()
+        return np.clip(cv2.GaussianBlur(np.clip(m, 0, 1), (0, 0), 1.0), 0, 1).astype(np.float32)
 
     def _background(self, request, i_id, bg_id, refs, notes) -> np.ndarray:
         """Eq. 14's I^bg: the identity's (or the first reference's) background with the head

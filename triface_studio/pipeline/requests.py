@@ -45,13 +45,17 @@ class RefineSettings:
 
 @dataclass(frozen=True)
 class EditRequest:
-    """Everything one edit needs.  ``background``: "identity" (default), "reference",
+    """Everything one edit needs.  ``identity_mask`` protects parts of the identity (see the
+    field).  ``background``: "identity" (default), "reference",
     "transparent" or an (r, g, b) colour in [0, 1] or 0-255.  ``render_resolution`` is the
     resolution T^blend is rendered at before upsampling to the 512 px crop."""
 
     identity: Any                   # np.ndarray uint8 (H, W, 3) or a path
     references: list = field(default_factory=list)
     identity_name: str = ""
+    #: painted on the identity's 512 px crop (float32 (H, W) in [0, 1], or uint8): where it is 1
+    #: the identity's pixels are protected -- kept exactly, whatever the references bring
+    identity_mask: Any = None
     refine: RefineSettings = RefineSettings()
     background: Background = "identity"
     seed: int = 0

@@ -115,6 +115,8 @@ class MainWindow(QMainWindow):
         self.identity = ImagePanel("Identity", self.undo_stack, (255, 64, 64))
         self.identity.tool("mdi6.folder-open-outline", "Open identity photo", lambda: self.open_identity_dialog())
         self._mask_tools(self.identity)
+        self.identity.canvas.setToolTip("Paint on the identity to protect those parts: they are kept exactly "
+                                        "as in the photo, whatever the references bring")
         self.identity.canvas.maskChanged.connect(self._mark_dirty)
 
         self.ref_box = QWidget()
@@ -528,7 +530,9 @@ class MainWindow(QMainWindow):
             refs.append(ReferenceSpec(p.image, attrs, Path(p.path).name, user, p.mode.currentText()))
         if not refs:
             raise ValueError("Add a reference photo and choose what to take from it.")
-        return EditRequest(self.identity.image, refs, Path(self.identity.path).name,
+        protect = self.identity.canvas.mask
+        protect = protect.copy() if protect is not None and protect.any() else None
+        return EditRequest(self.identity.image, refs, Path(self.identity.path).name, identity_mask=protect,
                            refine=RefineSettings(refiner=self.refiner.currentText()),
                            seed=int(self.session.settings.get("seed", 0)),
                            render_resolution=int(self.edit_resolution))
