@@ -47,3 +47,13 @@ def test_time_ms_is_a_median():
     assert len(calls) == 3 and 0 <= ms < 50
     with pytest.raises(ZeroDivisionError):
         ctx.time_ms(lambda: 1 / 0)
+
+
+def test_bench_bundled_stage_reports_speed_and_accuracy(capsys):
+    assert main(["bench", "--quick", "--json", "--stage", "bundled"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    parts = {r["part"]: r for r in doc["results"] if r["stage"] == "bundled"}
+    assert {"encode", "render_128", "render_512", "accuracy"} <= set(parts)
+    assert parts["render_128"]["ms_median"] > 0 and parts["render_512"]["target_ms"] == 500
+    # the fast default sampling agrees with a dense render
+    assert parts["accuracy"]["rgb_mean_abs_error"] < 0.01 and parts["accuracy"]["label_disagreement"] < 0.02

@@ -1,5 +1,6 @@
 """Benchmark stages of the bundled tier: encode (lift of an analysed 512 px portrait, face
-analysis excluded) and renders at 128 px (preview) and 512 px (final)."""
+analysis excluded), renders at 128 px (preview) and 512 px (final), and the accuracy of the
+default sampling against a dense render."""
 
 from __future__ import annotations
 
@@ -30,4 +31,13 @@ def bench_bundled(ctx: BenchContext) -> list[dict]:
         out.append({"stage": "bundled", "part": f"render_{res}", "res": res, "ms_median": round(ms, 2),
                     "fps": round(1000 / ms, 1), "target_ms": round(target, 1),
                     "samples_per_ray": round(r.samples_per_ray, 2), "peak_mem_mb": round(ctx.peak_mem_mb(), 1)})
+    # accuracy of the default sampling against a dense render (64 + 64 samples per ray)
+    from triface_studio.core.rendering import RenderOptions
+
+    dense = tier.render(asset, cam, 256, RenderOptions(n_coarse=64, n_importance=64, background=(1.0, 1.0, 1.0)))
+    fast = tier.render(asset, cam, 256)
+    out.append({"stage": "bundled", "part": "accuracy", "res": 256,
+                "rgb_mean_abs_error": round(float((fast.rgb - dense.rgb).abs().mean()), 5),
+                "label_disagreement": round(float((fast.labels() != dense.labels()).float().mean()), 5),
+                "samples_per_ray": round(fast.samples_per_ray, 2), "dense_samples_per_ray": 128})
     return out

@@ -21,7 +21,10 @@ class BundledTier:
         self.device = torch.device(device)
         self.resolution = resolution
         self.decoder = BundledDecoder()
-        self.render_options = RenderOptions(n_coarse=8, n_importance=8, background=(1.0, 1.0, 1.0))
+        # ray_bounds brackets the surface to +-1.5 march steps, so 8 samples in that bracket
+        # need no importance pass: against 64+64 samples the mean RGB error is 0.0018 (8+8:
+        # 0.0005) at ~55% of the time ('accuracy' part of `triface bench --stage bundled`)
+        self.render_options = RenderOptions(n_coarse=8, n_importance=0, background=(1.0, 1.0, 1.0))
 
     def encode(self, analysis) -> TriPlaneAsset:
         planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution,
