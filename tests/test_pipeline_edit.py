@@ -93,6 +93,29 @@ def test_identity_mask_protects_what_it_covers(scene):
     assert np.abs(small.composite.astype(np.float32)[left] - ident[left]).max() <= 1
 
 
+def test_a_nose_takes_the_reference_shape_and_the_identity_complexion(scene):
+    """The reference's nose (a darker, redder complexion, with shading) lands in the identity's
+    skin tone; its shading survives."""
+    from triface_studio.core.semantics import NOSE
+
+    ref, lab = portrait(BLONDE, 60)
+    yy, xx = np.mgrid[:512, :512]
+    nose = (abs(xx - 256) < 22) & (yy > 260) & (yy < 330)
+    ref[(lab == SKIN)] = (150, 90, 70)
+    lab[nose] = NOSE
+    ref[nose] = np.stack([140 + (yy[nose] - 260), 80 + (yy[nose] - 260) // 2, 60 + 0 * yy[nose]], -1)
+    scene["an"].add(ref, lab)
+    res = run(scene, [ReferenceSpec(ref, ("nose",), name="nose.png")])
+    out = res.composite.astype(np.float32)
+    core = nose & (res.s_blend == NOSE)
+    assert core.sum() > 500
+    skin_id = np.array((220, 180, 150), np.float32)
+    assert np.abs(out[core].mean(0) - skin_id).max() < 30            # the identity's tone
+    assert np.abs(out[core].mean(0) - ref[core].mean(0)).max() > 40    # not the reference's
+    top, bottom = core & (yy < 280), core & (yy > 310)
+    assert out[bottom, 0].mean() > out[top, 0].mean() + 10            # its shading (lighter downwards) kept
+
+
 def test_identity_only_pixels_between_old_and_new_hair_are_filled(scene):
     # the bald reference has no hair: taking "hair" needs a user mask; subtracting all of it empties the region
     with pytest.raises(EditError, match="shows no hair"):

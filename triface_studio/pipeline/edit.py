@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
-from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, NUM_CLASSES, SKIN, attribute_classes
+from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, L_EAR, NECK, NOSE, NUM_CLASSES, R_EAR,
+                                           SKIN, attribute_classes)
 
 from .errors import Cancelled, EditError
-from .refiners import ClassicalRefiner, colour_stats, local_fill, make_refiner
+from .refiners import ClassicalRefiner, colour_stats, harmonise, local_fill, make_refiner
 from .requests import EditRequest, EditResult, ReferenceSpec
 
 CROP = 512
@@ -108,6 +109,10 @@ def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: f
     out = F.grid_sample(plane_mask.float()[None, None], grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
     return out[0, 0].clamp(0, 1)
+
+
+#: classes whose colour is the wearer's complexion
+SKIN_TONED = frozenset({NOSE, L_EAR, R_EAR, NECK})
 
 
 def _soft_region(labels_probs: torch.Tensor, classes) -> torch.Tensor:
@@ -479,6 +484,13 @@ class EditPipeline:
         skin_valid = (skin * (1 - m_k_id) * (1 - m_k_blend)).numpy()
         fill = local_fill(i_id, skin_valid if skin_valid.sum() >= 16 else skin.numpy())
         coarse = compositing.fill_gaps(coarse, m_gap, mean_skin)
+        # Parts made of skin (nose, ears, neck) take their shape from the reference and their
+        # tone from the identity: a nose in the reference's complexion reads as a patch.
+        tone = masks.class_mask(lab_bl, sorted(set(classes) & SKIN_TONED)) * torch.from_numpy(
+            (from_ref > 0.5).astype(np.float32))
+        if float(tone.sum()) >= 16 and float(skin.sum()) >= 16:
+            coarse = torch.from_numpy(harmonise(coarse.numpy().astype(np.float32), tone.numpy(),
+                                                colour_stats(i_id, skin.numpy()), 1.0)).to(coarse.dtype)
         # eq. 18
         m_sde = compositing.sde_mask(m_k_blend, m_gap, settings.dilate_radius, settings.blur_sigma)
         # eq. 14: the background image
@@ -506,7 +518,7 @@ class EditPipeline:
             "m_sde": m_sde.numpy().astype(np.float32),
             "m_bg": m_bg.numpy().astype(np.float32),
             "m_k": m_k_blend.numpy().astype(np.float32),
-            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5) * opaque.numpy()).astype(np.float32),
+            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5) * opaque.numpy() * (1 - tone.numpy())).astype(np.float32),
             "i_bg": i_bg.astype(np.float32),
             "region": torch.maximum(torch.maximum(m_k_blend, m_k_id), m_gap).numpy(),
             "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),
