@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # there is found by triface_studio.resources in the bundle too.
 PROJECT_DATA: tuple[tuple[str, str], ...] = (
     ("resources", "resources"),
+    ("LICENSE", "."),
     ("NOTICE", "."),
     ("THIRD_PARTY_LICENSES", "."),
     ("packaging/triface-studio.desktop", "."),

@@ -38,7 +38,7 @@ def test_every_data_path_of_the_spec_exists():
         assert Path(src).exists() and Path(src).resolve().is_relative_to(ROOT)
         assert not Path(dest).is_absolute() and ".." not in Path(dest).parts
     assert dict(bd.PROJECT_DATA)["resources"] == "resources"      # where triface_studio.resources looks
-    assert {"NOTICE", "THIRD_PARTY_LICENSES"} <= {s for s, _ in bd.PROJECT_DATA}
+    assert {"LICENSE", "NOTICE", "THIRD_PARTY_LICENSES"} <= {s for s, _ in bd.PROJECT_DATA}
     assert (ROOT / bd.ENTRY_SCRIPT).is_file() and (ROOT / bd.ICON_PNG).is_file()
     spec_text = (PACKAGING / "triface-studio.spec").read_text()
     compile(spec_text, "triface-studio.spec", "exec")    # valid Python
@@ -121,7 +121,7 @@ def test_desktop_entry():
 
 
 def _copy_source(dst: Path) -> None:
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "NOTICE", "THIRD_PARTY_LICENSES"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "NOTICE", "THIRD_PARTY_LICENSES"):
         shutil.copy2(ROOT / name, dst / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("triface_studio", "resources", "packaging"):
@@ -145,6 +145,7 @@ def test_sdist_and_wheel_carry_resources_and_an_installed_wheel_finds_them(tmp_p
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [f for f in shipped if f"triface_studio/_resources/{f}" not in names]
     assert not missing, f"not in the wheel: {missing}"
+    assert any(n.endswith("dist-info/licenses/LICENSE") for n in names)
     assert any(n.endswith("dist-info/licenses/NOTICE") for n in names)
     assert any(n.endswith("dist-info/licenses/THIRD_PARTY_LICENSES") for n in names)
     assert "triface_studio/cli/models.py" in names and not any(n.startswith("tests/") for n in names)
@@ -154,7 +155,7 @@ def test_sdist_and_wheel_carry_resources_and_an_installed_wheel_finds_them(tmp_p
 
     with tarfile.open(sdist) as tf:
         snames = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    assert {"setup.py", "NOTICE", "THIRD_PARTY_LICENSES", "packaging/triface-studio.spec"} <= snames
+    assert {"setup.py", "LICENSE", "NOTICE", "THIRD_PARTY_LICENSES", "packaging/triface-studio.spec"} <= snames
     assert all(f"resources/{f}" in snames for f in shipped)
 
     site = tmp_path / "site"
