@@ -260,3 +260,12 @@ def test_removed_region_without_replacement_is_a_skin_gap_not_a_hole():
     assert int((lab == HAIR).sum()) == 0
     same = ~hair
     assert float((out.rgb[0][:, same] - r_id.rgb[0][:, same]).abs().mean()) < 0.02
+
+
+def test_a_tri_plane_from_an_older_encoder_is_refused_clearly():
+    tier = _tier()
+    img, labels = _pattern(seed=9)
+    asset = tier.encode(_fa(img, labels, Camera.frontal()))
+    old = TriPlaneAsset(asset.planes, "bundled", asset.source_camera, {**asset.extra, "encoder": "heightfield-v1"})
+    with pytest.raises(ValueError, match="encode the photo again"):
+        tier.render(old, Camera.frontal(), 16)

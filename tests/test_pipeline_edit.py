@@ -88,7 +88,8 @@ def test_identity_mask_protects_what_it_covers(scene):
     right[:, :262] = False
     assert np.abs(out[left] - ident[left]).max() <= 1
     assert np.abs(out[right].mean(0) - BLONDE).max() < 25
-    small = run(scene, [ReferenceSpec(scene["ref"], ("hair",))], identity_mask=(protect[::2, ::2] * 255).astype(np.uint8))
+    half_size = (protect[::2, ::2] * 255).astype(np.uint8)
+    small = run(scene, [ReferenceSpec(scene["ref"], ("hair",))], identity_mask=half_size)
     assert any("identity's mask" in n for n in small.notes)
     assert np.abs(small.composite.astype(np.float32)[left] - ident[left]).max() <= 1
 

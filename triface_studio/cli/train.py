@@ -37,7 +37,8 @@ def run_parser(args) -> int:
                       max_steps=args.max_steps, eval_every=min(args.eval_every, args.max_steps),
                       seed=args.seed, threads=args.threads)
     best = train(args.data, args.out, cfg, split_path=args.split,
-                 log=lambda s: print(s, file=sys.stderr, flush=True), time_budget_s=args.time_budget, init_path=args.init)
+                 log=lambda s: print(s, file=sys.stderr, flush=True), time_budget_s=args.time_budget,
+                 init_path=args.init)
     print(json.dumps({"miou": best["miou"], "step": best.get("step"), "out": str(args.out)}))
     return 0
 

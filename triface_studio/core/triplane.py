@@ -13,9 +13,11 @@ plane      image columns (grid x)       image rows (grid y)
 
 Plane 2 is EG3D's third ``generate_planes`` matrix; ``project_onto_planes`` multiplies points
 by its *inverse*, which reads (z, x): columns z, rows x (checked against EG3D's own functions
-by ``packaging/compat/compare_eg3d.py``).  The y axis is therefore seen by the XY plane only.  Row 0 of the XY plane is world
-y = -0.5, i.e. the *bottom* of the head (world +y is up), so the XY plane looks upside down
-next to a frontal photo; :func:`xy_plane_from_frontal` takes care of that.
+by ``packaging/compat/compare_eg3d.py``).  The y axis is therefore seen by the XY plane only.
+
+Row 0 of the XY plane is world y = -0.5, i.e. the *bottom* of the head (world +y is up), so the
+XY plane looks upside down next to a frontal photo; :func:`xy_plane_from_frontal` takes care of
+that.
 
 Sampling is bilinear with ``align_corners=False`` and zero padding: texel (r, c) of an R x R
 plane has its centre at ``-0.5 + (c + 0.5) / R`` along the column axis.

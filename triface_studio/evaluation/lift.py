@@ -113,7 +113,8 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
                "min_yaw": min_yaw, "landmark_px": mean("landmark_px"),
                "crop_landmark_px": mean("crop_landmark_px"), "encode_s": mean("encode_s")}
     out_dir.mkdir(parents=True, exist_ok=True)
-    cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "landmark_px", "crop_landmark_px", "encode_s", "error"]
+    cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "landmark_px", "crop_landmark_px",
+            "encode_s", "error"]
     lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]
     for fname, text in (("lift.csv", "\n".join(lines) + "\n"), ("summary.json", json.dumps(summary, indent=2))):
         tmp = out_dir / (fname + ".tmp")

@@ -518,7 +518,8 @@ class EditPipeline:
             "m_sde": m_sde.numpy().astype(np.float32),
             "m_bg": m_bg.numpy().astype(np.float32),
             "m_k": m_k_blend.numpy().astype(np.float32),
-            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5) * opaque.numpy() * (1 - tone.numpy())).astype(np.float32),
+            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5) * opaque.numpy()
+                          * (1 - tone.numpy())).astype(np.float32),
             "i_bg": i_bg.astype(np.float32),
             "region": torch.maximum(torch.maximum(m_k_blend, m_k_id), m_gap).numpy(),
             "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),

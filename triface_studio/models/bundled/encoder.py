@@ -10,12 +10,15 @@ The XY plane is stored relative to :func:`xy_prior` (the decoder adds it back), 
 features mean "bare head, skin" rather than "nothing"; :func:`decoded_xy` gives the values.
 
 The head's shape is an ellipsoidal shell (skull, neck) whose front is the dense face surface of
-the photo's 3D landmarks (with the head rotation undone), over the foreground of the semantic map; colour and labels are read from the crop by projecting each XY texel at its
-surface depth through the photo's camera, which undoes the head pose.  Texels the photo sees
+the photo's 3D landmarks (with the head rotation undone), over the foreground of the semantic
+map; colour and labels are read from the crop by projecting each XY texel at its surface depth
+through the photo's camera, which undoes the head pose.  Texels the photo sees
 at a grazing angle or not at all take the mirrored (x -> -x) texel's colour and labels.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -88,8 +91,9 @@ def face_height_field(world_landmarks: np.ndarray, resolution: int = RESOLUTION)
 PRIOR_COLOUR = (0.78, 0.62, 0.52)
 
 
+@functools.lru_cache(maxsize=4)
 def xy_prior(resolution: int, dtype=torch.float32) -> torch.Tensor:
-    """What an all-zero XY texel decodes to: the bare default head (skull and neck of
+    """(Cached: do not modify the result.)  What an all-zero XY texel decodes to: the bare default head (skull and neck of
     :func:`head_height_field`, no slab) labelled skin, in a neutral skin colour; empty space
     outside it.  The lift stores its XY plane as the difference from this prior, so a blend that
     removes a region of the identity without a reference to replace it (M_-k^id x (1 - M_k^ref)

@@ -14,6 +14,10 @@ from .decoder import BundledDecoder
 from .encoder import RESOLUTION, lift
 
 
+#: the tri-plane layout this tier writes and reads (v2: the XY plane relative to encoder.xy_prior)
+ENCODER = "heightfield-v2"
+
+
 class BundledTier:
     name = "bundled"
 
@@ -30,11 +34,15 @@ class BundledTier:
         planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution,
                             getattr(analysis, "crop_landmarks", None))
         return TriPlaneAsset(planes.to(self.device), "bundled", analysis.camera,
-                             {"encoder": "heightfield-v1", "name": str(getattr(analysis, "name", "")), **info})
+                             {"encoder": ENCODER, "name": str(getattr(analysis, "name", "")), **info})
 
     def render(self, asset: TriPlaneAsset, camera: Camera, resolution: int,
                options: RenderOptions | None = None,
                progress: Callable[[float], None] | None = None) -> RenderResult:
+        encoder = asset.extra.get("encoder", ENCODER)
+        if encoder != ENCODER:
+            raise ValueError(f"this tri-plane was made by the bundled encoder {encoder!r}; this version reads "
+                             f"{ENCODER!r} only: encode the photo again")
         with torch.no_grad():
             return render(asset.planes.to(self.device), self.decoder, camera.to(self.device), resolution,
                           options or self.render_options, progress)
