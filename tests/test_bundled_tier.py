@@ -269,3 +269,17 @@ def test_a_tri_plane_from_an_older_encoder_is_refused_clearly():
     old = TriPlaneAsset(asset.planes, "bundled", asset.source_camera, {**asset.extra, "encoder": "heightfield-v1"})
     with pytest.raises(ValueError, match="encode the photo again"):
         tier.render(old, Camera.frontal(), 16)
+
+
+def test_texels_outside_the_photo_stay_empty():
+    """Hair touching the crop's edge does not continue as a streak beyond the photo."""
+    img, labels = _pattern(seed=10)
+    labels[:, :12] = HAIR                     # hair along the left edge of the crop
+    planes, _ = lift(img, labels, Camera.frontal(), R)
+    xy = decoded_xy(planes)[0]
+    t = triplane.texel_centres(R)
+    beyond = t < -0.4                         # columns well left of what the frontal crop shows
+    assert beyond.any()
+    assert bool((xy[0][:, beyond] < -0.5).all())          # no surface there
+    edge = (t > -0.3) & (t < -0.27)                         # just inside the crop: the hair is there
+    assert bool((xy[0][:, edge] > -0.5).any())

@@ -177,6 +177,10 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     perm = torch.from_numpy(FLIP_PERMUTATION)
     colour = torch.where(use_mirror, colour.flip(2), colour)
     sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
+    # texels outside the photo that no mirror fills would repeat the crop's edge (streaks in
+    # side views): they stay empty
+    unseen = ~(inside | use_mirror)
+    sem = torch.where(unseen, F.one_hot(torch.tensor(BACKGROUND), NUM_CLASSES).float()[:, None, None], sem)
 
     if no_labels:
         # without a parser: the head shell's core (face/skull ellipsoid and neck) is the foreground
