@@ -25,13 +25,18 @@ def register(sub) -> None:
                    help="pytorch-fid Inception checkpoint (pt_inception-2015-12-05-*.pth) for fid_inception")
     p.add_argument("--rendered", action="store_true",
                    help="also measure T^com rendered at the identity's camera (*_t_com; one 512 px render per pair)")
+    p.add_argument("--refiner", default="classical", choices=("classical", "sdedit"),
+                   help="refinement inside M_sde (sdedit needs --score-model): the paper's SDE ablation")
+    p.add_argument("--score-model", metavar="DIR", help="diffusers score model folder for --refiner sdedit")
+    p.add_argument("--t0", type=float, default=0.5, help="SDEdit noise level (default 0.5)")
+    p.add_argument("--steps", type=int, default=50, help="SDEdit denoising steps (default 50)")
     p.add_argument("--json", action="store_true", help="print the summary JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from triface_studio.evaluation.evaluate import evaluate
-    from triface_studio.pipeline import EditError
+    from triface_studio.pipeline import EditError, RefineSettings
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
@@ -48,6 +53,8 @@ def run(args) -> int:
     try:
         summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,
                            device=args.device, inception=args.inception, rendered=args.rendered,
+                           refine=RefineSettings(refiner=args.refiner, score_model=args.score_model, t0=args.t0,
+                                                 steps=args.steps),
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     except EditError as e:
         raise ValueError(str(e)) from None

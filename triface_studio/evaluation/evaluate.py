@@ -159,10 +159,14 @@ def _clean(v):
 
 def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None = None, seed: int = 0,
              tier: str = "bundled", device: str = "cpu", inception: str | None = None, pipe=None,
-             sheet_rows: int = 16, rendered: bool = False, log: Callable[[str], None] | None = None) -> dict:
+             sheet_rows: int = 16, rendered: bool = False, log: Callable[[str], None] | None = None,
+             refine=None) -> dict:
     """Run the protocol and write ``pairs.csv``, ``summary.json`` and ``contact_sheet.png``
-    into ``out_dir`` (each written atomically). Returns the summary."""
-    from triface_studio.pipeline import EditError, EditRequest, ReferenceSpec
+    into ``out_dir`` (each written atomically). ``refine`` (a RefineSettings) chooses the
+    refiner, e.g. SDEdit with a score model for the paper's ablation. Returns the summary."""
+    from triface_studio.pipeline import EditError, EditRequest, ReferenceSpec, RefineSettings
+
+    refine = refine or RefineSettings()
 
     data, out_dir = Path(data), Path(out_dir)
     pairs = protocol.make_pairs(data, task, limit=limit, seed=seed)
@@ -184,6 +188,7 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         t0 = time.perf_counter()
         try:
             res = pipe.run(EditRequest(identity=inp, identity_name=p.identity_path.name, seed=seed, device=device,
+                                       refine=refine,
                                        references=[ReferenceSpec(ref, attrs, name=p.reference_path.name)]))
         except EditError as e:
             row.update(ok=0, error=str(e), success=0, sec_per_edit=time.perf_counter() - t0)
@@ -226,7 +231,8 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         "label_drift_outside": _nanmean(r["label_drift_outside"] for r in ok),
         **({"ssim_outside_t_com": _nanmean(r["ssim_outside_t_com"] for r in ok),
             "l2_outside_t_com": _nanmean(r["l2_outside_t_com"] for r in ok)} if rendered and ok else {}),
-        "tier": getattr(pipe, "tier_name", tier), "device": device, "seed": seed, "data": str(data),
+        "tier": getattr(pipe, "tier_name", tier), "refiner": refine.refiner, "device": device, "seed": seed,
+        "data": str(data),
         "region": "union of the task's parser classes on input and output (512 px crops); metrics outside it",
         "paper_table1": PAPER_TABLE1[task],
     }
