@@ -122,11 +122,11 @@ def test_shipped_parser_on_held_out_images(shared_data):
     miou = (inter[present] / union[present]).mean()
     skin = inter[1] / union[1]
     hair = inter[13] / union[13]
-    assert skin > 0.6 and hair > 0.45
+    assert skin > 0.8 and hair > 0.7
     assert miou > MIOU_FLOOR
 
 
-MIOU_FLOOR = 0.3   # measured 0.47 on all 120 held-out images (MODEL_CARD.md)
+MIOU_FLOOR = 0.55   # measured 0.63 on these 12, 0.62 on all 120 held-out images (MODEL_CARD.md)
 
 
 def test_bisenet_loader_round_trip(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,8 @@ class TrainConfig:
     threads: int = 2
     class_weight_power: float = 0.5
     dice_weight: float = 0.5
+    #: the weights training started from (a file name), or None from scratch
+    init: str | None = None
 
 
 def save_model(model: ParserNet, path: Path, config: TrainConfig, metrics: dict | None = None) -> None:
@@ -75,6 +77,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None 
     """Train from scratch, or from the weights in ``init_path`` (a parser .safetensors of the same
     width) with a fresh warm-up and cosine schedule.  Returns the best held-out metrics."""
     cfg = config or TrainConfig()
+    if init_path is not None:
+        cfg = replace(cfg, init=Path(init_path).name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
