@@ -110,7 +110,8 @@ REGISTRY: tuple[ModelSpec, ...] = (
                      + NONCOMMERCIAL_CELEBA,
         source_url="computed by TriFace Studio from https://github.com/switchablenorms/CelebAMask-HQ photos",
         folder="models/face",
-        files=(ModelFile("canonical_landmarks.npy"),),   # recomputed from time to time: not pinned
+        files=(ModelFile("canonical_landmarks.npy", size=5744,
+                         sha256="1cb2ba1e2e194f4d475acd3c9768b2743ef0bdb3fff2568b3541f085707ce071"),),
         noncommercial=True,
     ),
     ModelSpec(
@@ -121,7 +122,10 @@ REGISTRY: tuple[ModelSpec, ...] = (
         licence_text="Project-trained weights. " + NONCOMMERCIAL_CELEBA,
         source_url="trained by TriFace Studio on CelebAMask-HQ (https://github.com/switchablenorms/CelebAMask-HQ)",
         folder="models/parser",
-        files=(ModelFile("parser.safetensors"),),   # retrained from time to time: not pinned
+        # pinned like the others so `triface models verify` catches a damaged copy; retraining
+        # means updating the pin (tests/test_registry.py says so)
+        files=(ModelFile("parser.safetensors", size=3708168,
+                         sha256="04b2f9c434fa6a1a9d7e879d793383056cb2341cb46464071267d59723872bd3"),),
         noncommercial=True,
     ),
     # ----- neural (added by the user) -----
