@@ -214,3 +214,12 @@ def test_sixteen_bit_and_cmyk_files(analyzer, astronaut, tmp_path):
     buf = io.BytesIO()
     Image.fromarray(astronaut).save(buf, format="PNG")
     assert buf.tell() > 0
+
+
+def test_a_profile_the_landmarks_cannot_follow_says_so(analyzer, shared_data):
+    """A face seen from the side is detected, but the face mesh cannot follow it: the message
+    says that, rather than claiming there is no face at all."""
+    img = np.asarray(Image.open(shared_data / "images" / "3052049e8d45486299f222769833253d.jpg").convert("RGB"))
+    assert analyzer.detect(img)
+    with pytest.raises(NoFaceError, match="from the side"):
+        analyzer.analyze(img, "profile.jpg")

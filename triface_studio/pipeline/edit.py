@@ -206,7 +206,8 @@ class EditPipeline:
                 fa = self.analyzer.analyze(arr, name=nm, parse=True)
             except ValueError as e:  # NoFaceError is a ValueError
                 if type(e).__name__ == "NoFaceError":
-                    raise EditError(f"{role} {nm}: no face was found in this image") from None
+                    detail = str(e).split(": ", 1)[-1]           # the analyser's reason, without the name
+                    raise EditError(f"{role} {nm}: {detail}") from None
                 raise
             with self._lock:
                 self._analyses[key] = fa

@@ -360,6 +360,7 @@ class FaceAnalyzer:
         if scale != 1.0:
             notes.append(f"large image ({image.shape[1]}x{image.shape[0]}): analysed at {img.shape[1]}x{img.shape[0]}")
         dets = self._detect_full(img)
+        detected = len(dets) > 0
         # keep the detections the landmark model confirms as faces
         confirmed = []
         for d in dets:
@@ -367,11 +368,16 @@ class FaceAnalyzer:
             if presence >= 0.5:
                 confirmed.append((d, lm_d))
         if not confirmed:   # small faces: search smaller tiles too
-            for d in self._detect_full(img, exhaustive=True):
+            more = self._detect_full(img, exhaustive=True)
+            detected = detected or len(more) > 0
+            for d in more:
                 lm_d, presence = self._landmarks_from_det(img, d)
                 if presence >= 0.5:
                     confirmed.append((d, lm_d))
         if not confirmed:
+            if detected:
+                raise NoFaceError(f"{name}: no face found that the landmark model can follow (a face seen "
+                                  f"from the side, or heavily covered? a three-quarter view or closer works)")
             raise NoFaceError(f"{name}: no face found")
         dets = np.stack([c[0] for c in confirmed])
         if face_index is None:
