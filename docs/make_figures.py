@@ -86,7 +86,7 @@ def screenshot() -> Path:
     try:
         win.open_identity(str(resource_path("samples", "astronaut.png")))
         wait(lambda: win.identity.fa is not None)
-        ref = win.add_reference(str(resource_path("samples", "grace_hopper.jpg")), ("hair",))
+        ref = win.add_reference(str(resource_path("samples", "grace_hopper.jpg")), ("eyeglasses",))
         wait(lambda: ref.fa is not None)
         win.run_edit()
         wait(lambda: win.result is not None)

@@ -6,7 +6,8 @@
 #
 # torch: an already importable torch (in .venv, or a system one when TRIFACE_SYSTEM_SITE=1) is kept
 # as it is.  Otherwise the pinned CPU build is installed first (TRIFACE_TORCH overrides the spec,
-# e.g. TRIFACE_TORCH="torch==2.13.0" or a CUDA build from your own index), so that resolving the
+# e.g. TRIFACE_TORCH="torch==2.13.0" or a CUDA build from your own index; TRIFACE_TORCH_INDEX picks the
+# index, e.g. https://download.pytorch.org/whl/cpu for the small CPU build), so that resolving the
 # plain "torch" requirement never pulls several GB of CUDA wheels onto a laptop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,10 @@ pip=("$vpy" -m pip install --quiet --disable-pip-version-check)
 
 if ! "$vpy" -c "import torch" >/dev/null 2>&1; then
     torch_spec="${TRIFACE_TORCH:-torch==2.13.0}"
-    echo "bootstrap: installing $torch_spec (CPU build where the package index offers one)"
-    "${pip[@]}" "$torch_spec"
+    index=()
+    [ -n "${TRIFACE_TORCH_INDEX:-}" ] && index=(--index-url "$TRIFACE_TORCH_INDEX")
+    echo "bootstrap: installing $torch_spec ${TRIFACE_TORCH_INDEX:+from $TRIFACE_TORCH_INDEX }(CPU build where the package index offers one)"
+    "${pip[@]}" ${index[@]+"${index[@]}"} "$torch_spec"
 fi
 
 stamp="$venv/.triface-installed"
