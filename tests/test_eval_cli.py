@@ -69,3 +69,22 @@ def test_eval_with_the_sdedit_refiner(shared_data, tmp_path, capsys):
     assert summaries["sdedit"]["refiner"] == "sdedit" and summaries["classical"]["refiner"] == "classical"
     assert summaries["sdedit"]["edits_ok"] == 1
     assert summaries["sdedit"]["ssim_outside"] != summaries["classical"]["ssim_outside"]
+
+
+def test_eval_lift_counts_photos_without_a_face_as_failed(tmp_path, capsys):
+    """Runs without the shared data: the two sample portraits and a photo of nothing."""
+    import shutil
+
+    from triface_studio.resources import resource_path
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(resource_path("samples", "astronaut.png"), data / "images" / "astronaut.png")
+    shutil.copy(resource_path("samples", "grace_hopper.jpg"), data / "images" / "hopper.jpg")
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(data / "images" / "grey.png")
+    assert main(["eval", "--task", "lift", "--data", str(data), "--out", str(tmp_path / "out"), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["photos"] == 3 and s["failed"] == 1
+    assert s["psnr_source_parsed"] > 18
+    rows = {r["name"]: r for r in csv.DictReader(open(tmp_path / "out" / "lift.csv"))}
+    assert "no face" in rows["grey"]["error"] and rows["astronaut"]["error"] == ""

@@ -14,6 +14,8 @@ For each held-out photo (the parser's held-out split, so the parser's labels are
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -51,6 +53,7 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
     from triface_studio.core.cameras import Camera
     from triface_studio.evaluation.evaluate import load_labels, make_pipeline
     from triface_studio.models.face import CANONICAL_LANDMARKS, NoFaceError
+    from triface_studio.pipeline import EditError
 
     data, out_dir = Path(data), Path(out_dir)
     pipe = make_pipeline(tier, device)
@@ -61,7 +64,7 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
         row = {"name": name}
         try:
             fa = pipe.analyze(load_image(path), path.name, "photo")
-        except NoFaceError as e:
+        except EditError as e:                  # no face, or one the landmark model cannot follow
             row["error"] = str(e)
             rows.append(row)
             continue
@@ -115,8 +118,11 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "landmark_px", "crop_landmark_px",
             "encode_s", "error"]
-    lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]
-    for fname, text in (("lift.csv", "\n".join(lines) + "\n"), ("summary.json", json.dumps(summary, indent=2))):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    for fname, text in (("lift.csv", buf.getvalue()), ("summary.json", json.dumps(summary, indent=2))):
         tmp = out_dir / (fname + ".tmp")
         tmp.write_text(text)
         tmp.replace(out_dir / fname)

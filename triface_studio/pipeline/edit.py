@@ -353,17 +353,9 @@ class EditPipeline:
                 mk_front = _soft_region(sem_ref, classes)
                 plane_mk = blending.plane_mask(mk_front, R, frontal)
                 if spec.user_mask is not None:
-                    um = np.asarray(spec.user_mask, dtype=np.float32)
-                    if um.ndim == 3:
-                        um = um[..., :3].mean(-1) if um.shape[-1] >= 3 else um[..., 0]
-                    if um.max() > 1.0:
-                        um = um / 255.0
-                    if um.shape != (CROP, CROP):
-                        notes.append(f"the mask for {ref_name} was {um.shape[1]}x{um.shape[0]} pixels; "
-                                     f"it was resized to the {CROP}x{CROP} crop")
-                        um = masks.resize_mask(torch.from_numpy(um), (CROP, CROP)).numpy()
+                    um = crop_mask(spec.user_mask, f"the mask for {ref_name}", notes)
                     ref_cam = getattr(fa, "camera", None) or frontal
-                    plane_user = blending.plane_mask(torch.from_numpy(np.clip(um, 0, 1)), R, ref_cam)
+                    plane_user = blending.plane_mask(torch.from_numpy(um), R, ref_cam)
                     plane_mk = masks.combine_user_mask(plane_mk, plane_user, spec.mask_mode)
                 # the identity's region k, grown by a pixel: its anti-aliased rim would otherwise
                 # stay behind as a thin line of the old colour (old hair around the new)
@@ -532,22 +524,12 @@ class EditPipeline:
 
     @staticmethod
     def _protect_mask(mask, notes: list) -> np.ndarray | None:
-        """The identity's protect mask as float32 (512, 512) in [0, 1], feathered by a pixel so
-        its edge does not show; None when there is none or it is empty."""
-        if mask is None:
+        """The identity's protect mask on the crop, feathered by a pixel so its edge does not
+        show; None when there is none or it is empty."""
+        if mask is None or not np.asarray(mask).any():
             return None
-        m = np.asarray(mask, dtype=np.float32)
-        if m.ndim == 3:
-            m = m[..., :3].mean(-1) if m.shape[-1] >= 3 else m[..., 0]
-        if m.max() > 1.0:
-            m = m / 255.0
-        if not m.any():
-            return None
-        if m.shape != (CROP, CROP):
-            notes.append(f"the identity's mask was {m.shape[1]}x{m.shape[0]} pixels; "
-                         f"it was resized to the {CROP}x{CROP} crop")
-            m = masks.resize_mask(torch.from_numpy(m), (CROP, CROP)).numpy()
-        return np.clip(cv2.GaussianBlur(np.clip(m, 0, 1), (0, 0), 1.0), 0, 1).astype(np.float32)
+        m = crop_mask(mask, "the identity's mask", notes)
+        return np.clip(cv2.GaussianBlur(m, (0, 0), 1.0), 0, 1).astype(np.float32)
 
     def _background(self, request, i_id, bg_id, refs, notes) -> np.ndarray:
         """Eq. 14's I^bg: the identity's (or the first reference's) background with the head
@@ -571,6 +553,20 @@ class EditPipeline:
         return np.broadcast_to(np.clip(c, 0, 1), i_id.shape).copy()
 
 
+def crop_mask(mask, what: str, notes: list) -> np.ndarray:
+    """A painted mask (float in [0, 1] or 0-255, grey or colour, any size) as float32
+    (512, 512) in [0, 1]; a mask of another size is resized, with a note naming ``what``."""
+    m = np.asarray(mask, dtype=np.float32)
+    if m.ndim == 3:
+        m = m[..., :3].mean(-1) if m.shape[-1] >= 3 else m[..., 0]
+    if m.max() > 1.0:
+        m = m / 255.0
+    if m.shape != (CROP, CROP):
+        notes.append(f"{what} was {m.shape[1]}x{m.shape[0]} pixels; it was resized to the {CROP}x{CROP} crop")
+        m = masks.resize_mask(torch.from_numpy(m), (CROP, CROP)).numpy()
+    return np.clip(m, 0, 1).astype(np.float32)
+
+
 def lens_opacity(image: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """How much of each pixel of ``image`` ((H, W, 3) float RGB) is eyeglass frame or tinted lens
     rather than the wearer's face seen through a clear lens, given the wearer's skin pixels
@@ -578,9 +574,9 @@ def lens_opacity(image: np.ndarray, skin: np.ndarray) -> np.ndarray:
     are see-through.  -> (H, W) float32 in [0, 1]."""
     lab = cv2.cvtColor(np.ascontiguousarray(image, np.float32), cv2.COLOR_RGB2Lab)
     ref = cv2.cvtColor(np.asarray(skin, np.float32).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    mean = np.median(ref, 0)
-    dist = np.linalg.norm(lab - mean, axis=-1)
-    alpha = np.clip((dist - 12.0) / 15.0, 0, 1) * np.clip((mean[0] + 5.0 - lab[..., 0]) / 10.0, 0, 1)
+    centre = np.median(ref, 0)
+    dist = np.linalg.norm(lab - centre, axis=-1)
+    alpha = np.clip((dist - 12.0) / 15.0, 0, 1) * np.clip((centre[0] + 5.0 - lab[..., 0]) / 10.0, 0, 1)
     return alpha.astype(np.float32)
 
 
