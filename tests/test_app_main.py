@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from triface_studio.core.semantics import HAIR, SKIN
+from triface_studio.core.semantics import EYEGLASSES, HAIR, SKIN
 from triface_studio.resources import sample_images
 
 pytest.importorskip("PySide6")
@@ -161,6 +161,37 @@ def test_identity_mask_goes_into_the_request(qtbot, window):
     req = window.build_request()
     assert req.identity_mask is not None and req.identity_mask.shape == canvas.mask.shape
     assert req.identity_mask is not canvas.mask          # a copy: later strokes do not change a queued edit
+
+
+def test_edit_with_the_bundled_models(qtbot):
+    """The real thing, on the shipped models (face analysis, parser, bundled tier): open the two
+    samples, take Grace Hopper's glasses, get a result and a turned view; no thread survives."""
+    from triface_studio.qt.main_window import default_pipeline_factory
+
+    win = MainWindow(default_pipeline_factory("bundled", "cpu"), app_settings(), orbit_resolution=48,
+                     preview_resolution=24, edit_resolution=96)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        with qtbot.waitSignal(win.worker.call_done, timeout=TIMEOUT):
+            win.open_identity(SAMPLES["astronaut"])
+        qtbot.waitUntil(lambda: win.identity.fa is not None, timeout=TIMEOUT)
+        ref = win.add_reference(SAMPLES["grace_hopper"], ("eyeglasses",))
+        qtbot.waitUntil(lambda: ref.fa is not None, timeout=TIMEOUT)
+        run_edit(qtbot, win)
+        r = win.result
+        assert r.composite.shape == (512, 512, 3) and r.t_com.tier == "bundled"
+        assert (r.s_blend == EYEGLASSES).sum() > 500                 # the glasses are on her
+        outside = r.sde_mask == 0
+        assert np.array_equal(r.composite[outside], r.identity.crop[outside])
+        win.yaw.setValue(25.0)
+        qtbot.waitUntil(lambda: bool(win.renders_received) and win.renders_received[-1][1] == pytest.approx(25.0),
+                        timeout=TIMEOUT)
+        rgb, labels = win.last_render
+        assert rgb.shape[2] == 3 and (labels == EYEGLASSES).any()
+    finally:
+        win.close()
+    assert not win.worker.isRunning()
 
 
 def test_edit_errors_are_messages(qtbot, window):
