@@ -89,19 +89,21 @@ def sample_sum_channels(planes: torch.Tensor, points: torch.Tensor, channels, bo
     out = None
     for k in range(3):
         ch = channels[k]
-        if ch is not None and len(ch) == 0:
+        if ch is None:
+            sel = slice(None)
+        elif len(ch) == 0:
             continue
-        if ch is not None and list(ch) == list(range(ch[0], ch[0] + len(ch))):
-            ch = slice(ch[0], ch[0] + len(ch))                        # a contiguous run: a view
-        sel = slice(None) if ch is None else (ch if isinstance(ch, slice) else list(ch))
+        elif list(ch) == list(range(ch[0], ch[0] + len(ch))):
+            sel = slice(ch[0], ch[0] + len(ch))                       # a contiguous run: a view
+        else:
+            sel = list(ch)
         f = F.grid_sample(planes[:, k, sel], grid[:, k, None], mode=mode, padding_mode="zeros",
                           align_corners=False)[:, :, 0]
-        if out is None and ch is None:
-            out = f
-        else:
-            if out is None:
-                out = planes.new_zeros(B, C, f.shape[-1])
-            out[:, sel] += f
+        if out is None:
+            out = f if ch is None else planes.new_zeros(B, C, f.shape[-1])
+            if ch is None:
+                continue
+        out[:, sel] += f
     if out is None:
         out = planes.new_zeros(B, C, points.shape[1])
     return out.transpose(1, 2)

@@ -7,7 +7,7 @@ import torch
 from triface_studio.core import triplane
 from triface_studio.core.rendering import DecoderOutput
 
-from .encoder import xy_prior
+from .encoder import decoded_xy
 
 
 class BundledDecoder(torch.nn.Module):
@@ -35,7 +35,7 @@ class BundledDecoder(torch.nn.Module):
         key = (planes.data_ptr(), planes._version, tuple(planes.shape), planes.dtype, planes.device)
         if getattr(self, "_eff_key", None) != key:
             eff = planes.clone()
-            eff[:, 0] += xy_prior(planes.shape[-1], planes.dtype).to(planes.device)
+            eff[:, 0] = decoded_xy(planes)
             live = eff[0, 1:].flatten(-2).abs().amax(-1) > 0                  # (2, C)
             self._live = [None] + [live[k].nonzero()[:, 0].tolist() for k in range(2)]
             self._eff, self._eff_key = eff, key
