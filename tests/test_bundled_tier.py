@@ -283,3 +283,34 @@ def test_texels_outside_the_photo_stay_empty():
     assert bool((xy[0][:, beyond] < -0.5).all())          # no surface there
     edge = (t > -0.3) & (t < -0.27)                         # just inside the crop: the hair is there
     assert bool((xy[0][:, edge] > -0.5).any())
+
+
+def test_silhouette_covers_a_ragged_outline_at_the_source_camera():
+    """The lift's outline is coarser than the labels: without the rim a pixel of head here and
+    there renders as background. With it every labelled pixel is covered, the overshoot is at
+    most about a texel, and the rim carries the edge's colour, not the photo's background."""
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    img, labels = _pattern(seed=11)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:128, 0:128] / 128
+    wobble = gaussian_filter(rng.standard_normal((128, 128)), 2.0) * 0.3
+    ragged = ((xx - 0.5) / 0.33) ** 2 + ((yy - 0.5) / 0.45) ** 2 + wobble < 1
+    labels = np.where(ragged, labels.clip(min=SKIN), BACKGROUND).astype(np.uint8)
+    img[~ragged] = 255                                   # a white backdrop
+    img[ragged & (yy < 0.35)] = (40, 30, 20)             # dark hair
+    tier = _tier()
+    asset = tier.encode(_fa(img, labels, Camera.frontal()))
+    res = tier.render(asset, Camera.frontal(), 128)
+    opaque = res.opacity[0, 0].numpy() > 0.5
+    head = labels != BACKGROUND
+    assert opaque[head].all()
+    texel_px = 128 / (0.62 * R) * 1.2                   # ~ crop pixels per texel, with slack
+    assert distance_transform_edt(~head)[opaque].max() <= texel_px + 1
+    # rendered labels still end at the labels' outline (to about a pixel)
+    sem = res.labels()[0].numpy()
+    assert ((sem != BACKGROUND) != head).mean() < 0.03
+    # the opaque pixels just outside the hair show hair colour, not the white backdrop
+    rgb = res.rgb[0].permute(1, 2, 0).numpy()
+    rim = opaque & ~head & (yy < 0.3)
+    assert rim.any() and float(rgb[rim].mean()) < 0.5

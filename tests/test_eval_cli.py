@@ -37,6 +37,7 @@ def test_eval_lift_on_held_out_photos(shared_data, tmp_path, capsys):
     assert s["task"] == "lift" and s["photos"] == 3 and s["failed"] == 0
     assert 18 < s["psnr_source_parsed"] < 60 and s["psnr_source"] <= s["psnr_source_parsed"] + 3
     assert s["turned_photos"] >= 1 and s["landmark_px"] < s["crop_landmark_px"]
+    assert s["psnr_source_interior"] >= s["psnr_source_parsed"] - 1 and 0.9 < s["silhouette_iou"] <= 1
     with open(out / "lift.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and all(float(r["psnr_source"]) > 10 for r in rows)

@@ -6,6 +6,8 @@ For each held-out photo (the parser's held-out split, so the parser's labels are
   over the head (face, hair, ears, neck: every class but background and cloth, from the
   folder's mask when it has one, else the parser's labels); ``psnr_source_parsed`` over the
   head as the bundled parser sees it (what the lift was given), so parser misses do not count;
+  ``psnr_source_interior``: the same, two pixels (256 px) inside the head's outline;
+  ``silhouette_iou``: IoU of the rendered opacity (> 0.5) and the parser's foreground (head and cloth);
 * ``landmark_px``: for photos turned by at least ``min_yaw`` degrees, the tri-plane rendered
   from the front and analysed again; the mean distance (512 px crop pixels) of ten key
   landmarks (eye corners, nose, mouth corners, chin, forehead) from the canonical template,
@@ -89,6 +91,11 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
             head = cv2.resize(lab_, (256, 256), interpolation=cv2.INTER_NEAREST)
             head = (head != BACKGROUND) & (head != CLOTH)
             row[key_] = round(_psnr(out, crop, head), 2)
+        interior = cv2.erode(head.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        row["psnr_source_interior"] = round(_psnr(out, crop, interior), 2)
+        opaque = r.opacity[0, 0].numpy() > 0.5
+        fg = cv2.resize(np.asarray(fa.labels), (256, 256), interpolation=cv2.INTER_NEAREST) != BACKGROUND
+        row["silhouette_iou"] = round(float((opaque & fg).sum() / max((opaque | fg).sum(), 1)), 4)
         if abs(fa.pose[0]) >= min_yaw:
             with torch.no_grad():
                 fr = pipe.tier.render(asset, Camera.frontal(), 512)
@@ -112,11 +119,13 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
     summary = {"task": "lift", "tier": tier, "photos": len(rows),
                "failed": sum("error" in r for r in rows), "psnr_source": mean("psnr_source"),
                "psnr_source_parsed": mean("psnr_source_parsed"),
+               "psnr_source_interior": mean("psnr_source_interior"), "silhouette_iou": mean("silhouette_iou"),
                "psnr_target": 28.0, "turned_photos": sum("landmark_px" in r for r in rows),
                "min_yaw": min_yaw, "landmark_px": mean("landmark_px"),
                "crop_landmark_px": mean("crop_landmark_px"), "encode_s": mean("encode_s")}
     out_dir.mkdir(parents=True, exist_ok=True)
-    cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "landmark_px", "crop_landmark_px",
+    cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "psnr_source_interior", "silhouette_iou",
+            "landmark_px", "crop_landmark_px",
             "encode_s", "error"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
