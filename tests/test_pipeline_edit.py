@@ -252,3 +252,24 @@ def test_lens_opacity_keeps_frames_and_lets_the_face_show_through():
     assert a.shape == (4, 4) and a.dtype == np.float32
     assert (a[0] > 0.99).all() and (a[3] > 0.9).all()
     assert (a[1] < 0.01).all() and (a[2] < 0.01).all()
+
+
+def test_bare_head_is_the_face_hull_and_the_cranium_above_the_brows():
+    """Hair removed beside the neck reveals background, not skin; the cranium above the brows
+    is head across the face's width."""
+    from triface_studio.core.semantics import L_BROW, NECK
+    from triface_studio.pipeline.edit import bare_head
+
+    yy, xx = np.mgrid[:512, :512]
+    lab = np.zeros((512, 512), np.uint8)
+    lab[(xx - 256) ** 2 / 120 ** 2 + (yy - 300) ** 2 / 150 ** 2 < 1] = SKIN
+    lab[(abs(xx - 256) < 60) & (yy > 430)] = NECK
+    lab[(abs(yy - 240) < 6) & (abs(xx - 256) > 20) & (abs(xx - 256) < 90)] = L_BROW
+    long_hair = (abs(xx - 256) > 130) & (abs(xx - 256) < 200) & (yy > 200)
+    lab[long_hair] = HAIR
+    head = bare_head(lab)
+    assert head[300, 256] and head[480, 256]                       # face and neck
+    assert head[100, 150] and head[100, 360]                       # cranium, above the brows
+    assert not head[100, 100] and not head[100, 420]               # beyond the face's width
+    assert not head[long_hair & (yy > 300)].any()                  # beside the face and neck
+    assert bare_head(np.zeros((64, 64), np.uint8)) is None

@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
-from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, L_EAR, NECK, NOSE, NUM_CLASSES, R_EAR,
-                                           SKIN, attribute_classes)
+from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
+                                           NECK, NOSE, NUM_CLASSES, R_BROW, R_EAR, R_EYE, SKIN, U_LIP,
+                                           attribute_classes)
 
 from .errors import Cancelled, EditError
 from .refiners import ClassicalRefiner, colour_stats, harmonise, local_fill, make_refiner
@@ -113,6 +114,29 @@ def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: f
 
 #: classes whose colour is the wearer's complexion
 SKIN_TONED = frozenset({NOSE, L_EAR, R_EAR, NECK})
+#: classes that show where a person's face and neck are (for :func:`bare_head`)
+FACE_PARTS = (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, L_EAR, R_EAR, MOUTH, U_LIP, L_LIP, NECK)
+
+
+def bare_head(labels: np.ndarray) -> np.ndarray | None:
+    """Where the identity's bare head can be, from its labels: the convex hull of its face,
+    ears and neck, and above the brows the whole width of that hull (the cranium).  A region
+    the edit removes outside it (long hair beside the neck, a fringe beyond the temples) is
+    background, not skin: the blend's generic bare skull is wider than most faces below the
+    eyes.  -> (H, W) bool, or None when the labels show no face."""
+    lab = np.asarray(labels)
+    face = np.isin(lab, FACE_PARTS)
+    if face.sum() < 64:
+        return None
+    pts = cv2.findNonZero(face.astype(np.uint8))
+    hull = np.zeros(lab.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
+    out = hull.astype(bool)
+    rows = np.nonzero(np.isin(lab, (L_BROW, R_BROW, L_EYE, R_EYE)).any(1))[0]
+    if rows.size:
+        cols = np.nonzero(out.any(0))[0]
+        out[:rows.min(), cols.min():cols.max() + 1] = True
+    return out
 
 
 def _soft_region(labels_probs: torch.Tensor, classes) -> torch.Tensor:
@@ -388,6 +412,7 @@ class EditPipeline:
         with job("composite"):
             comp = self._composite(request, fa_id, labels_id, refs, i_ref_hat, s_blend, sorted(all_classes),
                                    settings, notes, from_ref.numpy())
+            s_blend = comp["s_blend"]
 
         with job("refine"):
             coarse = comp["coarse"]
@@ -452,6 +477,14 @@ class EditPipeline:
         # parser labels are more faithful than the render's, so M_bg comes from them there.
         region = torch.maximum(m_k_blend, m_k_id)
         m_bg = torch.where(region > 0.5, bg_blend, bg_id)
+        # a gap (eqs. 15-16) only where the identity's bare head can be: elsewhere what the
+        # removed region hid is background (inpainted like the rest of it)
+        head = bare_head(labels_id)
+        if head is not None:
+            outside = compositing.gap_mask(m_k_blend, m_bg, m_k_id) * torch.from_numpy((~head).astype(np.float32))
+            if float(outside.sum()) > 0:
+                m_bg = torch.maximum(m_bg, outside)
+                s_blend = np.where(outside.numpy() > 0.5, BACKGROUND, s_blend).astype(s_blend.dtype)
         # eq. 13
         coarse = compositing.coarse_composite(torch.from_numpy(i_id), torch.from_numpy(i_ref_hat), m_k_blend, m_bg)
         opaque = torch.ones_like(m_k_blend)
@@ -518,6 +551,7 @@ class EditPipeline:
             "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),
             "target": target,
             "seams": seams.numpy().astype(np.float32),
+            "s_blend": s_blend,
             "fill": fill,
             "valid": skin_valid,
         }
