@@ -14,6 +14,9 @@ Per pair (all on the 512 px crops: input crop I, edited crop O = ``EditResult.co
 - with ``rendered``: ``ssim_outside_t_com``/``l2_outside_t_com``, the same measures on the
   re-encoded tri-plane T^com rendered at the identity's camera (the 3D result, not the 2D composite), rendered
   at the request's render resolution (256) and upsampled to 512.
+- ``ssim_outside_declared``/``l2_outside_declared``: the same outside R and everything the
+  pipeline says it may change (``EditResult.edit_region`` and the refinement mask M^sde): the
+  edit's own leakage, without the parser's disagreements about where the attribute is.
 - ``sec_per_edit``: wall time of ``EditPipeline.run`` (analysis of new photos included).
 
 Over the set: FID/KID between the edited crops and every image of the folder with the target
@@ -47,7 +50,8 @@ PAPER_TABLE1 = {"eyeglasses": {"ssim_outside": 0.9881, "l2_outside": 0.0049},
                 "hair": {"ssim_outside": 0.9932, "l2_outside": 0.0038}}
 CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "success",
               "glasses_px", "hair_dist_before", "hair_dist_after", "label_drift_outside", "region_frac",
-              "region_source", "sec_per_edit", "ssim_outside_t_com", "l2_outside_t_com")
+              "region_source", "sec_per_edit", "ssim_outside_t_com", "l2_outside_t_com", "ssim_outside_declared",
+              "l2_outside_declared")
 
 
 def make_pipeline(tier: str, device: str = "cpu"):
@@ -206,6 +210,11 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         row.update(ok=1, error="", region_source=src, sec_per_edit=sec,
                    **pair_metrics(task, crop_in, crop_out, lab_in, lab_out,
                                   ref_fa.crop if ref_fa is not None else None, lab_ref))
+        classes = sorted(attribute_classes(attrs))
+        undeclared = ~(np.isin(lab_in, classes) | np.isin(lab_out, classes) | (np.asarray(res.edit_region) > 0.5)
+                       | (np.asarray(res.sde_mask) > 0.01))
+        row.update(ssim_outside_declared=metrics.ssim(to_float(crop_in), to_float(crop_out), undeclared),
+                   l2_outside_declared=metrics.l2_masked(to_float(crop_in), to_float(crop_out), undeclared))
         if rendered:
             r = render_t_com(pipe, res, getattr(res.request, "render_resolution", 256) if res.request else 256)
             region = ~np.isin(lab_in, sorted(attribute_classes(attrs))) & ~np.isin(lab_out, sorted(attribute_classes(attrs)))
@@ -229,6 +238,8 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         "sec_per_edit": _nanmean(r["sec_per_edit"] for r in rows),
         "sec_per_edit_median": statistics.median(r["sec_per_edit"] for r in rows) if rows else float("nan"),
         "label_drift_outside": _nanmean(r["label_drift_outside"] for r in ok),
+        "ssim_outside_declared": _nanmean(r["ssim_outside_declared"] for r in ok),
+        "l2_outside_declared": _nanmean(r["l2_outside_declared"] for r in ok),
         **({"ssim_outside_t_com": _nanmean(r["ssim_outside_t_com"] for r in ok),
             "l2_outside_t_com": _nanmean(r["l2_outside_t_com"] for r in ok)} if rendered and ok else {}),
         "tier": getattr(pipe, "tier_name", tier), "refiner": refine.refiner, "device": device, "seed": seed,
