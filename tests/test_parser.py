@@ -126,7 +126,7 @@ def test_shipped_parser_on_held_out_images(shared_data):
     assert miou > MIOU_FLOOR
 
 
-MIOU_FLOOR = 0.55   # measured 0.63 on these 12, 0.62 on all 120 held-out images (MODEL_CARD.md)
+MIOU_FLOOR = 0.60   # measured 0.653 on these 12, 0.651 on all 120 held-out images (MODEL_CARD.md)
 
 
 def test_bisenet_loader_round_trip(tmp_path):

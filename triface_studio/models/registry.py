@@ -124,8 +124,8 @@ REGISTRY: tuple[ModelSpec, ...] = (
         folder="models/parser",
         # pinned like the others so `triface models verify` catches a damaged copy; retraining
         # means updating the pin (tests/test_registry.py says so)
-        files=(ModelFile("parser.safetensors", size=3708168,
-                         sha256="04b2f9c434fa6a1a9d7e879d793383056cb2341cb46464071267d59723872bd3"),),
+        files=(ModelFile("parser.safetensors", size=3708136,
+                         sha256="84529025d1ce3c71b6b853a7c42b480fbcff3117743769873e2fb2a1b35a2319"),),
         noncommercial=True,
     ),
     # ----- neural (added by the user) -----
