@@ -211,15 +211,15 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
                    **pair_metrics(task, crop_in, crop_out, lab_in, lab_out,
                                   ref_fa.crop if ref_fa is not None else None, lab_ref))
         classes = sorted(attribute_classes(attrs))
-        undeclared = ~(np.isin(lab_in, classes) | np.isin(lab_out, classes) | (np.asarray(res.edit_region) > 0.5)
-                       | (np.asarray(res.sde_mask) > 0.01))
-        row.update(ssim_outside_declared=metrics.ssim(to_float(crop_in), to_float(crop_out), undeclared),
-                   l2_outside_declared=metrics.l2_masked(to_float(crop_in), to_float(crop_out), undeclared))
+        outside = ~(np.isin(lab_in, classes) | np.isin(lab_out, classes))
+        undeclared = outside & (np.asarray(res.edit_region) <= 0.5) & (np.asarray(res.sde_mask) <= 0.01)
+        a, b = to_float(crop_in), to_float(crop_out)
+        row.update(ssim_outside_declared=metrics.ssim(a, b, undeclared),
+                   l2_outside_declared=metrics.l2_masked(a, b, undeclared))
         if rendered:
-            r = render_t_com(pipe, res, getattr(res.request, "render_resolution", 256) if res.request else 256)
-            region = ~np.isin(lab_in, sorted(attribute_classes(attrs))) & ~np.isin(lab_out, sorted(attribute_classes(attrs)))
-            row.update(ssim_outside_t_com=metrics.ssim(to_float(crop_in), to_float(r), region),
-                       l2_outside_t_com=metrics.l2_masked(to_float(crop_in), to_float(r), region))
+            r = to_float(render_t_com(pipe, res, getattr(res.request, "render_resolution", 256)
+                                      if res.request else 256))
+            row.update(ssim_outside_t_com=metrics.ssim(a, r, outside), l2_outside_t_com=metrics.l2_masked(a, r, outside))
         rows.append(row)
         inputs.append(crop_in)
         outputs.append(crop_out)

@@ -61,8 +61,9 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
     pipe = make_pipeline(tier, device)
     rows = []
     key = list(KEY_LANDMARKS)
+    paths = {p.stem: p for p in (data / "images").iterdir()}
     for name in held_out_names(data)[:limit]:
-        path = next(p for p in (data / "images").iterdir() if p.stem == name)
+        path = paths[name]
         row = {"name": name}
         try:
             fa = pipe.analyze(load_image(path), path.name, "photo")
@@ -87,14 +88,15 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
             labels = cv2.warpAffine(labels, fa.crop_matrix, fa.crop.shape[:2][::-1], flags=cv2.INTER_NEAREST)
         else:
             labels = np.asarray(fa.labels)
-        for key_, lab_ in (("psnr_source", labels), ("psnr_source_parsed", np.asarray(fa.labels))):
-            head = cv2.resize(lab_, (256, 256), interpolation=cv2.INTER_NEAREST)
-            head = (head != BACKGROUND) & (head != CLOTH)
-            row[key_] = round(_psnr(out, crop, head), 2)
-        interior = cv2.erode(head.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        parsed = cv2.resize(np.asarray(fa.labels), (256, 256), interpolation=cv2.INTER_NEAREST)
+        given = cv2.resize(labels, (256, 256), interpolation=cv2.INTER_NEAREST)
+        head, head_parsed = ((lab != BACKGROUND) & (lab != CLOTH) for lab in (given, parsed))
+        row["psnr_source"] = round(_psnr(out, crop, head), 2)
+        row["psnr_source_parsed"] = round(_psnr(out, crop, head_parsed), 2)
+        interior = cv2.erode(head_parsed.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         row["psnr_source_interior"] = round(_psnr(out, crop, interior), 2)
         opaque = r.opacity[0, 0].numpy() > 0.5
-        fg = cv2.resize(np.asarray(fa.labels), (256, 256), interpolation=cv2.INTER_NEAREST) != BACKGROUND
+        fg = parsed != BACKGROUND
         row["silhouette_iou"] = round(float((opaque & fg).sum() / max((opaque | fg).sum(), 1)), 4)
         if abs(fa.pose[0]) >= min_yaw:
             with torch.no_grad():
