@@ -22,6 +22,8 @@ def test_eval_two_pairs_per_task_on_shared_data(shared_data, tmp_path, capsys):
         assert 0.8 < s["ssim_outside"] <= 1.0 and 0 <= s["l2_outside"] < 0.05
         # outside what the pipeline declares it changes, less changes than outside the parser's region
         assert s["ssim_outside"] <= s["ssim_outside_declared"] <= 1.0
+        # blanking the edit out of both images can only remove differences from the windows
+        assert s["ssim_outside"] <= s["ssim_outside_isolated"] <= 1.0
         assert s["l2_outside_declared"] <= s["l2_outside"]
         assert s["fid_reference_images"] > 10 and s["fid_randproj32"] >= 0
         with open(out / "pairs.csv") as f:

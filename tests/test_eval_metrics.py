@@ -66,6 +66,19 @@ def test_masked_ssim_and_l2_only_see_the_mask():
         metrics.ssim(a, b[:16])
 
 
+def test_isolated_ssim_ignores_changes_across_the_masks_edge():
+    rng = np.random.default_rng(4)
+    a = rng.random((32, 32, 3))
+    b = a.copy()
+    b[:, 16:] = rng.random((32, 16, 3))           # the edit: the right half
+    outside = np.zeros((32, 32), bool)
+    outside[:, :16] = True                        # every column next to the edit is outside
+    assert metrics.ssim(a, b, outside) < 0.98     # windows at the edge see the edit
+    assert metrics.ssim_isolated(a, b, outside) == pytest.approx(1.0, abs=1e-12)
+    b[4:8, 4:8] += 0.3                            # a change outside still counts
+    assert metrics.ssim_isolated(a, b, outside) < 0.99
+
+
 def test_fid_zero_for_identical_sets_and_closed_form_for_gaussians():
     rng = np.random.default_rng(3)
     f = rng.standard_normal((200, 4))

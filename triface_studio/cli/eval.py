@@ -61,7 +61,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{summary['task']}: {summary['pairs']} pairs  SSIM outside {summary['ssim_outside']}  "
+        print(f"{summary['task']}: {summary['pairs']} pairs  SSIM outside {summary['ssim_outside']} "
+              f"(isolated {summary['ssim_outside_isolated']})  "
               f"L2 outside {summary['l2_outside']}  success {summary['success_rate']}  "
               f"{summary['sec_per_edit']} s/edit  -> {args.out}")
     return 0

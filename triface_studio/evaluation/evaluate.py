@@ -8,6 +8,10 @@ Per pair (all on the 512 px crops: input crop I, edited crop O = ``EditResult.co
   the pipeline's blended semantics ``s_blend`` (``region_source`` says which).
 - ``ssim_outside``: mean of the Gaussian SSIM map over outside pixels; ``l2_outside``: mean
   squared error over outside pixels and channels, images in [0, 1] (see :mod:`.metrics`).
+- ``ssim_outside_isolated``: the same SSIM with R's input pixels copied into O first, so that an
+  11x11 window straddling R's edge scores only what changed outside R (the common practice of
+  blanking the edited region in both images; the plain measure also charges the edit's own pixels
+  to the outside pixels within 5 px of R).
 - ``success``: eyeglasses: at least ``MIN_GLASSES_PX`` eyeglass pixels in O's labels inside R;
   hair: the mean CIELAB colour of O's hair is closer to the reference's hair colour than I's was.
 - ``label_drift_outside``: fraction of outside pixels whose parser label changed (identity drift).
@@ -48,7 +52,8 @@ from .features import InceptionFeatures, RandomProjectionFeatures
 MIN_GLASSES_PX = 200
 PAPER_TABLE1 = {"eyeglasses": {"ssim_outside": 0.9881, "l2_outside": 0.0049},
                 "hair": {"ssim_outside": 0.9932, "l2_outside": 0.0038}}
-CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "success",
+CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "ssim_outside_isolated",
+              "success",
               "glasses_px", "hair_dist_before", "hair_dist_after", "label_drift_outside", "region_frac",
               "region_source", "sec_per_edit", "ssim_outside_t_com", "l2_outside_t_com", "ssim_outside_declared",
               "l2_outside_declared")
@@ -99,6 +104,7 @@ def pair_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in: np.ndarray
     outside = ~region
     a, b = to_float(inp), to_float(out)
     row = {"ssim_outside": metrics.ssim(a, b, outside), "l2_outside": metrics.l2_masked(a, b, outside),
+           "ssim_outside_isolated": metrics.ssim_isolated(a, b, outside),
            "label_drift_outside": float((lab_in != lab_out)[outside].mean()) if outside.any() else float("nan"),
            "region_frac": float(region.mean())}
     if task == "eyeglasses":
@@ -234,6 +240,7 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         "task": task, "pairs": len(rows), "edits_ok": len(ok),
         "ssim_outside": _nanmean(r["ssim_outside"] for r in ok),
         "l2_outside": _nanmean(r["l2_outside"] for r in ok),
+        "ssim_outside_isolated": _nanmean(r["ssim_outside_isolated"] for r in ok),
         "success_rate": (sum(r.get("success", 0) for r in rows) / len(rows)) if rows else float("nan"),
         "sec_per_edit": _nanmean(r["sec_per_edit"] for r in rows),
         "sec_per_edit_median": statistics.median(r["sec_per_edit"] for r in rows) if rows else float("nan"),

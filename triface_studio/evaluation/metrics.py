@@ -7,6 +7,9 @@ Definitions (all images are float arrays in [0, 1], shape (H, W) or (H, W, C)):
                over channels -> (H, W) map.
 ``ssim``       mean of the map; ``mask`` (H, W) in {0, 1} averages the map over the pixels where
                mask > 0.5 only (the "SSIM outside the edited region" uses mask = 1 - region).
+``ssim_isolated`` the same mean over the mask, after copying ``a``'s pixels outside the mask into
+               ``b``: a window straddling the mask's edge then sees only the changes inside the mask
+               (SSIM "outside the edited region" with the edit itself blanked out of both images).
 ``l2_masked``  mean squared error over the pixels where mask > 0.5, averaged over channels:
                sum_{p in M, c} (a - b)^2 / (|M| * C)  ("normalised L2" of the protocol).
 ``fid``        Frechet distance between Gaussians fitted to two feature sets:
@@ -75,6 +78,14 @@ def ssim(a, b, mask=None, data_range: float = 1.0) -> float:
         return float(smap.mean())
     m = _region(mask, smap.shape)
     return float(smap[m].mean()) if m.any() else float("nan")
+
+
+def ssim_isolated(a, b, mask, data_range: float = 1.0) -> float:
+    """Mean SSIM over the pixels where ``mask`` > 0.5, with the other pixels of ``b`` replaced by
+    ``a``'s, so that only differences inside the mask count (NaN for an empty mask)."""
+    a, b = _check_pair(a, b)
+    m = _region(mask, a.shape)
+    return ssim(a, np.where(m[..., None], b, a), m, data_range)
 
 
 def l2_masked(a, b, mask=None) -> float:
