@@ -149,3 +149,15 @@ def test_bisenet_loader_round_trip(tmp_path):
     torch.save({"conv.weight": torch.zeros(3)}, bad)
     with pytest.raises(ValueError, match="bad.pth"):
         load_bisenet(bad)
+
+
+def test_repeat_factors_favour_photos_with_rare_classes():
+    masks = torch.zeros(10, 8, 8, dtype=torch.uint8)
+    masks[:, 2:6, 2:6] = 1                         # skin everywhere
+    masks[0, 0, 0] = 18                            # cloth in one photo of ten
+    masks[1:5, 7, 7] = 17                          # neck in four
+    r = ds.repeat_factors(masks, 0.4)
+    assert torch.isclose(r[0], torch.tensor(2.0))   # sqrt(0.4 / 0.1)
+    assert torch.allclose(r[1:5], torch.ones(4))    # 0.4 is not rarer than the threshold
+    assert torch.allclose(r[5:], torch.ones(5))
+    assert torch.allclose(ds.repeat_factors(masks, 0.0), torch.ones(10))

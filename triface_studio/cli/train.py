@@ -21,6 +21,9 @@ def add_parser_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=250, metavar="N")
+    p.add_argument("--repeat-threshold", type=float, default=0.0, metavar="F",
+                   help="show photos with rare classes more often: a class in fewer than this fraction of "
+                        "the photos is repeated sqrt(F / fraction) times (0: off; 0.3 is a good start)")
     p.add_argument("--split", default=None, metavar="JSON",
                    help="fixed split file ({'train': [...], 'val': [...]}); default: hash split, 120 held out")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop after this long")
@@ -35,7 +38,7 @@ def run_parser(args) -> int:
         raise ValueError(f"--size must be a multiple of 16, got {args.size}")
     cfg = TrainConfig(size=args.size, width=args.width, batch=args.batch_size, lr=args.lr,
                       max_steps=args.max_steps, eval_every=min(args.eval_every, args.max_steps),
-                      seed=args.seed, threads=args.threads)
+                      seed=args.seed, threads=args.threads, repeat_threshold=args.repeat_threshold)
     best = train(args.data, args.out, cfg, split_path=args.split,
                  log=lambda s: print(s, file=sys.stderr, flush=True), time_budget_s=args.time_budget,
                  init_path=args.init)

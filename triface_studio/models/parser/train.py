@@ -32,6 +32,8 @@ class TrainConfig:
     threads: int = 2
     class_weight_power: float = 0.5
     dice_weight: float = 0.5
+    #: repeat-factor sampling threshold (0: uniform); see dataset.repeat_factors
+    repeat_threshold: float = 0.0
     #: the weights training started from (a file name), or None from scratch
     init: str | None = None
 
@@ -92,6 +94,9 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None 
     _, va_full = ds.load_arrays(data_dir, split["val"], 512)
     va_y = F.interpolate(va_full[:, None].float(), size=(256, 256), mode="nearest")[:, 0].to(torch.uint8)
     weights = ds.class_weights(tr_y, cfg.class_weight_power)
+    repeat = ds.repeat_factors(tr_y, cfg.repeat_threshold)
+    if cfg.repeat_threshold > 0:
+        log(f"repeat-factor sampling: {int((repeat > 1).sum())} images shown up to {repeat.max():.1f}x as often")
     model = ParserNet(cfg.width)
     if init_path is not None:
         from safetensors.torch import load_file
@@ -109,7 +114,10 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None 
         lr = cfg.lr * min(1.0, step / warm) * 0.5 * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = torch.randint(0, len(tr_x), (cfg.batch,), generator=gen)
+        if cfg.repeat_threshold > 0:
+            idx = torch.multinomial(repeat, cfg.batch, replacement=True, generator=gen)
+        else:
+            idx = torch.randint(0, len(tr_x), (cfg.batch,), generator=gen)
         x, y = ds.augment(tr_x[idx], tr_y[idx], gen)
         logits = model(x)
         loss = F.cross_entropy(logits, y, weight=weights)
