@@ -45,6 +45,9 @@ from .requests import EditRequest, EditResult, ReferenceSpec
 CROP = 512
 #: a reference needs at least this many pixels of an attribute (in its 512 px crop)
 MIN_ATTRIBUTE_PIXELS = 60
+#: the identity's skin this close to a gap (px of the 512 crop) is repainted with the gap rather
+#: than continued into it: along an old hairline it is shadowed and holds stray hairs
+HAIRLINE_PX = 4
 
 ProgressFn = Callable[[str, float], None]
 
@@ -418,7 +421,7 @@ class EditPipeline:
             coarse = comp["coarse"]
             kwargs = {}
             if isinstance(refiner, ClassicalRefiner):
-                kwargs = dict(holes=comp["gap"], seams=comp["seams"], region=comp["harmonise"], target=comp["target"],
+                kwargs = dict(holes=comp["holes"], seams=comp["seams"], region=comp["harmonise"], target=comp["target"],
                               fill=comp["fill"], valid=comp["valid"])
             refined = refiner.refine(coarse, comp["m_sde"], seed=int(request.seed), progress=job.report, **kwargs)
             refined = compositing.refine_blend(torch.from_numpy(np.asarray(refined, np.float32)),
@@ -506,8 +509,12 @@ class EditPipeline:
         if float(skin.sum()) < 16:
             skin = 1 - bg_id
         mean_skin = compositing.mean_colour(torch.from_numpy(i_id), skin)
-        # for the refiner: the identity's skin colour continued smoothly into the gaps
-        skin_valid = (skin * (1 - m_k_id) * (1 - m_k_blend)).numpy()
+        # for the refiner: the identity's skin colour continued smoothly into the gaps, from skin
+        # that is not the old hairline's shadow
+        skin_valid = skin * (1 - m_k_id) * (1 - m_k_blend)
+        hairline = (masks.dilate(m_gap, HAIRLINE_PX) * skin_valid) if float(m_gap.sum()) > 0 \
+            else torch.zeros_like(m_gap)
+        skin_valid = (skin_valid * (1 - hairline)).numpy()
         fill = local_fill(i_id, skin_valid if skin_valid.sum() >= 16 else skin.numpy())
         coarse = compositing.fill_gaps(coarse, m_gap, mean_skin)
         # Parts made of skin (nose, ears, neck) take their shape from the reference and their
@@ -541,6 +548,7 @@ class EditPipeline:
         return {
             "coarse": coarse.numpy().astype(np.float32),
             "gap": m_gap.numpy().astype(np.float32),
+            "holes": torch.maximum(m_gap, hairline).numpy().astype(np.float32),
             "m_sde": m_sde.numpy().astype(np.float32),
             "m_bg": m_bg.numpy().astype(np.float32),
             "m_k": m_k_blend.numpy().astype(np.float32),
