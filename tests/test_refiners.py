@@ -55,7 +55,7 @@ def test_fill_gradients_carry_through_and_invalid_border_does_not_bleed():
     out = poisson_fill(img, holes, fill, valid)
     np.testing.assert_allclose(out[20, 40], fill[20, 40], atol=1e-5)
     leaky = poisson_fill(img, holes, fill, None)
-    assert leaky[20, 0 + 40, 0] > out[20, 40, 0] + 0.1            # without valid, the red would bleed in
+    assert leaky[20, 40, 0] > out[20, 40, 0] + 0.1                # without valid, the red would bleed in
 
 
 def test_refiner_changes_only_inside_its_mask():
