@@ -21,7 +21,8 @@ def test_bench_quick_json_render_and_export(capsys, tmp_path):
     assert [r["res"] for r in render] == [64, 128]
     for r in doc["results"]:
         assert r["ms_median"] > 0 and r["peak_rss_mb"] > 0
-    assert render[1]["ms_median"] > render[0]["ms_median"]      # 4x the rays
+    # no comparison of the timings themselves: a busy machine (CI) can reorder them
+    assert all(r["samples_per_ray"] > 0 for r in render)
     export = [r for r in doc["results"] if r["stage"] == "export"]
     assert export and export[0]["frames"] == 4 and export[0]["gif_ms_per_frame"] > 0
 
