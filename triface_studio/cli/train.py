@@ -23,7 +23,7 @@ def add_parser_arguments(p) -> None:
     p.add_argument("--eval-every", type=int, default=250, metavar="N")
     p.add_argument("--repeat-threshold", type=float, default=0.0, metavar="F",
                    help="show photos with rare classes more often: a class in fewer than this fraction of "
-                        "the photos is repeated sqrt(F / fraction) times (0: off; 0.3 is a good start)")
+                        "the photos is repeated sqrt(F / fraction) times (0: off; see the parser's model card)")
     p.add_argument("--split", default=None, metavar="JSON",
                    help="fixed split file ({'train': [...], 'val': [...]}); default: hash split, 120 held out")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop after this long")

@@ -53,8 +53,7 @@ MIN_GLASSES_PX = 200
 PAPER_TABLE1 = {"eyeglasses": {"ssim_outside": 0.9881, "l2_outside": 0.0049},
                 "hair": {"ssim_outside": 0.9932, "l2_outside": 0.0038}}
 CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "ssim_outside_isolated",
-              "success",
-              "glasses_px", "hair_dist_before", "hair_dist_after", "label_drift_outside", "region_frac",
+              "success", "glasses_px", "hair_dist_before", "hair_dist_after", "label_drift_outside", "region_frac",
               "region_source", "sec_per_edit", "ssim_outside_t_com", "l2_outside_t_com", "ssim_outside_declared",
               "l2_outside_declared")
 

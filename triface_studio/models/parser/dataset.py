@@ -98,11 +98,11 @@ def repeat_factors(masks: torch.Tensor, threshold: float) -> torch.Tensor:
     et al., LVIS 2019): a class in a fraction f_c of the images gets r_c = max(1, sqrt(threshold /
     f_c)), an image the largest r_c of its classes.  ``threshold`` 0 gives every image weight 1."""
     n = masks.shape[0]
+    if threshold <= 0:
+        return torch.ones(n)
     present = torch.zeros(n, NUM_CLASSES, dtype=torch.bool)
     for c in range(NUM_CLASSES):
         present[:, c] = (masks == c).reshape(n, -1).any(1)
-    if threshold <= 0:
-        return torch.ones(n)
     frac = present.float().mean(0).clamp(min=1.0 / n)
     r_class = (threshold / frac).sqrt().clamp(min=1.0)
     return torch.where(present, r_class, torch.ones_like(r_class)).amax(1)
