@@ -31,18 +31,15 @@ def geometric_parser(crop: np.ndarray) -> np.ndarray:
     return lab
 
 
-def test_pipeline():
+def relief_pipeline():
     from triface_studio.pipeline import EditPipeline
     from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
     return EditPipeline(tier=ReliefTier(resolution=64), analyzer=AlignedAnalyzer(parser=geometric_parser))
 
 
-test_pipeline.__test__ = False
-
-
 @pytest.fixture
 def window(qtbot):
-    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
+    win = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
     qtbot.addWidget(win)
     win.show()
     yield win
@@ -227,7 +224,7 @@ def test_save_and_reopen_session(qtbot, window, tmp_path):
     path = tmp_path / "s.triface"
     window.save_session(str(path))
     assert path.is_file() and not window.session.dirty
-    win2 = MainWindow(test_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
+    win2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
     qtbot.addWidget(win2)
     try:
         win2.open_session(str(path))
@@ -244,12 +241,12 @@ def test_save_and_reopen_session(qtbot, window, tmp_path):
 
 
 def test_settings_persist_and_no_thread_survives(qtbot, tmp_path):
-    win = MainWindow(test_pipeline, app_settings())
+    win = MainWindow(relief_pipeline, app_settings())
     qtbot.addWidget(win)
     win.brush_size.setValue(33)
     win.close()
     assert not win.worker.isRunning()
-    win2 = MainWindow(test_pipeline, app_settings())
+    win2 = MainWindow(relief_pipeline, app_settings())
     qtbot.addWidget(win2)
     assert win2.brush_size.value() == 33
     win2.close()
@@ -290,7 +287,7 @@ def test_screenshot_after_edit(qtbot, tmp_path):
     from triface_studio.qt.theme import apply_dark
     from PySide6.QtWidgets import QApplication
     apply_dark(QApplication.instance())
-    win = MainWindow(test_pipeline, app_settings(), orbit_resolution=64, preview_resolution=32, edit_resolution=96)
+    win = MainWindow(relief_pipeline, app_settings(), orbit_resolution=64, preview_resolution=32, edit_resolution=96)
     qtbot.addWidget(win)
     try:
         win.resize(1280, 760)

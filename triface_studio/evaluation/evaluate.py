@@ -96,16 +96,27 @@ def _dist(a, b) -> float:
 
 
 def pair_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in: np.ndarray, lab_out: np.ndarray,
-                 ref: np.ndarray | None = None, lab_ref: np.ndarray | None = None) -> dict:
-    """The per-pair numbers (see the module docstring). Images uint8 (512, 512, 3), labels (512, 512)."""
+                 ref: np.ndarray | None = None, lab_ref: np.ndarray | None = None,
+                 declared: np.ndarray | None = None, rendered: np.ndarray | None = None) -> dict:
+    """The per-pair numbers (see the module docstring). Images uint8 (512, 512, 3), labels (512, 512).
+    ``declared`` (bool (512, 512)): what the pipeline says it may change, for the ``*_declared``
+    measures; ``rendered`` (uint8 image): T^com at the identity's camera, for the ``*_t_com`` ones."""
     classes = np.array(sorted(attribute_classes(protocol.TASKS[task])))
     region = np.isin(lab_in, classes) | np.isin(lab_out, classes)
     outside = ~region
     a, b = to_float(inp), to_float(out)
-    row = {"ssim_outside": metrics.ssim(a, b, outside), "l2_outside": metrics.l2_masked(a, b, outside),
+    smap = metrics.ssim_map(a, b)
+    row = {"ssim_outside": metrics.map_mean(smap, outside), "l2_outside": metrics.l2_masked(a, b, outside),
            "ssim_outside_isolated": metrics.ssim_isolated(a, b, outside),
            "label_drift_outside": float((lab_in != lab_out)[outside].mean()) if outside.any() else float("nan"),
            "region_frac": float(region.mean())}
+    if declared is not None:
+        undeclared = outside & ~np.asarray(declared, bool)
+        row.update(ssim_outside_declared=metrics.map_mean(smap, undeclared),
+                   l2_outside_declared=metrics.l2_masked(a, b, undeclared))
+    if rendered is not None:
+        r = to_float(rendered)
+        row.update(ssim_outside_t_com=metrics.ssim(a, r, outside), l2_outside_t_com=metrics.l2_masked(a, r, outside))
     if task == "eyeglasses":
         px = int(((lab_out == EYEGLASSES) & region).sum())
         row.update(glasses_px=px, success=int(px >= MIN_GLASSES_PX))
@@ -212,19 +223,13 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         lab_out, src = _labels(pipe, crop_out, res.s_blend)
         ref_fa = res.references[0] if res.references else None
         lab_ref = getattr(ref_fa, "labels", None) if ref_fa is not None else None
+        declared = (np.asarray(res.edit_region) > 0.5) | (np.asarray(res.sde_mask) > 0.01)
+        t_com = render_t_com(pipe, res, getattr(res.request, "render_resolution", 256)
+                             if res.request else 256) if rendered else None
         row.update(ok=1, error="", region_source=src, sec_per_edit=sec,
                    **pair_metrics(task, crop_in, crop_out, lab_in, lab_out,
-                                  ref_fa.crop if ref_fa is not None else None, lab_ref))
-        classes = sorted(attribute_classes(attrs))
-        outside = ~(np.isin(lab_in, classes) | np.isin(lab_out, classes))
-        undeclared = outside & (np.asarray(res.edit_region) <= 0.5) & (np.asarray(res.sde_mask) <= 0.01)
-        a, b = to_float(crop_in), to_float(crop_out)
-        row.update(ssim_outside_declared=metrics.ssim(a, b, undeclared),
-                   l2_outside_declared=metrics.l2_masked(a, b, undeclared))
-        if rendered:
-            r = to_float(render_t_com(pipe, res, getattr(res.request, "render_resolution", 256)
-                                      if res.request else 256))
-            row.update(ssim_outside_t_com=metrics.ssim(a, r, outside), l2_outside_t_com=metrics.l2_masked(a, r, outside))
+                                  ref_fa.crop if ref_fa is not None else None, lab_ref,
+                                  declared=declared, rendered=t_com))
         rows.append(row)
         inputs.append(crop_in)
         outputs.append(crop_out)

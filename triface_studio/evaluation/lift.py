@@ -127,8 +127,7 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
                "crop_landmark_px": mean("crop_landmark_px"), "encode_s": mean("encode_s")}
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "psnr_source_interior", "silhouette_iou",
-            "landmark_px", "crop_landmark_px",
-            "encode_s", "error"]
+            "landmark_px", "crop_landmark_px", "encode_s", "error"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
     writer.writeheader()

@@ -71,13 +71,18 @@ def _region(mask, shape) -> np.ndarray:
     return m
 
 
-def ssim(a, b, mask=None, data_range: float = 1.0) -> float:
-    """Mean SSIM, over the pixels where ``mask`` > 0.5 when given (NaN for an empty mask)."""
-    smap = ssim_map(a, b, data_range)
+def map_mean(smap: np.ndarray, mask=None) -> float:
+    """Mean of a metric map (e.g. :func:`ssim_map`) over the pixels where ``mask`` > 0.5 when
+    given (NaN for an empty mask): one map can serve several masks."""
     if mask is None:
         return float(smap.mean())
     m = _region(mask, smap.shape)
     return float(smap[m].mean()) if m.any() else float("nan")
+
+
+def ssim(a, b, mask=None, data_range: float = 1.0) -> float:
+    """Mean SSIM, over the pixels where ``mask`` > 0.5 when given (NaN for an empty mask)."""
+    return map_mean(ssim_map(a, b, data_range), mask)
 
 
 def ssim_isolated(a, b, mask, data_range: float = 1.0) -> float:

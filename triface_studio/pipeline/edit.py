@@ -480,13 +480,16 @@ class EditPipeline:
         # parser labels are more faithful than the render's, so M_bg comes from them there.
         region = torch.maximum(m_k_blend, m_k_id)
         m_bg = torch.where(region > 0.5, bg_blend, bg_id)
-        # a gap (eqs. 15-16) only where the identity's bare head can be: elsewhere what the
-        # removed region hid is background (inpainted like the rest of it)
+        # eqs. 15-16: the gap (old region k that is now neither k nor background), only where the
+        # identity's bare head can be: elsewhere what the removed region hid is background
+        # (inpainted like the rest of it)
+        m_gap = compositing.gap_mask(m_k_blend, m_bg, m_k_id)
         head = bare_head(labels_id)
         if head is not None:
-            outside = compositing.gap_mask(m_k_blend, m_bg, m_k_id) * torch.from_numpy((~head).astype(np.float32))
+            outside = m_gap * torch.from_numpy((~head).astype(np.float32))
             if float(outside.sum()) > 0:
                 m_bg = torch.maximum(m_bg, outside)
+                m_gap = m_gap - outside
                 s_blend = np.where(outside.numpy() > 0.5, BACKGROUND, s_blend).astype(s_blend.dtype)
         # eq. 13
         coarse = compositing.coarse_composite(torch.from_numpy(i_id), torch.from_numpy(i_ref_hat), m_k_blend, m_bg)
@@ -503,8 +506,7 @@ class EditPipeline:
                 see = glasses * (1 - torch.from_numpy(lens_opacity(i_ref_hat, np.concatenate(skin_ref))))
                 coarse = coarse * (1 - see[..., None]) + torch.from_numpy(i_id) * see[..., None]
                 opaque = 1 - see
-        # eqs. 15-17: the gap (old region k that is now neither k nor background) gets mean skin
-        m_gap = compositing.gap_mask(m_k_blend, m_bg, m_k_id)
+        # eq. 17: the gap gets mean skin
         skin = masks.class_mask(lab_id, [SKIN])
         if float(skin.sum()) < 16:
             skin = 1 - bg_id
@@ -512,8 +514,7 @@ class EditPipeline:
         # for the refiner: the identity's skin colour continued smoothly into the gaps, from skin
         # that is not the old hairline's shadow
         skin_valid = skin * (1 - m_k_id) * (1 - m_k_blend)
-        hairline = (masks.dilate(m_gap, HAIRLINE_PX) * skin_valid) if float(m_gap.sum()) > 0 \
-            else torch.zeros_like(m_gap)
+        hairline = masks.dilate(m_gap, HAIRLINE_PX) * skin_valid
         skin_valid = (skin_valid * (1 - hairline)).numpy()
         fill = local_fill(i_id, skin_valid if skin_valid.sum() >= 16 else skin.numpy())
         coarse = compositing.fill_gaps(coarse, m_gap, mean_skin)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -150,8 +151,6 @@ def extend_rim(occupied: torch.Tensor, colour: torch.Tensor, front: torch.Tensor
     around dark hair in new views and in I^ref_hat).
     Shapes: occupied (R, R) bool, colour (3, R, R), front/back (R, R) ->
     (colour, front, back, occupied)."""
-    import cv2
-
     k = np.ones((3, 3), np.uint8)
     occ = occupied.numpy()
     f = np.where(occ, front.numpy(), -9.0).astype(np.float32)
