@@ -11,9 +11,10 @@ def register(sub) -> None:
                        description="Pair identities and references by the protocol of Bilecen et al. "
                                    "(eyeglasses: add glasses; hair: black-haired identities, blonde references), "
                                    "run the edits and write pairs.csv, summary.json and contact_sheet.png.")
-    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift"),
-                   help="an edit task, or 'lift': PSNR at the source camera and frontal landmark error "
-                        "of the image-to-plane lift on held-out photos")
+    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift", "sheet"),
+                   help="an edit task; 'lift': PSNR at the source camera and frontal landmark error "
+                        "of the image-to-plane lift on held-out photos; 'sheet': the fixed contact sheet of "
+                        "16 held-out edits (hair, eyeglasses, half hair, nose, lips) to look at")
     p.add_argument("--data", required=True, help="folder with images/, optional masks/ and tags.csv")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
@@ -30,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--score-model", metavar="DIR", help="diffusers score model folder for --refiner sdedit")
     p.add_argument("--t0", type=float, default=0.5, help="SDEdit noise level (default 0.5)")
     p.add_argument("--steps", type=int, default=50, help="SDEdit denoising steps (default 50)")
+    p.add_argument("--split", default="heldout", choices=("heldout", "train", "all"),
+                   help="photos to pair: the parser's held-out split (default; never tuned on), its training "
+                        "split, or the whole folder")
     p.add_argument("--json", action="store_true", help="print the summary JSON")
     p.set_defaults(func=run)
 
@@ -40,6 +44,14 @@ def run(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
+    if args.task == "sheet":
+        from triface_studio.evaluation.sheet import render_sheet
+
+        out = render_sheet(args.data, args.out, log=lambda m: print(m, file=sys.stderr, flush=True))
+        broken = sum(1 for p in out["pairs"] if p.get("looks_broken") or "error" in p)
+        print(json.dumps(out, indent=2) if args.json else
+              f"sheet: {len(out['pairs'])} edits, {broken} flagged by the realism measures -> {out['sheet']}")
+        return 0
     if args.task == "lift":
         from triface_studio.evaluation.lift import evaluate_lift
 
@@ -53,6 +65,7 @@ def run(args) -> int:
     try:
         summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,
                            device=args.device, inception=args.inception, rendered=args.rendered,
+                           split=args.split,
                            refine=RefineSettings(refiner=args.refiner, score_model=args.score_model, t0=args.t0,
                                                  steps=args.steps),
                            log=lambda m: print(m, file=sys.stderr, flush=True))

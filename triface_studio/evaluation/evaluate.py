@@ -23,10 +23,19 @@ Per pair (all on the 512 px crops: input crop I, edited crop O = ``EditResult.co
   edit's own leakage, without the parser's disagreements about where the attribute is.
 - ``sec_per_edit``: wall time of ``EditPipeline.run`` (analysis of new photos included).
 
+- the realism measures of :mod:`.realism` (flat fill, bald scalp, seam contrast, foreign skin,
+  no-op, parser agreement with where the edit put the attribute, parts kept, ``looks_broken``).
+
+Pairs come from the parser's held-out split by default (``split="heldout"``: identities and
+references the parser never trained on, so its labels on them are not memorised; nothing is
+tuned on them), or from its training split / the whole folder.
+
 Over the set: FID/KID between the edited crops and every image of the folder with the target
 attribute, on the features named in the key (``fid_randproj32`` offline; ``fid_inception``
-only with a user-supplied pytorch-fid checkpoint), and the same for the unedited inputs as a
-baseline (``*_inputs``).
+only with a user-supplied pytorch-fid checkpoint; ``kid_effnetlite0`` on ImageNet
+EfficientNet-Lite0 features, see :mod:`.efficientnet`), and the same for the unedited inputs as a
+baseline (``*_inputs``).  The real set is every photo of the folder with the attribute that is in
+no pair.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ import numpy as np
 from triface_studio.core.images import atomic_write_bytes, encode_png, load_image, to_float
 from triface_studio.core.semantics import EYEGLASSES, HAIR, attribute_classes
 
-from . import metrics, protocol
+from . import metrics, protocol, realism
 from .features import InceptionFeatures, RandomProjectionFeatures
 
 MIN_GLASSES_PX = 200
@@ -55,7 +64,7 @@ PAPER_TABLE1 = {"eyeglasses": {"ssim_outside": 0.9881, "l2_outside": 0.0049},
 CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "ssim_outside_isolated",
               "success", "glasses_px", "hair_dist_before", "hair_dist_after", "label_drift_outside", "region_frac",
               "region_source", "sec_per_edit", "ssim_outside_t_com", "l2_outside_t_com", "ssim_outside_declared",
-              "l2_outside_declared")
+              "l2_outside_declared") + realism.REALISM_FIELDS
 
 
 def make_pipeline(tier: str, device: str = "cpu"):
@@ -97,10 +106,13 @@ def _dist(a, b) -> float:
 
 def pair_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in: np.ndarray, lab_out: np.ndarray,
                  ref: np.ndarray | None = None, lab_ref: np.ndarray | None = None,
-                 declared: np.ndarray | None = None, rendered: np.ndarray | None = None) -> dict:
+                 declared: np.ndarray | None = None, rendered: np.ndarray | None = None,
+                 placed: np.ndarray | None = None) -> dict:
     """The per-pair numbers (see the module docstring). Images uint8 (512, 512, 3), labels (512, 512).
     ``declared`` (bool (512, 512)): what the pipeline says it may change, for the ``*_declared``
-    measures; ``rendered`` (uint8 image): T^com at the identity's camera, for the ``*_t_com`` ones."""
+    measures; ``rendered`` (uint8 image): T^com at the identity's camera, for the ``*_t_com`` ones;
+    ``placed`` (labels (512, 512)): where the edit put each class (its blended semantics), for
+    ``agree_iou``."""
     classes = np.array(sorted(attribute_classes(protocol.TASKS[task])))
     region = np.isin(lab_in, classes) | np.isin(lab_out, classes)
     outside = ~region
@@ -110,6 +122,7 @@ def pair_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in: np.ndarray
            "ssim_outside_isolated": metrics.ssim_isolated(a, b, outside),
            "label_drift_outside": float((lab_in != lab_out)[outside].mean()) if outside.any() else float("nan"),
            "region_frac": float(region.mean())}
+    row.update(realism.realism_metrics(task, inp, out, lab_in, lab_out, classes, ref, lab_ref, placed))
     if declared is not None:
         undeclared = outside & ~np.asarray(declared, bool)
         row.update(ssim_outside_declared=metrics.map_mean(smap, undeclared),
@@ -180,7 +193,7 @@ def _clean(v):
 def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None = None, seed: int = 0,
              tier: str = "bundled", device: str = "cpu", inception: str | None = None, pipe=None,
              sheet_rows: int = 16, rendered: bool = False, log: Callable[[str], None] | None = None,
-             refine=None) -> dict:
+             refine=None, split: str = "heldout") -> dict:
     """Run the protocol and write ``pairs.csv``, ``summary.json`` and ``contact_sheet.png``
     into ``out_dir`` (each written atomically). ``refine`` (a RefineSettings) chooses the
     refiner, e.g. SDEdit with a score model for the paper's ablation. Returns the summary."""
@@ -189,7 +202,7 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
     refine = refine or RefineSettings()
 
     data, out_dir = Path(data), Path(out_dir)
-    pairs = protocol.make_pairs(data, task, limit=limit, seed=seed)
+    pairs = protocol.make_pairs(data, task, limit=limit, seed=seed, split=split)
     inception_fx = InceptionFeatures(inception, device) if inception else None  # fail early on a bad file
     if pipe is None:
         pipe = make_pipeline(tier, device)
@@ -229,7 +242,7 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         row.update(ok=1, error="", region_source=src, sec_per_edit=sec,
                    **pair_metrics(task, crop_in, crop_out, lab_in, lab_out,
                                   ref_fa.crop if ref_fa is not None else None, lab_ref,
-                                  declared=declared, rendered=t_com))
+                                  declared=declared, rendered=t_com, placed=res.s_blend))
         rows.append(row)
         inputs.append(crop_in)
         outputs.append(crop_out)
@@ -237,7 +250,9 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
             sheet.append((crop_in, ref_fa.crop if ref_fa is not None else ref, crop_out))
         if log:
             log(f"[{p.index + 1}/{len(pairs)}] {p.identity} <- {p.reference}: ssim_out {row['ssim_outside']:.4f} "
-                f"l2_out {row['l2_outside']:.5f} success {row['success']} {sec:.1f}s")
+                f"l2_out {row['l2_outside']:.5f} success {row['success']} flat {row['flat_fill']:.3f} "
+                f"seam {row['seam_contrast']:.2f} foreign {row['foreign_skin']:.3f} no_op {row['no_op']} "
+                f"agree {row['agree_iou']:.2f} broken {row['looks_broken']} {sec:.1f}s")
 
     ok = [r for r in rows if r.get("ok")]
     summary = {
@@ -253,26 +268,43 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         "l2_outside_declared": _nanmean(r["l2_outside_declared"] for r in ok),
         **({"ssim_outside_t_com": _nanmean(r["ssim_outside_t_com"] for r in ok),
             "l2_outside_t_com": _nanmean(r["l2_outside_t_com"] for r in ok)} if rendered and ok else {}),
+        **{k: _nanmean(r[k] for r in ok) for k in realism.REALISM_FIELDS},
+        "no_op_count": sum(r["no_op"] for r in ok), "looks_broken_count": sum(r["looks_broken"] for r in ok),
+        "visible_rate": (sum(1 - r["no_op"] for r in ok) / len(rows)) if rows else float("nan"),
+        "foreign_skin_max": max((r["foreign_skin"] for r in ok if r["foreign_skin"] == r["foreign_skin"]),
+                                default=float("nan")),
+        "flat_fill_max": max((r["flat_fill"] for r in ok), default=float("nan")),
+        "split": split,
         "tier": getattr(pipe, "tier_name", tier), "refiner": refine.refiner, "device": device, "seed": seed,
         "data": str(data),
         "region": "union of the task's parser classes on input and output (512 px crops); metrics outside it",
         "paper_table1": PAPER_TABLE1[task],
     }
-    attr_paths = protocol.attribute_images(data, task)
+    used = {q.identity for q in pairs} | {q.reference for q in pairs}
+    attr_paths = [q for q in protocol.attribute_images(data, task) if q.stem not in used]
     summary["fid_reference_images"] = len(attr_paths)
     if len(outputs) >= 2 and len(attr_paths) >= 2:
         real = [cv2.resize(load_image(q), (512, 512), interpolation=cv2.INTER_AREA) for q in attr_paths]
         extractors = [("randproj32", RandomProjectionFeatures())]
+        try:
+            from .efficientnet import EfficientNetFeatures
+
+            extractors.append(("effnetlite0", EfficientNetFeatures(device)))
+        except ValueError as e:  # weights not installed: the other measures still stand
+            summary["kid_effnetlite0_note"] = str(e)
         if inception_fx is not None:
             extractors.append(("inception", inception_fx))
         for name, fx in extractors:
             f_real, f_out, f_in = fx(real), fx(outputs), fx(inputs)
-            summary[f"fid_{name}"] = metrics.fid(f_out, f_real)
+            if name != "effnetlite0":   # a 1280-d covariance from ~20 images says nothing: KID only
+                summary[f"fid_{name}"] = metrics.fid(f_out, f_real)
+                summary[f"fid_{name}_inputs"] = metrics.fid(f_in, f_real)
             summary[f"kid_{name}"] = metrics.kid(f_out, f_real)
-            summary[f"fid_{name}_inputs"] = metrics.fid(f_in, f_real)
             summary[f"kid_{name}_inputs"] = metrics.kid(f_in, f_real)
         summary["fid_note"] = ("fid_randproj32/kid_randproj32: a fixed random projection of 32x32 images, NOT "
-                               "comparable with published FIDs; *_inputs: the unedited inputs vs the same set")
+                               "comparable with published FIDs; kid_effnetlite0: unbiased KID on ImageNet "
+                               "EfficientNet-Lite0 features (x1000 in the README), comparable between versions of "
+                               "this project only; *_inputs: the unedited inputs vs the same set")
     summary = {k: _clean(v) for k, v in summary.items()}
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -85,14 +85,39 @@ def attribute_images(data: str | Path, task: str) -> list[Path]:
     return sorted(out)
 
 
-def make_pairs(data: str | Path, task: str, limit: int | None = None, seed: int = 0) -> list[Pair]:
-    """The task's (identity, reference) pairs, deterministic for a seed."""
+SPLITS = ("heldout", "train", "all")
+
+
+def split_names(data: str | Path, split: str = "all") -> set[str] | None:
+    """Names of the parser's ``heldout`` (its recorded validation split) or ``train`` photos, or
+    None for ``all``. A folder none of whose photos is in the split -> None (all of it)."""
+    if split == "all":
+        return None
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use {', '.join(SPLITS)}")
+    import json
+
+    from triface_studio.resources import resource_path
+
+    path = resource_path("models", "parser", "split.json")
+    if not path.exists():
+        return None
+    names = set(json.loads(path.read_text())["val" if split == "heldout" else "train"])
+    have = {row["name"] for row in read_tags(data)}
+    return (names & have) or None
+
+
+def make_pairs(data: str | Path, task: str, limit: int | None = None, seed: int = 0,
+               split: str = "all") -> list[Pair]:
+    """The task's (identity, reference) pairs, deterministic for a seed, both drawn from
+    ``split`` (see :func:`split_names`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use {' or '.join(TASKS)}")
     data = Path(data)
     ids, refs = [], []
+    keep = split_names(data, split)
     for row in read_tags(data):
-        if _image_path(data, row["name"]) is None:
+        if _image_path(data, row["name"]) is None or (keep is not None and row["name"] not in keep):
             continue
         is_id, is_ref = roles(task, row)
         if is_id:

@@ -1,0 +1,80 @@
+"""The realism measures see what a person sees: flat fills, hard seams, no-ops, foreign skin."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from triface_studio.core.semantics import BACKGROUND, EYEGLASSES, HAIR, SKIN
+from triface_studio.evaluation import realism
+
+
+def _portrait(seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.empty((128, 128, 3), np.float32)
+    img[:] = (0.8, 0.6, 0.5)
+    lab = np.full((128, 128), SKIN, np.uint8)
+    lab[:40] = HAIR
+    img[:40] = (0.15, 0.1, 0.08)
+    lab[:, :16] = BACKGROUND
+    img[:, :16] = (0.3, 0.4, 0.5)
+    img += rng.normal(0, 0.04, img.shape).astype(np.float32)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8), lab
+
+
+def test_a_flat_patch_counts_as_flat_fill_and_a_textured_one_does_not():
+    inp, lab = _portrait()
+    flat = inp.copy()
+    flat[10:36, 30:90] = (200, 150, 120)                     # a bald cap: flat skin over the hair
+    lab_flat = lab.copy()
+    lab_flat[10:36, 30:90] = SKIN
+    r = realism.realism_metrics("hair", inp, flat, lab, lab_flat, [HAIR])
+    assert r["flat_fill"] > 0.6 and r["looks_broken"] == 1      # all but the 3 px rim of the patch
+    textured, _ = _portrait(seed=1)
+    blond = inp.copy()
+    blond[:40, 16:] = np.clip(textured[:40, 16:].astype(int) + 120, 0, 255)   # new hair, with grain
+    r2 = realism.realism_metrics("hair", inp, blond, lab, lab, [HAIR])
+    assert r2["flat_fill"] < 0.1 and r2["no_op"] == 0
+
+
+def test_an_unchanged_result_is_a_no_op():
+    inp, lab = _portrait()
+    r = realism.realism_metrics("eyeglasses", inp, inp.copy(), lab, lab, [EYEGLASSES])
+    assert r["no_op"] == 1 and r["looks_broken"] == 1
+
+
+def test_a_hard_cut_out_has_a_high_seam_contrast():
+    inp, lab = _portrait()
+    out = inp.copy()
+    out[60:100, 40:90] = np.clip(inp[60:100, 40:90].astype(int) - 90, 0, 255)   # a dark pasted block
+    hard = realism.realism_metrics("eyeglasses", inp, out, lab, lab, [EYEGLASSES])["seam_contrast"]
+    soft_out = inp.astype(np.float32)
+    yy, xx = np.mgrid[:128, :128]
+    w = np.clip(1 - np.maximum(np.abs(yy - 80) - 12, np.abs(xx - 65) - 17) / 12, 0, 1)
+    soft_out = np.clip(soft_out - 90 * w[..., None], 0, 255).astype(np.uint8)
+    soft = realism.realism_metrics("eyeglasses", inp, soft_out, lab, lab, [EYEGLASSES])["seam_contrast"]
+    assert hard > 2.5 > soft
+
+
+def test_the_reference_complexion_on_the_result_is_foreign_skin():
+    inp, lab = _portrait()
+    ref = inp.copy()
+    ref[lab == SKIN] = (110, 70, 50)                          # a darker complexion
+    out = inp.copy()
+    out[60:80, 30:100] = (110, 70, 50)                        # pasted with the reference's skin around it
+    r = realism.realism_metrics("eyeglasses", inp, out, lab, lab, [EYEGLASSES], ref, lab)
+    assert r["foreign_skin"] > 0.5 and r["looks_broken"] == 1
+
+
+def test_parser_agreement_and_parts_kept():
+    from triface_studio.core.semantics import L_EYE, NOSE
+
+    lab = np.zeros((64, 64), np.uint8)
+    lab[:20] = HAIR
+    lab[30:34, 20:28] = L_EYE
+    lab[40:50, 28:36] = NOSE
+    out = lab.copy()
+    out[:10] = BACKGROUND
+    assert abs(realism.agreement(lab, out, [HAIR]) - 0.5) < 1e-6
+    assert realism.parts_kept(lab, out) == 1.0
+    out[40:50, 28:36] = SKIN
+    assert realism.parts_kept(lab, out) == 0.5
