@@ -49,10 +49,10 @@ def test_black_to_blonde_hair_changes_the_hair_and_keeps_the_rest(pipe, hair_edi
     # the face the identity had stays hers: skin both before and after, barely changed
     face = (lab_id == SKIN) & (lab_out == SKIN) & untouched
     assert face.sum() > 5000 and np.abs(out - crop_id)[face].mean() < 2.0
-    # removed hair becomes skin only on the bare head; beside it, background
-    from triface_studio.pipeline.edit import bare_head
+    # removed hair becomes skin only on the bare head; beside it, new hair or background
+    from triface_studio.pipeline.composite import bare_head
 
-    assert not (res.gap_mask > 0.5)[~bare_head(lab_id)].any()
+    assert not ((res.gap_mask > 0.5) & (res.s_blend == SKIN))[~bare_head(lab_id)].any()
     # the full-size photo gets the crop pasted back at the face
     assert res.composite_full.shape == ident.shape
     for stage in ("analyze", "encode", "align", "blend", "render", "composite", "refine", "final", "reencode"):

@@ -239,26 +239,60 @@ def test_sdedit_refiner_runs_inside_m_sde_and_cancels(scene, tmp_path):
             refine=RefineSettings(refiner="sdedit", score_model=str(tmp_path / "nope")))
 
 
-def test_lens_opacity_keeps_frames_and_lets_the_face_show_through():
-    from triface_studio.pipeline.edit import lens_opacity
+def _glasses_scene(lens):
+    """A reference rendered at the identity's camera: skin, two eyes, a black frame ring
+    around each, and the lens filled with ``lens`` (None: clear, the skin and eyes show)."""
+    from triface_studio.core.semantics import L_EYE, R_EYE
 
-    skin = np.tile(np.array([[0.85, 0.65, 0.55]], np.float32), (100, 1))
-    img = np.zeros((4, 4, 3), np.float32)
-    img[0] = (0.05, 0.05, 0.05)          # black frame
-    img[1] = (0.84, 0.66, 0.54)          # the wearer's skin through a clear lens
-    img[2] = (0.97, 0.97, 0.97)          # glare / eye white: lighter than skin
-    img[3] = (0.35, 0.15, 0.10)          # dark tinted lens
-    a = lens_opacity(img, skin)
-    assert a.shape == (4, 4) and a.dtype == np.float32
-    assert (a[0] > 0.99).all() and (a[3] > 0.9).all()
-    assert (a[1] < 0.01).all() and (a[2] < 0.01).all()
+    yy, xx = np.mgrid[:128, :128]
+    img = np.empty((128, 128, 3), np.float32)
+    img[:] = (0.85, 0.65, 0.55)
+    img += (yy / 128.0 * 0.06)[..., None]                # a little shading, as on a real face
+    lab = np.full((128, 128), SKIN, np.uint8)
+    region = np.zeros((128, 128), np.float32)
+    for cx, eye in ((40, L_EYE), (88, R_EYE)):
+        d = np.hypot(xx - cx, yy - 60)
+        region[d < 20] = 1.0
+        ring = (d >= 16) & (d < 20)
+        inner = d < 16
+        if lens is None:
+            e = d < 5
+            img[e] = (0.25, 0.15, 0.10)
+            lab[e] = eye
+        else:
+            img[inner] = lens
+        img[ring] = (0.05, 0.05, 0.05)
+        lab[d < 20] = np.where(lab[d < 20] == SKIN, EYEGLASSES, lab[d < 20])
+    return img, lab, region, (yy, xx)
+
+
+def test_glasses_layer_keeps_the_frame_and_lets_the_identity_show_through_clear_lenses():
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene(None)
+    layer = glasses_layer(img, lab, region)
+    d = np.hypot(xx - 40, yy - 60)
+    assert not layer.tinted
+    assert layer.alpha[(d >= 16.5) & (d < 19.5)].mean() > 0.8            # the frame comes along
+    assert layer.alpha[(d > 7) & (d < 14)].mean() < 0.05                 # the reference's skin does not
+    assert layer.alpha[d < 4].mean() < 0.05                              # nor its eyes
+    assert layer.alpha[region == 0].max() == 0.0
+
+
+def test_glasses_layer_keeps_dark_lenses_dark():
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene((0.12, 0.10, 0.10))
+    layer = glasses_layer(img, lab, region)
+    assert layer.tinted
+    assert layer.alpha[np.hypot(xx - 40, yy - 60) < 14].mean() > 0.9
 
 
 def test_bare_head_is_the_face_hull_and_the_cranium_above_the_brows():
     """Hair removed beside the neck reveals background, not skin; the cranium above the brows
     is head across the face's width."""
     from triface_studio.core.semantics import L_BROW, NECK
-    from triface_studio.pipeline.edit import bare_head
+    from triface_studio.pipeline.composite import bare_head
 
     yy, xx = np.mgrid[:512, :512]
     lab = np.zeros((512, 512), np.uint8)

@@ -34,21 +34,17 @@ import torch.nn.functional as F
 from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
-from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
-                                           NECK, NOSE, NUM_CLASSES, R_BROW, R_EAR, R_EYE, SKIN, U_LIP,
-                                           attribute_classes)
+from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, NUM_CLASSES, attribute_classes
 
+from . import composite as composite_stage
+from .composite import FACE_PARTS, SKIN_TONED, bare_head  # noqa: F401 - kept importable from here
 from .errors import Cancelled, EditError
-from .refiners import ClassicalRefiner, colour_stats, harmonise, local_fill, make_refiner
+from .refiners import ClassicalRefiner, make_refiner
 from .requests import EditRequest, EditResult, ReferenceSpec
 
 CROP = 512
 #: a reference needs at least this many pixels of an attribute (in its 512 px crop)
 MIN_ATTRIBUTE_PIXELS = 60
-#: the identity's skin this close to a gap (px of the 512 crop) is repainted with the gap rather
-#: than continued into it: along an old hairline it is shadowed and holds stray hairs
-HAIRLINE_PX = 4
-
 ProgressFn = Callable[[str, float], None]
 
 
@@ -113,33 +109,6 @@ def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: f
     out = F.grid_sample(plane_mask.float()[None, None], grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
     return out[0, 0].clamp(0, 1)
-
-
-#: classes whose colour is the wearer's complexion
-SKIN_TONED = frozenset({NOSE, L_EAR, R_EAR, NECK})
-#: classes that show where a person's face and neck are (for :func:`bare_head`)
-FACE_PARTS = (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, L_EAR, R_EAR, MOUTH, U_LIP, L_LIP, NECK)
-
-
-def bare_head(labels: np.ndarray) -> np.ndarray | None:
-    """Where the identity's bare head can be, from its labels: the convex hull of its face,
-    ears and neck, and above the brows the whole width of that hull (the cranium).  A region
-    the edit removes outside it (long hair beside the neck, a fringe beyond the temples) is
-    background, not skin: the blend's generic bare skull is wider than most faces below the
-    eyes.  -> (H, W) bool, or None when the labels show no face."""
-    lab = np.asarray(labels)
-    face = np.isin(lab, FACE_PARTS)
-    if face.sum() < 64:
-        return None
-    pts = cv2.findNonZero(face.astype(np.uint8))
-    hull = np.zeros(lab.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
-    out = hull.astype(bool)
-    rows = np.nonzero(np.isin(lab, (L_BROW, R_BROW, L_EYE, R_EYE)).any(1))[0]
-    if rows.size:
-        cols = np.nonzero(out.any(0))[0]
-        out[:rows.min(), cols.min():cols.max() + 1] = True
-    return out
 
 
 def _soft_region(labels_probs: torch.Tensor, classes) -> torch.Tensor:
@@ -236,6 +205,7 @@ class EditPipeline:
                     detail = str(e).split(": ", 1)[-1]           # the analyser's reason, without the name
                     raise EditError(f"{role} {nm}: {detail}") from None
                 raise
+            fa = _outside_is_background(fa)
             with self._lock:
                 self._analyses[key] = fa
         if getattr(fa, "name", nm) != nm:
@@ -379,6 +349,11 @@ class EditPipeline:
                                        (0.3 + 0.7 * i / len(refs), 0.3 + 0.7 * (i + 1) / len(refs))).semantics
                 mk_front = _soft_region(sem_ref, classes)
                 plane_mk = blending.plane_mask(mk_front, R, frontal)
+                if HAIR in classes:
+                    # hair the reference has over its own eyes, nose or mouth does not cover the
+                    # identity's (the user can still paint it in)
+                    face = composite_stage.inner_face(labels_id).astype(np.float32)
+                    plane_mk = plane_mk * (1 - blending.plane_mask(torch.from_numpy(face), R, cam_id))
                 if spec.user_mask is not None:
                     um = crop_mask(spec.user_mask, f"the mask for {ref_name}", notes)
                     ref_cam = getattr(fa, "camera", None) or frontal
@@ -413,32 +388,39 @@ class EditPipeline:
             s_blend = s_blend_probs.argmax(0).to(torch.uint8).numpy()
 
         with job("composite"):
-            comp = self._composite(request, fa_id, labels_id, refs, i_ref_hat, s_blend, sorted(all_classes),
-                                   settings, notes, from_ref.numpy())
-            s_blend = comp["s_blend"]
+            layers = [composite_stage.ReferenceLayer(
+                crop=to_float(fa.crop), labels=self._labels(fa), classes=self._classes(spec.attributes),
+                name=getattr(fa, "name", f"reference {i + 1}"),
+                **self._glasses_render(spec, fa, t_ref, cam_id, rr, notes))
+                for i, ((spec, fa, _img), t_ref) in enumerate(zip(refs, t_refs))]
+            i_id = to_float(fa_id.crop)
+            bg_id = (labels_id == BACKGROUND).astype(np.float32)
+            comp = composite_stage.build(
+                i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref.numpy(), layers,
+                lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
+                background=request.background)
+            notes.extend(comp.notes)
+            s_blend = comp.s_blend
 
         with job("refine"):
-            coarse = comp["coarse"]
-            kwargs = {}
-            if isinstance(refiner, ClassicalRefiner):
-                kwargs = dict(holes=comp["holes"], seams=comp["seams"], region=comp["harmonise"], target=comp["target"],
-                              fill=comp["fill"], valid=comp["valid"])
-            refined = refiner.refine(coarse, comp["m_sde"], seed=int(request.seed), progress=job.report, **kwargs)
+            coarse = comp.coarse
+            kwargs = {"seams": comp.seams} if isinstance(refiner, ClassicalRefiner) else {}
+            refined = refiner.refine(coarse, comp.m_sde, seed=int(request.seed), progress=job.report, **kwargs)
             refined = compositing.refine_blend(torch.from_numpy(np.asarray(refined, np.float32)),
-                                               torch.from_numpy(coarse), torch.from_numpy(comp["m_sde"])).numpy()
+                                               torch.from_numpy(coarse), torch.from_numpy(comp.m_sde)).numpy()
 
         with job("final"):
-            i_com = compositing.final_composite(torch.from_numpy(refined), torch.from_numpy(comp["m_bg"]),
-                                                torch.from_numpy(comp["i_bg"])).numpy()
-            change = np.maximum(comp["m_sde"], comp["changed_bg"])
+            i_com = compositing.final_composite(torch.from_numpy(refined), torch.from_numpy(comp.m_bg),
+                                                torch.from_numpy(comp.i_bg)).numpy()
+            change = np.maximum(np.maximum(comp.m_sde, comp.changed_bg), comp.alpha)
             protect = self._protect_mask(request.identity_mask, notes)
             if protect is not None:
-                i_com = i_com * (1 - protect[..., None]) + to_float(fa_id.crop) * protect[..., None]
+                i_com = i_com * (1 - protect[..., None]) + i_id * protect[..., None]
                 change = change * (1 - protect)
             composite = to_uint8(i_com)
             alpha = None
             if request.background == "transparent":
-                alpha = (1 - comp["m_bg"]).astype(np.float32)
+                alpha = (1 - comp.m_bg).astype(np.float32)
             try:
                 full = fa_id.paste_back(composite, id_img, change.astype(np.float32))
             except TypeError:
@@ -460,110 +442,29 @@ class EditPipeline:
         return EditResult(
             t_blend=t_blend, t_com=t_com, s_blend=s_blend, coarse=coarse.astype(np.float32),
             refined=refined.astype(np.float32), composite=composite, composite_full=np.asarray(full),
-            gap_mask=comp["gap"].astype(np.float32), sde_mask=comp["m_sde"].astype(np.float32),
-            edit_region=comp["region"].astype(np.float32), timings=dict(job.timings), notes=notes,
+            gap_mask=comp.gap.astype(np.float32), sde_mask=comp.m_sde.astype(np.float32),
+            edit_region=comp.region.astype(np.float32), timings=dict(job.timings), notes=notes,
             identity=fa_id, references=[fa for _, fa, _ in refs], request=request, alpha=alpha,
             s_blend_probs=None,
         )
 
-    def _composite(self, request, fa_id, labels_id, refs, i_ref_hat, s_blend, classes, settings, notes,
-                   from_ref) -> dict:
-        """Eqs. 13-18 on the 512 crop (numpy float32)."""
-        i_id = to_float(fa_id.crop)
-        lab_id = torch.from_numpy(labels_id.astype(np.int64))
-        lab_bl = torch.from_numpy(s_blend.astype(np.int64))
-        m_k_blend = masks.class_mask(lab_bl, classes)
-        m_k_id = masks.class_mask(lab_id, classes)
-        bg_blend = masks.class_mask(lab_bl, [BACKGROUND])
-        bg_id = masks.class_mask(lab_id, [BACKGROUND])
-        # The edit may change pixels only near region k (old or new): elsewhere the identity's
-        # parser labels are more faithful than the render's, so M_bg comes from them there.
-        region = torch.maximum(m_k_blend, m_k_id)
-        m_bg = torch.where(region > 0.5, bg_blend, bg_id)
-        # eqs. 15-16: the gap (old region k that is now neither k nor background), only where the
-        # identity's bare head can be: elsewhere what the removed region hid is background
-        # (inpainted like the rest of it)
-        m_gap = compositing.gap_mask(m_k_blend, m_bg, m_k_id)
-        head = bare_head(labels_id)
-        if head is not None:
-            outside = m_gap * torch.from_numpy((~head).astype(np.float32))
-            if float(outside.sum()) > 0:
-                m_bg = torch.maximum(m_bg, outside)
-                m_gap = m_gap - outside
-                s_blend = np.where(outside.numpy() > 0.5, BACKGROUND, s_blend).astype(s_blend.dtype)
-        # eq. 13
-        coarse = compositing.coarse_composite(torch.from_numpy(i_id), torch.from_numpy(i_ref_hat), m_k_blend, m_bg)
-        opaque = torch.ones_like(m_k_blend)
-        if EYEGLASSES in classes and settings.refiner == "classical":
-            # Without a diffusion model to repaint them, the reference's eyes and skin seen
-            # through its lenses would be pasted onto the identity: keep the frame (and tinted
-            # lenses), let clear lens pixels show the identity.
-            skin_ref = [to_float(fa.crop)[self._labels(fa) == SKIN] for spec, fa, _ in refs
-                        if EYEGLASSES in self._classes(spec.attributes)]
-            skin_ref = [p for p in skin_ref if len(p) >= 16]
-            if skin_ref:
-                glasses = masks.class_mask(lab_bl, [EYEGLASSES])
-                see = glasses * (1 - torch.from_numpy(lens_opacity(i_ref_hat, np.concatenate(skin_ref))))
-                coarse = coarse * (1 - see[..., None]) + torch.from_numpy(i_id) * see[..., None]
-                opaque = 1 - see
-        # eq. 17: the gap gets mean skin
-        skin = masks.class_mask(lab_id, [SKIN])
-        if float(skin.sum()) < 16:
-            skin = 1 - bg_id
-        mean_skin = compositing.mean_colour(torch.from_numpy(i_id), skin)
-        # for the refiner: the identity's skin colour continued smoothly into the gaps, from skin
-        # that is not the old hairline's shadow
-        skin_valid = skin * (1 - m_k_id) * (1 - m_k_blend)
-        hairline = masks.dilate(m_gap, HAIRLINE_PX) * skin_valid
-        skin_valid = (skin_valid * (1 - hairline)).numpy()
-        fill = local_fill(i_id, skin_valid if skin_valid.sum() >= 16 else skin.numpy())
-        coarse = compositing.fill_gaps(coarse, m_gap, mean_skin)
-        # Parts made of skin (nose, ears, neck) take their shape from the reference and their
-        # tone from the identity: a nose in the reference's complexion reads as a patch.
-        tone = masks.class_mask(lab_bl, sorted(set(classes) & SKIN_TONED)) * torch.from_numpy(
-            (from_ref > 0.5).astype(np.float32))
-        if float(tone.sum()) >= 16 and float(skin.sum()) >= 16:
-            coarse = torch.from_numpy(harmonise(coarse.numpy().astype(np.float32), tone.numpy(),
-                                                colour_stats(i_id, skin.numpy()), 1.0)).to(coarse.dtype)
-        # eq. 18
-        m_sde = compositing.sde_mask(m_k_blend, m_gap, settings.dilate_radius, settings.blur_sigma)
-        # eq. 14: the background image
-        i_bg = self._background(request, i_id, bg_id, refs, notes)
-        # the identity's foreground that becomes background (e.g. where long hair was)
-        changed_bg = (m_bg * (1 - bg_id)).clamp(0, 1)
-        if request.background != "identity":
-            changed_bg = torch.ones_like(changed_bg)
-        # colour target: the references' real pixels of their attributes
-        target = None
-        pix = []
-        for spec, fa, _ in refs:
-            lab = self._labels(fa)
-            sel = masks.class_mask(lab, self._classes(spec.attributes)).numpy() > 0.5
-            if sel.sum() >= 16:
-                pix.append(to_float(fa.crop)[sel])
-        if pix:
-            allpix = np.concatenate(pix)[None]
-            target = colour_stats(allpix, np.ones(allpix.shape[:2], np.float32))
-        edge = masks.dilate(m_k_blend, 2) - (1 - masks.dilate(1 - m_k_blend, 2))
-        seams = masks.gaussian_blur(edge.clamp(0, 1), 1.0).clamp(0, 1)
-        return {
-            "coarse": coarse.numpy().astype(np.float32),
-            "gap": m_gap.numpy().astype(np.float32),
-            "holes": torch.maximum(m_gap, hairline).numpy().astype(np.float32),
-            "m_sde": m_sde.numpy().astype(np.float32),
-            "m_bg": m_bg.numpy().astype(np.float32),
-            "m_k": m_k_blend.numpy().astype(np.float32),
-            "harmonise": (m_k_blend.numpy() * (from_ref > 0.5) * opaque.numpy()
-                          * (1 - tone.numpy())).astype(np.float32),
-            "i_bg": i_bg.astype(np.float32),
-            "region": torch.maximum(torch.maximum(m_k_blend, m_k_id), m_gap).numpy(),
-            "changed_bg": masks.gaussian_blur(changed_bg, 1.0).clamp(0, 1).numpy(),
-            "target": target,
-            "seams": seams.numpy().astype(np.float32),
-            "s_blend": s_blend,
-            "fill": fill,
-            "valid": skin_valid,
-        }
+    def _glasses_render(self, spec, fa, t_ref, cam_id, rr, notes) -> dict:
+        """For a reference that gives eyeglasses: the reference itself rendered at the
+        identity's camera with its labels (the glasses layer is separated from the face behind
+        its lenses there), and the user's painted region on the crop; {} otherwise."""
+        if EYEGLASSES not in self._classes(spec.attributes):
+            return {}
+        out = self._render(t_ref, cam_id, rr)
+        rgb = out.rgb[:, :3].float().clamp(0, 1)
+        sem = out.semantics.float()
+        if rr != CROP:
+            rgb = F.interpolate(rgb, size=(CROP, CROP), mode="bilinear", align_corners=False)
+            sem = F.interpolate(sem, size=(CROP, CROP), mode="bilinear", align_corners=False)
+        user = None
+        if spec.user_mask is not None and spec.mask_mode in ("add", "replace"):
+            user = crop_mask(spec.user_mask, "the reference's mask", [])
+        return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
+                "render_labels": sem[0].argmax(0).to(torch.uint8).cpu().numpy(), "user_region": user}
 
     @staticmethod
     def _protect_mask(mask, notes: list) -> np.ndarray | None:
@@ -574,17 +475,20 @@ class EditPipeline:
         m = crop_mask(mask, "the identity's mask", notes)
         return np.clip(cv2.GaussianBlur(m, (0, 0), 1.0), 0, 1).astype(np.float32)
 
-    def _background(self, request, i_id, bg_id, refs, notes) -> np.ndarray:
+    def _background(self, request, i_id, bg_id, holes, refs, notes) -> np.ndarray:
         """Eq. 14's I^bg: the identity's (or the first reference's) background with the head
-        inpainted away, a flat colour, or black for a transparent result."""
+        filled with the background's own texture where ``holes`` need it, a flat colour, or
+        black for a transparent result."""
         bg = request.background
         if isinstance(bg, str):
             if bg == "identity":
-                return inpaint_background(i_id, bg_id.numpy())
+                return composite_stage.background_plate(i_id, bg_id, holes)
             if bg == "reference":
                 _, fa, _ = refs[0]
                 lab = self._labels(fa)
-                return inpaint_background(to_float(fa.crop), (lab == BACKGROUND).astype(np.float32))
+                img = to_float(fa.crop)
+                return composite_stage.background_plate(img, (lab == BACKGROUND).astype(np.float32),
+                                                        lab != BACKGROUND)
             if bg == "transparent":
                 return np.zeros_like(i_id)
             raise EditError(f"background must be identity, reference, transparent or a colour, not {bg!r}")
@@ -610,19 +514,6 @@ def crop_mask(mask, what: str, notes: list) -> np.ndarray:
     return np.clip(m, 0, 1).astype(np.float32)
 
 
-def lens_opacity(image: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """How much of each pixel of ``image`` ((H, W, 3) float RGB) is eyeglass frame or tinted lens
-    rather than the wearer's face seen through a clear lens, given the wearer's skin pixels
-    ((N, 3) float RGB): pixels near the skin colour, or lighter than it (glare, eye whites),
-    are see-through.  -> (H, W) float32 in [0, 1]."""
-    lab = cv2.cvtColor(np.ascontiguousarray(image, np.float32), cv2.COLOR_RGB2Lab)
-    ref = cv2.cvtColor(np.asarray(skin, np.float32).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    centre = np.median(ref, 0)
-    dist = np.linalg.norm(lab - centre, axis=-1)
-    alpha = np.clip((dist - 12.0) / 15.0, 0, 1) * np.clip((centre[0] + 5.0 - lab[..., 0]) / 10.0, 0, 1)
-    return alpha.astype(np.float32)
-
-
 def inpaint_background(image: np.ndarray, bg: np.ndarray, work: int = 128) -> np.ndarray:
     """The background of ``image`` ((H, W, 3) float) with the foreground (where ``bg`` < 0.5)
     filled from the surrounding background (Telea inpainting at ``work`` px, upsampled)."""
@@ -639,6 +530,26 @@ def inpaint_background(image: np.ndarray, bg: np.ndarray, work: int = 128) -> np
     filled = cv2.GaussianBlur(filled, (0, 0), 1.5)
     up = cv2.resize(filled, (W, H), interpolation=cv2.INTER_LINEAR)
     return np.where(fg[..., None] > 0, up, image).astype(np.float32)
+
+
+def _outside_is_background(fa):
+    """An analysis whose crop pixels beyond the photo's edge (the crop reflects the photo there)
+    are labelled background: a mirrored copy of hair or shoulders is nothing to lift or take."""
+    labels, matrix, size = getattr(fa, "labels", None), getattr(fa, "crop_matrix", None), \
+        getattr(fa, "image_size", None)
+    if labels is None or matrix is None or size is None:
+        return fa
+    lab = np.asarray(labels)
+    inv = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    ys, xs = np.mgrid[:lab.shape[0], :lab.shape[1]].astype(np.float64)
+    px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+    py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+    h, w = size[:2] if len(size) >= 2 else (size[0], size[0])
+    outside = (px < 0) | (py < 0) | (px > w - 1) | (py > h - 1)
+    if not outside.any():
+        return fa
+    outside = cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return _with(fa, labels=np.where(outside, BACKGROUND, lab).astype(lab.dtype))
 
 
 def _with(fa, **changes):

@@ -1,0 +1,68 @@
+"""Texture fills and colour transfers of core/ (exemplar fill, white balance)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from triface_studio.core import colour
+from triface_studio.core.fill import shift_offsets, texture_fill
+from triface_studio.evaluation.realism import local_texture
+
+
+def _textured(seed=0, size=96):
+    rng = np.random.default_rng(seed)
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = (0.6, 0.45, 0.35)
+    img += rng.normal(0, 0.05, (size, size, 1)).astype(np.float32)
+    return np.clip(img, 0, 1)
+
+
+def test_texture_fill_keeps_the_source_texture_and_meets_the_border():
+    img = _textured()
+    holes = np.zeros(img.shape[:2], bool)
+    holes[30:60, 30:60] = True
+    source = ~holes
+    damaged = img.copy()
+    damaged[holes] = 0.0
+    out = texture_fill(damaged, holes, source)
+    tex = local_texture(out[..., 0] * 100)
+    real = local_texture(img[..., 0] * 100)
+    inner = np.zeros_like(holes)
+    inner[34:56, 34:56] = True
+    assert tex[inner].mean() > 0.6 * real[~holes].mean()      # not a flat patch
+    assert abs(out[holes].mean() - img[~holes].mean()) < 0.03  # the source's colour
+    assert np.array_equal(out[~holes], damaged[~holes])        # nothing outside changes
+
+
+def test_texture_fill_copies_only_from_the_source():
+    img = _textured()
+    img[:, 48:] = (0.1, 0.2, 0.9)                              # another region: not to be copied
+    holes = np.zeros(img.shape[:2], bool)
+    holes[20:40, 20:40] = True
+    source = np.zeros_like(holes)
+    source[:, :44] = True
+    out = texture_fill(img, holes, source, valid=source.astype(np.float32))
+    assert out[holes][:, 2].max() < 0.6                        # no blue in the fill
+
+
+def test_shift_offsets_cover_the_hole_from_the_source():
+    holes = np.zeros((64, 64), bool)
+    holes[10:20, 10:20] = True
+    source = np.zeros_like(holes)
+    source[40:60, 40:60] = True
+    offsets, assign = shift_offsets(holes, source)
+    assert offsets and (assign[holes] >= 0).all()
+    ys, xs = np.nonzero(holes)
+    for y, x in zip(ys, xs):
+        dy, dx = offsets[assign[y, x]]
+        assert source[y + dy, x + dx]
+
+
+def test_white_balance_gain_undoes_a_colour_cast_and_keeps_luminance():
+    skin = _textured().reshape(-1, 3)
+    cast = np.clip(colour.linear_to_srgb(colour.srgb_to_linear(skin) * np.array([0.8, 1.0, 1.25])), 0, 1)
+    g = colour.white_balance_gain(cast, skin, strength=1.0, limit=2.0)
+    assert g[0] > 1.1 and g[2] < 0.9
+    assert abs(0.2126 * g[0] + 0.7152 * g[1] + 0.0722 * g[2] - 1.0) < 0.05
+    fixed = colour.apply_gain(cast, g)
+    assert np.abs(fixed.mean(0) - skin.mean(0)).max() < np.abs(cast.mean(0) - skin.mean(0)).max() / 2

@@ -1,0 +1,84 @@
+"""Colour statistics and transfers (float RGB in [0, 1], (H, W, 3)).
+
+- :func:`stats` / :func:`transfer`: Reinhard-style transfer of a region's CIELAB mean and
+  spread towards a target distribution.
+- :func:`white_balance_gain`: the per-channel gain (von Kries, in linear RGB) that takes one
+  photo's illuminant to another's, each estimated by the shades-of-grey rule (Finlayson &
+  Trezzi 2004: the Minkowski p-norm of the pixels, p = 6), normalised to keep luminance.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def to_lab(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(img, dtype=np.float32), cv2.COLOR_RGB2Lab)
+
+
+def from_lab(lab: np.ndarray) -> np.ndarray:
+    return np.clip(cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB), 0, 1)
+
+
+def stats(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and standard deviation (Lab) of ``image`` where ``mask`` > 0.5, or None when fewer
+    than 16 pixels are selected."""
+    sel = np.asarray(mask) > 0.5
+    if sel.sum() < 16:
+        return None
+    lab = to_lab(image)[sel]
+    return lab.mean(0), lab.std(0) + 1e-3
+
+
+def transfer(image: np.ndarray, region: np.ndarray, target: tuple[np.ndarray, np.ndarray] | None,
+             strength: float = 0.8) -> np.ndarray:
+    """Move the Lab colour distribution of ``image`` inside ``region`` (soft, (H, W)) towards
+    ``target`` (mean, std) by a per-channel affine map (Reinhard-style transfer)."""
+    src = stats(image, region)
+    if src is None or target is None:
+        return image
+    lab = to_lab(image)
+    m_s, s_s = src
+    m_t, s_t = target
+    scale = np.clip(s_t / s_s, 0.5, 2.0)
+    moved = (lab - m_s) * scale + m_t
+    w = np.clip(region, 0, 1)[..., None] * float(strength)
+    return from_lab(lab * (1 - w) + moved * w)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0, 1)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0, 1)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def illuminant(image: np.ndarray, p: float = 6.0) -> np.ndarray:
+    """Shades-of-grey illuminant estimate of an image: the p-norm mean of each linear channel,
+    normalised to unit sum. -> (3,)"""
+    lin = srgb_to_linear(np.asarray(image, np.float32)).reshape(-1, 3).astype(np.float64)
+    if len(lin) == 0:
+        return np.full(3, 1 / 3, np.float32)
+    e = np.power(np.mean(np.power(lin, p), 0), 1.0 / p) + 1e-6
+    return (e / e.sum()).astype(np.float32)
+
+
+def white_balance_gain(source: np.ndarray, target: np.ndarray, strength: float = 0.5,
+                       limit: float = 1.15) -> np.ndarray:
+    """Per-channel gain, to apply in linear RGB, that moves a part of ``source``'s photo to
+    ``target``'s illuminant (each estimated on the pixels given, e.g. each person's skin,
+    whose chromaticity varies far less between people than between lights); luminance-neutral,
+    ``strength`` of the way, each channel within [1/limit, limit]. -> (3,) float32"""
+    g = illuminant(target) / illuminant(source)
+    g = g / float(0.2126 * g[0] + 0.7152 * g[1] + 0.0722 * g[2])
+    g = np.power(g, strength)
+    return np.clip(g, 1 / limit, limit).astype(np.float32)
+
+
+def apply_gain(image: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``image`` (sRGB) with a linear-RGB per-channel ``gain``."""
+    return linear_to_srgb(srgb_to_linear(image) * np.asarray(gain, np.float32)).astype(np.float32)

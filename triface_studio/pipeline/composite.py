@@ -1,0 +1,494 @@
+"""The 2D half of the edit (paper eqs. 13-18), as named stages with one typed result.
+
+On the identity's 512 px crop, after T^blend has been rendered at the identity's camera
+(I^ref_hat, S^blend):
+
+:func:`regions`       which pixels show the attribute (M_k), background (M_bg) and the gap the
+                      old region leaves (eqs. 15-16), the gap split by where it lies: on the
+                      face (becomes skin), on the scalp (becomes new hair), beside the head
+                      (becomes background)
+:func:`hair_matte`    soft alpha along the pasted hair's edges (a guided filter on the render)
+:func:`glasses_layer` the reference's eyeglasses as a layer: frame and tint, without the
+                      reference's own skin and eyes that its clear lenses show
+:func:`colour_match`  pasted parts take the render's lost colour back from the reference photo,
+                      then the identity's white balance and, for parts made of skin, its complexion
+:func:`coarse`        eq. 13 with those soft layers over the identity and its background (eq. 14)
+:func:`fill`          the gap fill (eq. 17, with texture): face gaps from the identity's own
+                      skin, scalp gaps from the new hair, revealed background from the
+                      identity's own background (:func:`triface_studio.core.fill.texture_fill`)
+
+:func:`build` runs them in order and returns a :class:`Composite`.  All images are float32 RGB
+in [0, 1], (512, 512, 3); masks float32 (512, 512) in [0, 1]; labels uint8 CelebAMask-HQ ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from triface_studio.core import colour, compositing, masks
+from triface_studio.core.fill import texture_fill
+from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, HAT, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
+                                           NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
+
+#: classes whose colour is the wearer's complexion
+SKIN_TONED = frozenset({NOSE, L_EAR, R_EAR, NECK})
+#: classes that show where a person's face and neck are (for :func:`bare_head`)
+FACE_PARTS = (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, L_EAR, R_EAR, MOUTH, U_LIP, L_LIP, NECK)
+#: the inner face: hair the reference has over its own eyes, nose or mouth does not cover these
+INNER_FACE = (L_EYE, R_EYE, NOSE, MOUTH, U_LIP, L_LIP)
+#: the identity's skin this close to a gap (px) is repainted with the gap rather than continued
+#: into it: along an old hairline it is shadowed and holds stray hairs
+HAIRLINE_PX = 4
+#: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
+MIN_VISIBLE_GLASSES_PX = 150
+
+
+def _np(t) -> np.ndarray:
+    return t.numpy().astype(np.float32) if torch.is_tensor(t) else np.asarray(t, np.float32)
+
+
+def _t(a) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, np.float32))
+
+
+def bare_head(labels: np.ndarray) -> np.ndarray | None:
+    """Where the identity's bare head can be, from its labels: the convex hull of its face,
+    ears and neck, and above the brows the whole width of that hull (the cranium).  A region
+    the edit removes outside it (long hair beside the neck, a fringe beyond the temples) is
+    background, not skin.  -> (H, W) bool, or None when the labels show no face."""
+    lab = np.asarray(labels)
+    face = np.isin(lab, FACE_PARTS)
+    if face.sum() < 64:
+        return None
+    pts = cv2.findNonZero(face.astype(np.uint8))
+    hull = np.zeros(lab.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
+    out = hull.astype(bool)
+    rows = np.nonzero(np.isin(lab, (L_BROW, R_BROW, L_EYE, R_EYE)).any(1))[0]
+    if rows.size:
+        cols = np.nonzero(out.any(0))[0]
+        out[:rows.min(), cols.min():cols.max() + 1] = True
+    return out
+
+
+def scalp(labels: np.ndarray) -> np.ndarray | None:
+    """Where the identity's scalp is (hair grows): inside an ellipse over the cranium (as wide
+    as the face hull, reaching as far above the brows as the face reaches below them) and above
+    its hairline, taken a face-third above the brows (the brows-to-nose-base distance).
+    -> (H, W) bool, or None when the labels show no brows or eyes."""
+    lab = np.asarray(labels)
+    brows = np.nonzero(np.isin(lab, (L_BROW, R_BROW, L_EYE, R_EYE)).any(1))[0]
+    face_rows = np.nonzero(np.isin(lab, FACE_PARTS).any(1))[0]
+    face_cols = np.nonzero(np.isin(lab, FACE_PARTS).any(0))[0]
+    if brows.size == 0 or face_cols.size < 8:
+        return None
+    top = int(brows.min())
+    nose = np.nonzero((lab == NOSE).any(1))[0]
+    third = (int(nose.max()) - top) if nose.size else (int(face_rows.max()) - top) / 2.5
+    hairline = top - 0.85 * max(third, 8)
+    cx = 0.5 * (face_cols.min() + face_cols.max())
+    ax = 0.55 * (face_cols.max() - face_cols.min())
+    ay = max(1.1 * (int(face_rows.max()) - top), 8)
+    yy, xx = np.mgrid[:lab.shape[0], :lab.shape[1]]
+    inside = ((xx - cx) / ax) ** 2 + ((yy - top) / ay) ** 2 <= 1.0
+    return inside & (yy < top) & (yy < hairline + 0.5 * (np.abs(xx - cx) / ax) ** 2 * third)
+
+
+def inner_face(labels: np.ndarray, grow: int = 6) -> np.ndarray:
+    """The identity's eyes, nose and mouth (their convex hull, grown by ``grow`` px): hair the
+    reference has over its own face does not cover them. -> (H, W) bool"""
+    m = np.isin(np.asarray(labels), INNER_FACE).astype(np.uint8)
+    out = np.zeros_like(m)
+    if m.sum() >= 16:
+        cv2.fillConvexPoly(out, cv2.convexHull(cv2.findNonZero(m)), 1)
+        out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return out.astype(bool)
+
+
+@dataclass
+class Regions:
+    """Masks of eqs. 13-16 on the crop. ``m_k``: the attribute on the result (hard, from
+    S^blend); ``m_bg``: background on the result; ``gap_face`` / ``gap_scalp``: the identity's
+    old region k that nothing covers now, to become skin / hair (``gap_bg``, beside the head,
+    is already part of ``m_bg``); ``s_blend``: S^blend with those decisions applied."""
+
+    m_k: np.ndarray
+    m_k_id: np.ndarray
+    m_bg: np.ndarray
+    bg_id: np.ndarray
+    gap_face: np.ndarray
+    gap_scalp: np.ndarray
+    gap_bg: np.ndarray
+    s_blend: np.ndarray
+
+    @property
+    def gap(self) -> np.ndarray:
+        return np.maximum(self.gap_face, self.gap_scalp)
+
+
+def grow_old_hair(i_id: np.ndarray, labels_id: np.ndarray, reach: int = 8) -> np.ndarray:
+    """The identity's labels with the strands the parser missed at its hair's edge (pixels
+    within ``reach`` px of its hair, labelled skin or background, whose colour is nearer its
+    hair's than its skin's or background's) labelled hair, so that removing the hair removes
+    them too. -> labels (H, W) uint8"""
+    lab_ids = np.asarray(labels_id).copy()
+    hair = lab_ids == HAIR
+    if hair.sum() < 64:
+        return lab_ids
+    L = colour.to_lab(i_id)
+    near = cv2.dilate(hair.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+    cand = near & ~hair & np.isin(lab_ids, (SKIN, BACKGROUND))
+    d_hair = np.linalg.norm(L - np.median(L[hair], 0), axis=-1)
+    for cls in (SKIN, BACKGROUND):
+        sel = lab_ids == cls
+        if sel.sum() < 64:
+            continue
+        d_other = np.linalg.norm(L - np.median(L[sel], 0), axis=-1)
+        grow = cand & sel & (d_hair < 0.7 * d_other)
+        lab_ids[grow] = HAIR
+    return lab_ids
+
+
+def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare_ok: bool = False) -> Regions:
+    """Eqs. 15-16 and where each part of the gap goes.  ``bare_ok``: the user asked for a bare
+    scalp (the removed hair becomes skin, as in the paper)."""
+    lab_id = np.asarray(labels_id)
+    s_blend = np.asarray(s_blend).copy()
+    m_k = np.isin(s_blend, list(classes)).astype(np.float32)
+    m_k_id = np.isin(lab_id, list(classes)).astype(np.float32)
+    bg_blend = (s_blend == BACKGROUND).astype(np.float32)
+    bg_id = (lab_id == BACKGROUND).astype(np.float32)
+    # The edit may change pixels only near region k (old or new): elsewhere the identity's
+    # parser labels are more faithful than the render's, so M_bg comes from them there.
+    region = np.maximum(m_k, m_k_id) > 0.5
+    m_bg = np.where(region, bg_blend, bg_id)
+    gap = _np(compositing.gap_mask(_t(m_k), _t(m_bg), _t(m_k_id))) > 0.5
+    head = bare_head(lab_id)
+    gap_bg = gap & ~head if head is not None else np.zeros_like(gap)
+    gap_scalp = np.zeros_like(gap)
+    if HAIR in classes and not bare_ok:
+        # Old hair that the new hair does not cover: inside the new hair's silhouette (closed
+        # around the face) or on the scalp it becomes new hair; on the face below the hairline
+        # (under an old fringe) skin; anywhere else background.
+        face = face_hull(lab_id)
+        top = scalp(lab_id)
+        new_hair = (s_blend == HAIR) & (m_k > 0.5)
+        silhouette = cv2.morphologyEx((new_hair | face).astype(np.uint8), cv2.MORPH_CLOSE,
+                                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (41, 41))) > 0
+        skin_near = cv2.dilate(np.isin(lab_id, (SKIN, NOSE, L_BROW, R_BROW, L_EYE, R_EYE)).astype(np.uint8),
+                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
+        on_face = face & skin_near & ~(top if top is not None else np.zeros_like(face))
+        grows = ~on_face & (silhouette | (top if top is not None else False))
+        gap_scalp = gap & grows
+        gap_bg = gap & ~on_face & ~gap_scalp
+        # old hair the render shows as background inside that silhouette: a hole in the new hair
+        holes = (m_k_id > 0.5) & (m_bg > 0.5) & grows & ~new_hair
+        gap_scalp |= holes
+        m_bg = np.where(holes, 0.0, m_bg).astype(np.float32)
+    else:
+        on_face = face_hull(lab_id)
+    # the face is never background: what the old region hid there (a fringe over an eye, with
+    # nothing lifted behind it) becomes skin
+    hidden = (m_k_id > 0.5) & (m_bg > 0.5) & on_face & (bg_id < 0.5)
+    gap = gap | hidden
+    m_bg = np.where(hidden, 0.0, m_bg).astype(np.float32)
+    gap_face = gap & ~gap_bg & ~gap_scalp & ~(m_bg > 0.5)
+    m_bg = np.maximum(m_bg, gap_bg.astype(np.float32))
+    s_blend[gap_bg] = BACKGROUND
+    s_blend[gap_scalp] = HAIR
+    s_blend[gap_face] = SKIN
+    return Regions(m_k=m_k, m_k_id=m_k_id, m_bg=m_bg, bg_id=bg_id, gap_face=gap_face.astype(np.float32),
+                   gap_scalp=gap_scalp.astype(np.float32), gap_bg=gap_bg.astype(np.float32), s_blend=s_blend)
+
+
+def face_hull(labels: np.ndarray) -> np.ndarray:
+    """The convex hull of the identity's face without ears and neck. -> (H, W) bool"""
+    m = np.isin(np.asarray(labels), (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, MOUTH, U_LIP,
+                                     L_LIP)).astype(np.uint8)
+    out = np.zeros_like(m)
+    if m.sum() >= 16:
+        cv2.fillConvexPoly(out, cv2.convexHull(cv2.findNonZero(m)), 1)
+    return out.astype(bool)
+
+
+def hair_matte(render: np.ndarray, hard: np.ndarray, radius: int = 3, eps: float = 4e-3) -> np.ndarray:
+    """Soft alpha of pasted hair: the hard mask filtered with the render itself as the guide
+    (He et al.'s guided filter, ``cv2.ximgproc``), so the edge follows strands and the render's
+    own soft boundary instead of the parser's staircase; interior stays 1, far outside 0.
+    Shape: render (H, W, 3), hard (H, W) -> (H, W)"""
+    h = np.asarray(hard, np.float32)
+    if h.max() <= 0:
+        return h
+    a = cv2.ximgproc.guidedFilter(np.ascontiguousarray(render, np.float32), h, radius, eps)
+    band = cv2.dilate(h, np.ones((2 * radius + 1,) * 2, np.uint8)) - cv2.erode(h, np.ones((2 * radius + 1,) * 2,
+                                                                                          np.uint8))
+    out = np.where(band > 0, np.clip(a, 0, 1), h)
+    return cv2.GaussianBlur(out, (0, 0), 0.7).astype(np.float32)
+
+
+@dataclass
+class GlassesLayer:
+    """The reference's eyeglasses on the identity's crop: ``alpha`` (frame and tinted lens
+    opaque, clear lens see-through) and ``colour`` (the reference's pixels)."""
+
+    alpha: np.ndarray
+    colour: np.ndarray
+    tinted: bool
+
+
+def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.ndarray,
+                  user_region: np.ndarray | None = None) -> GlassesLayer:
+    """Separate the reference's frames and lens tint from what its lenses show of its own
+    face, on the reference rendered at the identity's camera (``ref_render``, with its labels).
+
+    The reference's bare face under the glasses is estimated from its own skin around them
+    (a smooth colour map continued inside, :func:`triface_studio.core.fill.local_fill`);
+    a pixel is frame or tint where it differs from that estimate (CIELAB distance), and
+    see-through where it matches it or shows the reference's eyes (clear lenses).  Lenses
+    that are dark all over (sunglasses: the lens area is much darker than the skin and the
+    parser sees no eyes behind it) stay opaque.  ``region``: where the glasses go on the result.
+    Shape: (H, W, 3), (H, W), (H, W) -> layer of (H, W) and (H, W, 3)"""
+    from triface_studio.core.fill import local_fill
+
+    img = np.asarray(ref_render, np.float32)
+    lab_ids = np.asarray(ref_labels)
+    glasses = np.asarray(region, np.float32)
+    skin = (lab_ids == SKIN) & (glasses < 0.5)
+    if skin.sum() < 64:
+        skin = ~np.isin(lab_ids, (BACKGROUND, HAIR, EYEGLASSES, HAT))
+    skin = cv2.erode(skin.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    bare = local_fill(img, skin, sigma=10.0)
+    L = colour.to_lab(img)
+    d = np.linalg.norm(L - colour.to_lab(bare), axis=-1)
+    alpha = np.clip((d - 9.0) / 14.0, 0, 1)
+    darker = np.clip((colour.to_lab(bare)[..., 0] - L[..., 0] - 4.0) / 12.0, 0, 1)
+    alpha = np.maximum(alpha * np.clip(darker + 0.35, 0, 1), 0)      # lighter than skin: glare, eye whites
+    # anything in the reference's complexion is its face, not the frame (a shadow under the rim)
+    if (skin > 0.5).sum() >= 64:
+        tone = np.median(L[skin > 0.5], 0)
+        alpha *= np.clip((np.linalg.norm(L - tone, axis=-1) - 10.0) / 10.0, 0, 1)
+    eyes = np.isin(lab_ids, (L_EYE, R_EYE))
+    inside = glasses > 0.5
+    lens_l = L[..., 0][inside & (alpha > 0.5)]
+    skin_l = float(np.median(L[..., 0][skin > 0.5])) if (skin > 0.5).any() else 60.0
+    tinted = bool(inside.sum() > 0 and eyes[inside].mean() < 0.01 and lens_l.size > 0.6 * inside.sum()
+                  and np.median(lens_l) < 0.6 * skin_l)
+    if tinted:
+        alpha = np.ones_like(alpha)
+    else:
+        alpha[eyes] = 0.0
+    alpha = alpha * glasses
+    if user_region is not None:
+        alpha = np.maximum(alpha, np.asarray(user_region, np.float32) * glasses)
+    alpha = cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), 0.6) * glasses
+    return GlassesLayer(alpha=np.clip(alpha, 0, 1).astype(np.float32), colour=img, tinted=tinted)
+
+
+@dataclass
+class Composite:
+    """The composite stage's result (what the refiner and eq. 20 need).
+
+    ``coarse``: I^coarse with the gaps filled (eqs. 13, 17); ``alpha``: the pasted layers'
+    opacity; ``m_bg``: eq. 20's background mask (soft); ``i_bg``: eq. 14's background image;
+    ``m_sde``: eq. 18; ``region``: every pixel the edit may change; ``changed_bg``: the
+    identity's foreground that became background; ``seams``: a soft band along the layers'
+    edges; ``gap``: M_gap; ``s_blend``: the result's labels."""
+
+    coarse: np.ndarray
+    alpha: np.ndarray
+    m_bg: np.ndarray
+    i_bg: np.ndarray
+    m_sde: np.ndarray
+    region: np.ndarray
+    changed_bg: np.ndarray
+    seams: np.ndarray
+    gap: np.ndarray
+    s_blend: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReferenceLayer:
+    """What the composite needs of one reference: its crop and labels (real colours of the
+    attribute), the classes taken from it, and for eyeglasses the reference rendered at the
+    identity's camera with its labels, and the user's painted region there (or None)."""
+
+    crop: np.ndarray
+    labels: np.ndarray
+    classes: frozenset
+    name: str = "the reference"
+    render: np.ndarray | None = None
+    render_labels: np.ndarray | None = None
+    user_region: np.ndarray | None = None
+
+
+def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray,
+                 refs: list[ReferenceLayer], s_blend: np.ndarray, classes) -> np.ndarray:
+    """Pasted parts: the render's colour distribution moved back to the reference photo's own
+    pixels of the attribute (the render loses contrast), then the reference's white balance
+    replaced by the identity's (grey-world illuminants of the two crops, von Kries), and parts
+    made of skin (nose, ears, neck) put in the identity's complexion."""
+    out = np.asarray(image, np.float32)
+    w = np.asarray(alpha, np.float32)
+    if w.max() <= 0:
+        return out
+    pix = []
+    for r in refs:
+        sel = np.isin(r.labels, list(r.classes)) & ~np.isin(r.labels, list(SKIN_TONED))
+        if sel.sum() >= 16:
+            pix.append(np.asarray(r.crop, np.float32)[sel])
+    if pix:
+        allpix = np.concatenate(pix)[None]
+        target = colour.stats(allpix, np.ones(allpix.shape[:2], np.float32))
+        out = colour.transfer(out, w * (~np.isin(s_blend, list(SKIN_TONED))), target, 0.8)
+    skin_ref = [np.asarray(r.crop, np.float32)[np.asarray(r.labels) == SKIN] for r in refs]
+    skin_id = np.asarray(i_id, np.float32)[np.asarray(labels_id) == SKIN]
+    if skin_ref and len(skin_ref[0]) >= 64 and len(skin_id) >= 64:
+        gain = colour.white_balance_gain(skin_ref[0], skin_id)
+        out = out * (1 - w[..., None]) + colour.apply_gain(out, gain) * w[..., None]
+    tone = w * np.isin(s_blend, sorted(set(classes) & SKIN_TONED))
+    skin = np.asarray(labels_id) == SKIN
+    if tone.sum() >= 16 and skin.sum() >= 16:
+        out = colour.transfer(out, tone, colour.stats(i_id, skin.astype(np.float32)), 1.0)
+    return out.astype(np.float32)
+
+
+def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
+          from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
+          bare_ok: bool = False) -> Composite:
+    """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
+    image, filled at least where ``holes`` (the identity's foreground that becomes background)."""
+    notes: list[str] = []
+    classes = sorted(set(classes))
+    if HAIR in classes:
+        labels_id = grow_old_hair(i_id, labels_id)
+    reg = regions(labels_id, s_blend, classes, bare_ok)
+    s_out = reg.s_blend
+    from_ref_hard = np.asarray(from_ref) > 0.5
+
+    # --- layers: what is pasted, and how opaque -----------------------------------------------
+    alpha = reg.m_k.copy()
+    if HAIR in classes:
+        hair = (s_out == HAIR) & (reg.m_k > 0.5)
+        alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)))
+    others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
+    if others.any():
+        feathered = cv2.GaussianBlur(others.astype(np.float32), (0, 0), 1.0)
+        alpha = np.where(np.isin(s_out, [HAIR, EYEGLASSES]), alpha, np.maximum(feathered * (reg.m_bg < 0.5), 0))
+    colour_src = i_ref_hat
+    if EYEGLASSES in classes:
+        alpha, colour_src = _glasses(alpha, colour_src, s_out, labels_id, refs, notes)
+    alpha = alpha * (1 - reg.gap_face - reg.gap_scalp)
+
+    # --- colour ----------------------------------------------------------------------------------
+    pasted = colour_match(colour_src, alpha * from_ref_hard, i_id, labels_id, refs, s_out, classes)
+
+    # --- eq. 14: background, filled where the identity's foreground becomes background ------------
+    changed_bg = np.clip(reg.m_bg * (1 - reg.bg_id), 0, 1)
+    if background != "identity":
+        changed_bg = np.ones_like(changed_bg)
+    i_bg = i_bg_fn(changed_bg > 0.5)
+
+    # --- eq. 13 with soft layers: I^coarse = layer over (identity or background) -------------------
+    under = i_id * (1 - reg.m_bg[..., None]) + i_bg * reg.m_bg[..., None]
+    coarse = pasted * alpha[..., None] + under * (1 - alpha[..., None])
+
+    # --- eq. 17, with texture: face gaps from the identity's skin, scalp gaps from the new hair --------
+    coarse = fill(coarse, i_id, labels_id, reg, alpha, notes)
+
+    m_sde = _np(compositing.sde_mask(_t(reg.m_k), _t(reg.gap), settings.dilate_radius, settings.blur_sigma))
+    edge = cv2.dilate((alpha > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) - \
+        cv2.erode((alpha > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8))
+    seams = cv2.GaussianBlur(edge.astype(np.float32), (0, 0), 1.0) * (1 - (s_out == HAIR))
+    # eq. 20 puts I^bg only where nothing is layered over it; soft edges are in I^coarse already
+    m_bg_eq20 = reg.m_bg * (alpha < 0.01)
+    region = np.maximum(np.maximum(reg.m_k, reg.m_k_id), reg.gap)
+    return Composite(coarse=np.clip(coarse, 0, 1).astype(np.float32), alpha=alpha.astype(np.float32),
+                     m_bg=m_bg_eq20.astype(np.float32), i_bg=i_bg.astype(np.float32), m_sde=m_sde,
+                     region=np.maximum(region, (alpha > 0.01)).astype(np.float32),
+                     changed_bg=cv2.GaussianBlur(changed_bg.astype(np.float32), (0, 0), 1.0),
+                     seams=np.clip(seams, 0, 1).astype(np.float32), gap=reg.gap, s_blend=s_out, notes=notes)
+
+
+def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
+    """Replace the eyeglasses' alpha and colour by each glasses reference's layer."""
+    from .errors import EditError
+
+    # glasses sit on the face: their arms over hair or ears would bring the reference's along
+    face = cv2.dilate(face_hull(labels_id).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    region = ((s_out == EYEGLASSES) & face).astype(np.float32)
+    out_alpha, out_colour = alpha.copy(), np.asarray(colour_src, np.float32).copy()
+    out_alpha[region > 0.5] = 0.0
+    for r in refs:
+        if EYEGLASSES not in r.classes or r.render is None:
+            continue
+        layer = glasses_layer(r.render, r.render_labels, region, r.user_region)
+        visible = int((layer.alpha > 0.5).sum())
+        if visible < MIN_VISIBLE_GLASSES_PX:
+            raise EditError(f"the eyeglasses of {r.name} would be nearly invisible on the result ({visible} "
+                            f"opaque pixels: rimless or clear frames that cannot be told from the face behind "
+                            f"them); paint the frames on the reference with a mask in add mode, or pick another "
+                            f"reference")
+        sel = layer.alpha > out_alpha
+        out_alpha = np.where(sel, layer.alpha, out_alpha)
+        out_colour = np.where(sel[..., None], layer.colour, out_colour)
+        if layer.tinted:
+            notes.append(f"the eyeglasses of {r.name} have dark lenses; they stay dark")
+    return out_alpha, out_colour
+
+
+def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regions, alpha: np.ndarray,
+         notes: list[str]) -> np.ndarray:
+    """The gap fill with texture (see the module docstring)."""
+    out = np.asarray(coarse, np.float32)
+    lab = np.asarray(labels_id)
+    if reg.gap_scalp.max() > 0.5:
+        hair_src = (reg.s_blend == HAIR) & (alpha > 0.95) & (reg.gap_scalp < 0.5)
+        holes = reg.gap_scalp > 0.5
+        if hair_src.sum() >= 64:
+            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=8.0)
+        else:
+            notes.append("the new hair is too small to grow over the old hair's place; it was filled with skin")
+            reg.gap_face = np.maximum(reg.gap_face, reg.gap_scalp)
+    if reg.gap_face.max() > 0.5:
+        holes = reg.gap_face > 0.5
+        skin = (lab == SKIN) & (reg.m_k_id < 0.5) & (reg.m_k < 0.5)
+        near = cv2.dilate(holes.astype(np.uint8), np.ones((2 * HAIRLINE_PX + 1,) * 2, np.uint8)) > 0
+        holes = holes | (near & skin)          # the old hairline's shadow goes with the gap
+        src = skin & ~holes
+        src = cv2.erode(src.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if src.sum() >= 64:   # plain skin only: no strands, moles or shadows copied into the gap
+            L = colour.to_lab(i_id)
+            src &= np.linalg.norm(L - np.median(L[src], 0), axis=-1) < 14.0
+        if src.sum() < 64:
+            src = ~np.isin(lab, (BACKGROUND, HAIR)) & ~holes
+        out = texture_fill(out, holes, src, valid=src.astype(np.float32),
+                           fallback=np.broadcast_to(_mean(i_id, src), out.shape), smooth=40.0)
+    return out
+
+
+def _mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask, bool)
+    return image[m].mean(0) if m.any() else image.reshape(-1, 3).mean(0)
+
+
+def background_plate(image: np.ndarray, bg: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Eq. 14's I^bg: ``image`` with ``holes`` (pixels that will show background and are not
+    background now) filled with the texture of its own background (where ``bg`` > 0.5, a few
+    pixels away from the head so no hair fringe is copied).  Elsewhere the image as it is (it
+    is never shown there).  Shape: (H, W, 3), (H, W), (H, W) bool -> (H, W, 3)"""
+    img = np.asarray(image, np.float32)
+    holes = np.asarray(holes, bool)
+    if not holes.any():
+        return img
+    src = cv2.erode((np.asarray(bg) > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    src &= ~holes
+    if src.sum() < 64:
+        c = img[np.asarray(bg) > 0.5].mean(0) if (np.asarray(bg) > 0.5).any() else img.reshape(-1, 3).mean(0)
+        return np.where(holes[..., None], c, img).astype(np.float32)
+    return texture_fill(img, holes, src, valid=src.astype(np.float32),
+                        fallback=np.broadcast_to(_mean(img, src), img.shape))
