@@ -206,12 +206,18 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare_ok: bool =
 
 
 def face_hull(labels: np.ndarray) -> np.ndarray:
-    """The convex hull of the identity's face without ears and neck. -> (H, W) bool"""
-    m = np.isin(np.asarray(labels), (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, MOUTH, U_LIP,
-                                     L_LIP)).astype(np.uint8)
+    """The convex hull of the identity's face without ears and neck, and of its mirror image
+    about the nose: an eye or brow hidden under a fringe is still face. -> (H, W) bool"""
+    lab = np.asarray(labels)
+    m = np.isin(lab, (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, MOUTH, U_LIP, L_LIP)).astype(np.uint8)
     out = np.zeros_like(m)
-    if m.sum() >= 16:
-        cv2.fillConvexPoly(out, cv2.convexHull(cv2.findNonZero(m)), 1)
+    if m.sum() < 16:
+        return out.astype(bool)
+    pts = cv2.findNonZero(m).reshape(-1, 2)
+    nose = np.nonzero(lab == NOSE)[1]
+    axis = float(np.median(nose)) if nose.size else 0.5 * (pts[:, 0].min() + pts[:, 0].max())
+    mirrored = np.stack([np.clip(2 * axis - pts[:, 0], 0, lab.shape[1] - 1), pts[:, 1]], -1)
+    cv2.fillConvexPoly(out, cv2.convexHull(np.concatenate([pts, mirrored]).astype(np.int32)), 1)
     return out.astype(bool)
 
 
@@ -422,7 +428,7 @@ def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
     face = cv2.dilate(face_hull(labels_id).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
     region = ((s_out == EYEGLASSES) & face).astype(np.float32)
     out_alpha, out_colour = alpha.copy(), np.asarray(colour_src, np.float32).copy()
-    out_alpha[region > 0.5] = 0.0
+    out_alpha[s_out == EYEGLASSES] = 0.0
     for r in refs:
         if EYEGLASSES not in r.classes or r.render is None:
             continue
