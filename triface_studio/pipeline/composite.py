@@ -57,7 +57,7 @@ def _t(a) -> torch.Tensor:
 
 def bare_head(labels: np.ndarray) -> np.ndarray | None:
     """Where the identity's bare head can be, from its labels: the convex hull of its face,
-    ears and neck, and above the brows the whole width of that hull (the cranium).  A region
+    ears and neck (and :func:`face_hull`'s mirror image of the face), and above the brows the whole width of that hull (the cranium).  A region
     the edit removes outside it (long hair beside the neck, a fringe beyond the temples) is
     background, not skin.  -> (H, W) bool, or None when the labels show no face."""
     lab = np.asarray(labels)
@@ -67,7 +67,7 @@ def bare_head(labels: np.ndarray) -> np.ndarray | None:
     pts = cv2.findNonZero(face.astype(np.uint8))
     hull = np.zeros(lab.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
-    out = hull.astype(bool)
+    out = hull.astype(bool) | face_hull(lab)
     rows = np.nonzero(np.isin(lab, (L_BROW, R_BROW, L_EYE, R_EYE)).any(1))[0]
     if rows.size:
         cols = np.nonzero(out.any(0))[0]
@@ -287,11 +287,27 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
         alpha = np.ones_like(alpha)
     else:
         alpha[eyes] = 0.0
+        alpha = attached_to_frame(alpha * glasses)
     alpha = alpha * glasses
     if user_region is not None:
         alpha = np.maximum(alpha, np.asarray(user_region, np.float32) * glasses)
     alpha = cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), 0.6) * glasses
     return GlassesLayer(alpha=np.clip(alpha, 0, 1).astype(np.float32), colour=img, tinted=tinted)
+
+
+def attached_to_frame(alpha: np.ndarray, strong: float = 0.6, share: float = 0.2, reach: float = 3.0) -> np.ndarray:
+    """Keep of a glasses alpha only what belongs to the frame: the large connected pieces of
+    confident pixels (rims, bridge: at least ``share`` of the largest piece) and what lies
+    within ``reach`` px of them (the rims' soft edges).  Small islands inside a clear lens are
+    the reference's shaded skin or eyes, not glass. Shape: (H, W) -> (H, W)"""
+    hard = (alpha > strong).astype(np.uint8)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(hard, connectivity=8)
+    if n <= 1:
+        return alpha
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.isin(cc, 1 + np.nonzero(areas >= share * areas.max())[0])
+    dist = cv2.distanceTransform((~keep).astype(np.uint8), cv2.DIST_L2, 3)
+    return (alpha * np.clip(1.0 - (dist - 1.0) / reach, 0, 1)).astype(np.float32)
 
 
 @dataclass
@@ -344,13 +360,15 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
         return out
     pix = []
     for r in refs:
-        sel = np.isin(r.labels, list(r.classes)) & ~np.isin(r.labels, list(SKIN_TONED))
+        sel = np.isin(r.labels, list(r.classes)) & ~np.isin(r.labels, list(SKIN_TONED | {EYEGLASSES}))
         if sel.sum() >= 16:
             pix.append(np.asarray(r.crop, np.float32)[sel])
     if pix:
         allpix = np.concatenate(pix)[None]
         target = colour.stats(allpix, np.ones(allpix.shape[:2], np.float32))
-        out = colour.transfer(out, w * (~np.isin(s_blend, list(SKIN_TONED))), target, 0.8)
+        # (not the glasses: their layer is the render's own frame colour, and the reference's
+        # glasses pixels are mostly the face behind its lenses)
+        out = colour.transfer(out, w * (~np.isin(s_blend, list(SKIN_TONED | {EYEGLASSES}))), target, 0.8)
     skin_ref = [np.asarray(r.crop, np.float32)[np.asarray(r.labels) == SKIN] for r in refs]
     skin_id = np.asarray(i_id, np.float32)[np.asarray(labels_id) == SKIN]
     if skin_ref and len(skin_ref[0]) >= 64 and len(skin_id) >= 64:
@@ -365,9 +383,11 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
 
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
-          bare_ok: bool = False) -> Composite:
+          bare_ok: bool = False, ref_border: np.ndarray | None = None) -> Composite:
     """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
-    image, filled at least where ``holes`` (the identity's foreground that becomes background)."""
+    image, filled at least where ``holes`` (the identity's foreground that becomes background).
+    ``ref_border``: how near each pixel's pasted hair was to its reference crop's edge (1 at
+    the edge): that hair fades out, over background, instead of ending in a straight cut."""
     notes: list[str] = []
     classes = sorted(set(classes))
     if HAIR in classes:
@@ -389,6 +409,11 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     if EYEGLASSES in classes:
         alpha, colour_src = _glasses(alpha, colour_src, s_out, labels_id, refs, notes)
     alpha = alpha * (1 - reg.gap_face - reg.gap_scalp)
+    if ref_border is not None and HAIR in classes:
+        fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id)
+        if fade.max() > 0.05:
+            alpha = alpha * (1 - fade)
+            reg.m_bg = np.maximum(reg.m_bg, (fade > 0.05).astype(np.float32))    # what shows through
 
     # --- colour ----------------------------------------------------------------------------------
     pasted = colour_match(colour_src, alpha * from_ref_hard, i_id, labels_id, refs, s_out, classes)
@@ -433,6 +458,11 @@ def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
         if EYEGLASSES not in r.classes or r.render is None:
             continue
         layer = glasses_layer(r.render, r.render_labels, region, r.user_region)
+        if not layer.tinted:
+            # through clear lenses the identity's own eyes show, whatever the reference's render has there
+            eyes = cv2.dilate(np.isin(labels_id, (L_EYE, R_EYE)).astype(np.uint8),
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))) > 0
+            layer.alpha[eyes] = 0.0
         visible = int((layer.alpha > 0.5).sum())
         if visible < MIN_VISIBLE_GLASSES_PX:
             raise EditError(f"the eyeglasses of {r.name} would be nearly invisible on the result ({visible} "

@@ -330,7 +330,7 @@ class EditPipeline:
         cam_id = getattr(fa_id, "camera", None) or frontal
         align_res = 96          # frontal semantics only feed plane masks; 96 px is plenty
         all_classes: set[int] = set()
-        steps = []
+        steps, borders = [], []
         with job("align"):
             # identity's frontal semantics (its M_-k is taken per reference below)
             sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3)).semantics
@@ -370,10 +370,16 @@ class EditPipeline:
                     raise EditError(f"the region to take from {ref_name} is empty "
                                     f"(the mask removed all of it)")
                 steps.append((t_ref.planes.to(t_id.planes), plane_mk.to(t_id.planes), plane_not.to(t_id.planes)))
+                if HAIR in classes:
+                    # where the reference's hair runs into its crop's edge it is cut straight:
+                    # that part fades out on the result instead of showing the cut
+                    ref_cam = getattr(fa, "camera", None) or frontal
+                    borders.append(blending.plane_mask(torch.from_numpy(edge_of_view(fa)), R, ref_cam) * plane_mk)
 
         with job("blend"):
             planes = blending.blend_sequence(t_id.planes, steps)
             from_ref = plane_to_image(torch.stack([m for _, m, _ in steps]).amax(0).cpu(), cam_id, CROP)
+            ref_border = plane_to_image(torch.stack(borders).amax(0).cpu(), cam_id, CROP).numpy() if borders else None
             t_blend = t_id.replace(planes, edit="blend")
 
         with job("render"):
@@ -398,7 +404,7 @@ class EditPipeline:
             comp = composite_stage.build(
                 i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref.numpy(), layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
-                background=request.background)
+                background=request.background, ref_border=ref_border)
             notes.extend(comp.notes)
             s_blend = comp.s_blend
 
@@ -500,6 +506,14 @@ class EditPipeline:
         return np.broadcast_to(np.clip(c, 0, 1), i_id.shape).copy()
 
 
+def crop_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
+    """1 at a square image's edge, fading to 0 ``width`` px inside. -> (size, size) float32"""
+    r = np.arange(size, dtype=np.float32)
+    d = np.minimum(r, size - 1 - r)
+    d = np.minimum(d[:, None], d[None, :])
+    return np.clip(1.0 - d / width, 0, 1).astype(np.float32)
+
+
 def crop_mask(mask, what: str, notes: list) -> np.ndarray:
     """A painted mask (float in [0, 1] or 0-255, grey or colour, any size) as float32
     (512, 512) in [0, 1]; a mask of another size is resized, with a note naming ``what``."""
@@ -532,24 +546,41 @@ def inpaint_background(image: np.ndarray, bg: np.ndarray, work: int = 128) -> np
     return np.where(fg[..., None] > 0, up, image).astype(np.float32)
 
 
-def _outside_is_background(fa):
-    """An analysis whose crop pixels beyond the photo's edge (the crop reflects the photo there)
-    are labelled background: a mirrored copy of hair or shoulders is nothing to lift or take."""
-    labels, matrix, size = getattr(fa, "labels", None), getattr(fa, "crop_matrix", None), \
-        getattr(fa, "image_size", None)
-    if labels is None or matrix is None or size is None:
-        return fa
-    lab = np.asarray(labels)
+def beyond_photo(fa) -> np.ndarray | None:
+    """Crop pixels that lie beyond the photo's edge (the crop reflects the photo there), grown
+    by 2 px; None when the analysis does not say where its crop came from. -> (512, 512) bool"""
+    matrix, size = getattr(fa, "crop_matrix", None), getattr(fa, "image_size", None)
+    if matrix is None or size is None:
+        return None
     inv = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
-    ys, xs = np.mgrid[:lab.shape[0], :lab.shape[1]].astype(np.float64)
+    ys, xs = np.mgrid[:CROP, :CROP].astype(np.float64)
     px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
     py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    h, w = size[:2] if len(size) >= 2 else (size[0], size[0])
+    h, w = size[:2]
     outside = (px < 0) | (py < 0) | (px > w - 1) | (py > h - 1)
-    if not outside.any():
+    return cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+
+def _outside_is_background(fa):
+    """An analysis whose crop pixels beyond the photo's edge are labelled background: a
+    mirrored copy of hair or shoulders is nothing to lift or take."""
+    labels = getattr(fa, "labels", None)
+    outside = beyond_photo(fa) if labels is not None else None
+    if outside is None or not outside.any() or np.asarray(labels).shape != outside.shape:
         return fa
-    outside = cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    lab = np.asarray(labels)
     return _with(fa, labels=np.where(outside, BACKGROUND, lab).astype(lab.dtype))
+
+
+def edge_of_view(fa, width: float = 48.0) -> np.ndarray:
+    """1 where the reference's crop or photo ends, fading to 0 ``width`` px inside: hair that
+    runs into it is cut straight there. -> (512, 512) float32"""
+    border = crop_border(width)
+    outside = beyond_photo(fa)
+    if outside is not None and outside.any():
+        d = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
+        border = np.maximum(border, np.clip(1.0 - d / width, 0, 1))
+    return border.astype(np.float32)
 
 
 def _with(fa, **changes):
