@@ -377,8 +377,31 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
     tone = w * np.isin(s_blend, sorted(set(classes) & SKIN_TONED))
     skin = np.asarray(labels_id) == SKIN
     if tone.sum() >= 16 and skin.sum() >= 16:
-        out = colour.transfer(out, tone, colour.stats(i_id, skin.astype(np.float32)), 1.0)
+        out = skin_tone(out, tone, i_id, skin)
     return out.astype(np.float32)
+
+
+def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """A part made of skin (a nose, ears) in the identity's complexion: its shading (CIELAB
+    lightness, mean and spread matched to the identity's skin) kept, its colour (a, b) taken
+    from the identity's own skin around that place (a smooth map continued from its skin), so
+    a pale, painted or differently lit reference nose does not read as a patch.
+    Shape: (H, W, 3), (H, W), (H, W, 3), (H, W) bool -> (H, W, 3)"""
+    from triface_studio.core.fill import local_fill
+
+    lab = colour.to_lab(image)
+    sel = np.asarray(region) > 0.5
+    if sel.sum() < 16:
+        return image
+    target = colour.to_lab(local_fill(i_id, skin.astype(np.float32), sigma=24.0))
+    l_id = colour.to_lab(i_id)[..., 0][skin]
+    l_src = lab[..., 0][sel]
+    scale = float(np.clip(l_id.std() / (l_src.std() + 1e-3), 0.5, 1.5))
+    moved = lab.copy()
+    moved[..., 0] = (lab[..., 0] - l_src.mean()) * scale + l_id.mean()
+    moved[..., 1:] = target[..., 1:] + 0.2 * (lab[..., 1:] - lab[..., 1:][sel].mean(0))
+    w = np.clip(region, 0, 1)[..., None]
+    return colour.from_lab(lab * (1 - w) + moved * w)
 
 
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
@@ -394,7 +417,6 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         labels_id = grow_old_hair(i_id, labels_id)
     reg = regions(labels_id, s_blend, classes, bare_ok)
     s_out = reg.s_blend
-    from_ref_hard = np.asarray(from_ref) > 0.5
 
     # --- layers: what is pasted, and how opaque -----------------------------------------------
     alpha = reg.m_k.copy()
@@ -416,7 +438,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
             reg.m_bg = np.maximum(reg.m_bg, (fade > 0.05).astype(np.float32))    # what shows through
 
     # --- colour ----------------------------------------------------------------------------------
-    pasted = colour_match(colour_src, alpha * from_ref_hard, i_id, labels_id, refs, s_out, classes)
+    # (weighted by the layer itself: ``from_ref`` is read at the z = 0 plane and misses parts
+    # that stand out of it, most of a nose)
+    pasted = colour_match(colour_src, alpha, i_id, labels_id, refs, s_out, classes)
 
     # --- eq. 14: background, filled where the identity's foreground becomes background ------------
     changed_bg = np.clip(reg.m_bg * (1 - reg.bg_id), 0, 1)
@@ -495,14 +519,14 @@ def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regio
         skin = (lab == SKIN) & (reg.m_k_id < 0.5) & (reg.m_k < 0.5)
         near = cv2.dilate(holes.astype(np.uint8), np.ones((2 * HAIRLINE_PX + 1,) * 2, np.uint8)) > 0
         holes = holes | (near & skin)          # the old hairline's shadow goes with the gap
-        src = skin & ~holes
-        src = cv2.erode(src.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        border_ok = (skin & ~holes).astype(np.float32)     # the hole meets these pixels exactly
+        src = cv2.erode(border_ok.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         if src.sum() >= 64:   # plain skin only: no strands, moles or shadows copied into the gap
             L = colour.to_lab(i_id)
             src &= np.linalg.norm(L - np.median(L[src], 0), axis=-1) < 14.0
         if src.sum() < 64:
             src = ~np.isin(lab, (BACKGROUND, HAIR)) & ~holes
-        out = texture_fill(out, holes, src, valid=src.astype(np.float32),
+        out = texture_fill(out, holes, src, valid=border_ok,
                            fallback=np.broadcast_to(_mean(i_id, src), out.shape), smooth=40.0)
     return out
 
@@ -521,10 +545,10 @@ def background_plate(image: np.ndarray, bg: np.ndarray, holes: np.ndarray) -> np
     holes = np.asarray(holes, bool)
     if not holes.any():
         return img
-    src = cv2.erode((np.asarray(bg) > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-    src &= ~holes
+    border_ok = (np.asarray(bg) > 0.5) & ~holes                # the fill meets these pixels exactly
+    src = cv2.erode(border_ok.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     if src.sum() < 64:
         c = img[np.asarray(bg) > 0.5].mean(0) if (np.asarray(bg) > 0.5).any() else img.reshape(-1, 3).mean(0)
         return np.where(holes[..., None], c, img).astype(np.float32)
-    return texture_fill(img, holes, src, valid=src.astype(np.float32),
+    return texture_fill(img, holes, src, valid=border_ok.astype(np.float32),
                         fallback=np.broadcast_to(_mean(img, src), img.shape))
