@@ -349,14 +349,17 @@ class ReferenceLayer:
 
 
 def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray,
-                 refs: list[ReferenceLayer], s_blend: np.ndarray, classes) -> np.ndarray:
+                 refs: list[ReferenceLayer], s_blend: np.ndarray, classes,
+                 taken: np.ndarray | None = None) -> np.ndarray:
     """Pasted parts: the render's colour distribution moved back to the reference photo's own
     pixels of the attribute (the render loses contrast), then the reference's white balance
     replaced by the identity's (grey-world illuminants of the two crops, von Kries), and parts
-    made of skin (nose, ears, neck) put in the identity's complexion."""
+    made of skin (nose, ears, neck) put in the identity's complexion.  ``alpha``: the pasted
+    layer; ``taken``: where it came from a reference (the first two steps apply there only)."""
     out = np.asarray(image, np.float32)
-    w = np.asarray(alpha, np.float32)
-    if w.max() <= 0:
+    layer = np.asarray(alpha, np.float32)
+    w = layer * (1.0 if taken is None else np.asarray(taken, np.float32))     # from a reference
+    if layer.max() <= 0:
         return out
     pix = []
     for r in refs:
@@ -374,7 +377,7 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
     if skin_ref and len(skin_ref[0]) >= 64 and len(skin_id) >= 64:
         gain = colour.white_balance_gain(skin_ref[0], skin_id)
         out = out * (1 - w[..., None]) + colour.apply_gain(out, gain) * w[..., None]
-    tone = w * np.isin(s_blend, sorted(set(classes) & SKIN_TONED))
+    tone = layer * np.isin(s_blend, sorted(set(classes) & SKIN_TONED))
     skin = np.asarray(labels_id) == SKIN
     if tone.sum() >= 16 and skin.sum() >= 16:
         out = skin_tone(out, tone, i_id, skin)
@@ -438,9 +441,11 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
             reg.m_bg = np.maximum(reg.m_bg, (fade > 0.05).astype(np.float32))    # what shows through
 
     # --- colour ----------------------------------------------------------------------------------
-    # (weighted by the layer itself: ``from_ref`` is read at the z = 0 plane and misses parts
-    # that stand out of it, most of a nose)
-    pasted = colour_match(colour_src, alpha, i_id, labels_id, refs, s_out, classes)
+    # pixels the blend took from a reference take its colours; what the user kept of the
+    # identity's own region (a subtract mask) keeps the identity's.  ``from_ref`` is read at the
+    # z = 0 plane, so it is grown to cover what stands out of that plane
+    taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(np.float32)
+    pasted = colour_match(colour_src, alpha, i_id, labels_id, refs, s_out, classes, taken)
 
     # --- eq. 14: background, filled where the identity's foreground becomes background ------------
     changed_bg = np.clip(reg.m_bg * (1 - reg.bg_id), 0, 1)
