@@ -66,3 +66,17 @@ def test_white_balance_gain_undoes_a_colour_cast_and_keeps_luminance():
     assert abs(0.2126 * g[0] + 0.7152 * g[1] + 0.0722 * g[2] - 1.0) < 0.05
     fixed = colour.apply_gain(cast, g)
     assert np.abs(fixed.mean(0) - skin.mean(0)).max() < np.abs(cast.mean(0) - skin.mean(0)).max() / 2
+
+
+def test_whole_pixel_copies_carry_a_pattern_into_the_hole():
+    """grain=None (hair, backgrounds): the source's own pattern continues, not just its grain."""
+    yy, xx = np.mgrid[:96, :96]
+    img = np.repeat((0.5 + 0.4 * np.sign(np.sin(xx / 3.0)))[..., None], 3, -1).astype(np.float32)  # stripes
+    holes = np.zeros((96, 96), bool)
+    holes[30:60, 30:60] = True
+    damaged = img.copy()
+    damaged[holes] = 0.5
+    out = texture_fill(damaged, holes, ~holes, grain=None)
+    inner = out[36:54, 36:54, 0]
+    assert inner.std() > 0.25                                  # stripes, not a flat grey
+    assert np.abs(np.diff(inner, axis=0)).mean() < 0.05       # and they run the source's way (vertical)

@@ -138,15 +138,17 @@ def shift_offsets(holes: np.ndarray, source: np.ndarray, max_offsets: int = 12, 
 
 
 def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid: np.ndarray | None = None,
-                 fallback: np.ndarray | None = None, max_offsets: int = 12, grain: float = 2.0,
+                 fallback: np.ndarray | None = None, max_offsets: int = 12, grain: float | None = 2.0,
                  smooth: float = 16.0) -> np.ndarray:
     """Fill ``holes`` with the look of ``source``: the source's colour continued smoothly into
     the hole (:func:`local_fill` with ``smooth`` px) plus its fine texture (the detail finer than ``grain`` px:
     pores, noise, strands) copied at a few offsets (:func:`shift_offsets`), then Poisson-blended
     into the border (``valid``: the border pixels whose colour may continue into the hole, as
     in :func:`poisson_fill`).  Copying only the zero-mean detail keeps the copies' own light and
-    colour out, so there is no patchwork where two offsets meet.  ``fallback``: the colour
-    when there is no source at all.
+    colour out, so there is no patchwork where two offsets meet.  ``grain=None`` copies the
+    source's pixels whole instead (for hair, whose texture is its strands at every scale; the
+    Poisson step still evens out their light).  ``fallback``: the colour when there is no
+    source at all.
     Shape: image (H, W, 3) float; holes, source (H, W) bool -> (H, W, 3) float32"""
     holes = np.asarray(holes, bool)
     img = np.asarray(image, np.float32)
@@ -157,9 +159,14 @@ def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid
         guide = img.copy() if fallback is None else np.where(holes[..., None], fallback, img).astype(np.float32)
         return poisson_fill(img, holes, guide, valid)
     guide = local_fill(img, src.astype(np.float32), sigma=smooth)
-    detail = img - cv2.GaussianBlur(img, (0, 0), grain)
     offsets, assign = shift_offsets(holes, src, max_offsets)
-    for i, (dy, dx) in enumerate(offsets):
-        ys, xs = np.nonzero(assign == i)
-        guide[ys, xs] += detail[ys + dy, xs + dx]
+    if grain is None:
+        for i, (dy, dx) in enumerate(offsets):
+            ys, xs = np.nonzero(assign == i)
+            guide[ys, xs] = img[ys + dy, xs + dx]
+    else:
+        detail = img - cv2.GaussianBlur(img, (0, 0), grain)
+        for i, (dy, dx) in enumerate(offsets):
+            ys, xs = np.nonzero(assign == i)
+            guide[ys, xs] += detail[ys + dy, xs + dx]
     return poisson_fill(img, holes, guide, valid)

@@ -182,7 +182,11 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare_ok: bool =
         skin_near = cv2.dilate(np.isin(lab_id, (SKIN, NOSE, L_BROW, R_BROW, L_EYE, R_EYE)).astype(np.uint8),
                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
         on_face = face & skin_near & ~(top if top is not None else np.zeros_like(face))
-        grows = ~on_face & (silhouette | (top if top is not None else False))
+        from scipy.ndimage import binary_fill_holes
+
+        crown = top if top is not None else np.zeros_like(face)
+        enclosed = binary_fill_holes(new_hair | face | crown)        # a hole in the hair is hair
+        grows = ~on_face & (silhouette | crown | enclosed)
         gap_scalp = gap & grows
         gap_bg = gap & ~on_face & ~gap_scalp
         # old hair the render shows as background inside that silhouette: a hole in the new hair
@@ -407,6 +411,16 @@ def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.
     return colour.from_lab(lab * (1 - w) + moved * w)
 
 
+def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, sigma: float = 1.2) -> np.ndarray:
+    """Give back some of the strand detail the render loses (the tri-plane's texels are coarser
+    than the crop's pixels and the render is upsampled): an unsharp mask inside ``region``.
+    Shape: (H, W, 3), (H, W) -> (H, W, 3)"""
+    img = np.asarray(image, np.float32)
+    sharp = np.clip(img + amount * (img - cv2.GaussianBlur(img, (0, 0), sigma)), 0, 1)
+    w = np.clip(np.asarray(region, np.float32), 0, 1)[..., None]
+    return (img * (1 - w) + sharp * w).astype(np.float32)
+
+
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
           bare_ok: bool = False, ref_border: np.ndarray | None = None) -> Composite:
@@ -452,6 +466,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     if background != "identity":
         changed_bg = np.ones_like(changed_bg)
     i_bg = i_bg_fn(changed_bg > 0.5)
+
+    if HAIR in classes:
+        pasted = restore_detail(pasted, alpha * (s_out == HAIR))
 
     # --- eq. 13 with soft layers: I^coarse = layer over (identity or background) -------------------
     under = i_id * (1 - reg.m_bg[..., None]) + i_bg * reg.m_bg[..., None]
@@ -515,7 +532,7 @@ def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regio
         hair_src = (reg.s_blend == HAIR) & (alpha > 0.95) & (reg.gap_scalp < 0.5)
         holes = reg.gap_scalp > 0.5
         if hair_src.sum() >= 64:
-            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=8.0)
+            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=None)
         else:
             notes.append("the new hair is too small to grow over the old hair's place; it was filled with skin")
             reg.gap_face = np.maximum(reg.gap_face, reg.gap_scalp)
@@ -556,4 +573,4 @@ def background_plate(image: np.ndarray, bg: np.ndarray, holes: np.ndarray) -> np
         c = img[np.asarray(bg) > 0.5].mean(0) if (np.asarray(bg) > 0.5).any() else img.reshape(-1, 3).mean(0)
         return np.where(holes[..., None], c, img).astype(np.float32)
     return texture_fill(img, holes, src, valid=border_ok.astype(np.float32),
-                        fallback=np.broadcast_to(_mean(img, src), img.shape))
+                        fallback=np.broadcast_to(_mean(img, src), img.shape), grain=None)

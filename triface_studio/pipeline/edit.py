@@ -528,24 +528,6 @@ def crop_mask(mask, what: str, notes: list) -> np.ndarray:
     return np.clip(m, 0, 1).astype(np.float32)
 
 
-def inpaint_background(image: np.ndarray, bg: np.ndarray, work: int = 128) -> np.ndarray:
-    """The background of ``image`` ((H, W, 3) float) with the foreground (where ``bg`` < 0.5)
-    filled from the surrounding background (Telea inpainting at ``work`` px, upsampled)."""
-    H, W = bg.shape
-    fg = (np.asarray(bg) < 0.5).astype(np.uint8)
-    if fg.sum() == 0:
-        return image
-    if fg.mean() > 0.995:
-        return np.broadcast_to(image.reshape(-1, 3).mean(0), image.shape).copy()
-    small = cv2.resize(image, (work, work), interpolation=cv2.INTER_AREA)
-    m = cv2.resize(fg * 255, (work, work), interpolation=cv2.INTER_AREA)
-    m = cv2.dilate((m > 0).astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
-    filled = cv2.inpaint(to_uint8(small), m, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
-    filled = cv2.GaussianBlur(filled, (0, 0), 1.5)
-    up = cv2.resize(filled, (W, H), interpolation=cv2.INTER_LINEAR)
-    return np.where(fg[..., None] > 0, up, image).astype(np.float32)
-
-
 def beyond_photo(fa) -> np.ndarray | None:
     """Crop pixels that lie beyond the photo's edge (the crop reflects the photo there), grown
     by 2 px; None when the analysis does not say where its crop came from. -> (512, 512) bool"""
@@ -596,4 +578,4 @@ def _with(fa, **changes):
     return out
 
 
-__all__ = ["EditPipeline", "content_key", "inpaint_background", "CLASS_NAMES", "NUM_CLASSES", "ReferenceSpec"]
+__all__ = ["EditPipeline", "content_key", "CLASS_NAMES", "NUM_CLASSES", "ReferenceSpec"]
