@@ -350,6 +350,7 @@ class ReferenceLayer:
     render: np.ndarray | None = None
     render_labels: np.ndarray | None = None
     user_region: np.ndarray | None = None
+    warped: bool = False            # render is the reference's crop moved onto the identity's eyes
 
 
 def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray,
@@ -446,7 +447,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         alpha = np.where(np.isin(s_out, [HAIR, EYEGLASSES]), alpha, np.maximum(feathered * (reg.m_bg < 0.5), 0))
     colour_src = i_ref_hat
     if EYEGLASSES in classes:
-        alpha, colour_src = _glasses(alpha, colour_src, s_out, labels_id, refs, notes)
+        alpha, colour_src, glass = _glasses(alpha, colour_src, s_out, labels_id, refs, notes)
+        # the result's labels follow the layer: glasses where it is opaque, the identity elsewhere
+        s_out = np.where((s_out == EYEGLASSES) & (glass < 0.5), np.asarray(labels_id), s_out).astype(s_out.dtype)
+        s_out[glass > 0.5] = EYEGLASSES
     alpha = alpha * (1 - reg.gap_face - reg.gap_scalp)
     if ref_border is not None and HAIR in classes:
         fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id)
@@ -492,17 +496,23 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
 
 def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
-    """Replace the eyeglasses' alpha and colour by each glasses reference's layer."""
+    """Replace the eyeglasses' alpha and colour by each glasses reference's layer.
+    -> (alpha, colour, the glasses' own alpha)"""
     from .errors import EditError
 
     # glasses sit on the face: their arms over hair or ears would bring the reference's along
     face = cv2.dilate(face_hull(labels_id).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-    region = ((s_out == EYEGLASSES) & face).astype(np.float32)
+    blended = ((s_out == EYEGLASSES) & face).astype(np.float32)
     out_alpha, out_colour = alpha.copy(), np.asarray(colour_src, np.float32).copy()
     out_alpha[s_out == EYEGLASSES] = 0.0
+    glass = np.zeros_like(out_alpha)
     for r in refs:
         if EYEGLASSES not in r.classes or r.render is None:
             continue
+        region = blended
+        if r.warped:   # the moved crop says where its glasses are
+            own = cv2.dilate((np.asarray(r.render_labels) == EYEGLASSES).astype(np.uint8), np.ones((5, 5), np.uint8))
+            region = ((own > 0) & face).astype(np.float32)
         layer = glasses_layer(r.render, r.render_labels, region, r.user_region)
         if not layer.tinted:
             # through clear lenses the identity's own eyes show, whatever the reference's render has there
@@ -520,7 +530,8 @@ def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
         out_colour = np.where(sel[..., None], layer.colour, out_colour)
         if layer.tinted:
             notes.append(f"the eyeglasses of {r.name} have dark lenses; they stay dark")
-    return out_alpha, out_colour
+        glass = np.maximum(glass, layer.alpha)
+    return out_alpha, out_colour, glass
 
 
 def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regions, alpha: np.ndarray,

@@ -397,7 +397,7 @@ class EditPipeline:
             layers = [composite_stage.ReferenceLayer(
                 crop=to_float(fa.crop), labels=self._labels(fa), classes=self._classes(spec.attributes),
                 name=getattr(fa, "name", f"reference {i + 1}"),
-                **self._glasses_render(spec, fa, t_ref, cam_id, rr, notes))
+                **self._glasses_render(spec, fa, t_ref, cam_id, rr, notes, fa_id))
                 for i, ((spec, fa, _img), t_ref) in enumerate(zip(refs, t_refs))]
             i_id = to_float(fa_id.crop)
             bg_id = (labels_id == BACKGROUND).astype(np.float32)
@@ -454,21 +454,32 @@ class EditPipeline:
             s_blend_probs=None,
         )
 
-    def _glasses_render(self, spec, fa, t_ref, cam_id, rr, notes) -> dict:
-        """For a reference that gives eyeglasses: the reference itself rendered at the
-        identity's camera with its labels (the glasses layer is separated from the face behind
-        its lenses there), and the user's painted region on the crop; {} otherwise."""
+    def _glasses_render(self, spec, fa, t_ref, cam_id, rr, notes, fa_id=None) -> dict:
+        """For a reference that gives eyeglasses: the reference's crop seen from the identity
+        (the glasses layer is separated from the face behind its lenses there), with its labels
+        and the user's painted region; {} otherwise.  Glasses are rigid and sit on the eyes: the
+        reference's own pixels moved by the similarity that takes its eyes and nose bridge onto
+        the identity's keep the frames sharp (a render of the tri-plane blurs thin frames); the
+        render of T^ref at the identity's camera is the fallback without landmarks."""
         if EYEGLASSES not in self._classes(spec.attributes):
             return {}
+        user = None
+        if spec.user_mask is not None and spec.mask_mode in ("add", "replace"):
+            user = crop_mask(spec.user_mask, "the reference's mask", [])
+        warp = eye_similarity(fa, fa_id) if fa_id is not None else None
+        if warp is not None:
+            size = (CROP, CROP)
+            moved = lambda a, flags: cv2.warpAffine(np.ascontiguousarray(a), warp, size, flags=flags,  # noqa: E731
+                                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            return {"render": moved(to_float(fa.crop), cv2.INTER_LINEAR),
+                    "render_labels": moved(self._labels(fa).astype(np.uint8), cv2.INTER_NEAREST),
+                    "user_region": None if user is None else moved(user, cv2.INTER_LINEAR), "warped": True}
         out = self._render(t_ref, cam_id, rr)
         rgb = out.rgb[:, :3].float().clamp(0, 1)
         sem = out.semantics.float()
         if rr != CROP:
             rgb = F.interpolate(rgb, size=(CROP, CROP), mode="bilinear", align_corners=False)
             sem = F.interpolate(sem, size=(CROP, CROP), mode="bilinear", align_corners=False)
-        user = None
-        if spec.user_mask is not None and spec.mask_mode in ("add", "replace"):
-            user = crop_mask(spec.user_mask, "the reference's mask", [])
         return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
                 "render_labels": sem[0].argmax(0).to(torch.uint8).cpu().numpy(), "user_region": user}
 
@@ -504,6 +515,22 @@ class EditPipeline:
         if c.max() > 1.0:
             c = c / 255.0
         return np.broadcast_to(np.clip(c, 0, 1), i_id.shape).copy()
+
+
+#: face-mesh points that glasses rest on: eye corners, nose bridge, the face's sides at eye level
+GLASSES_POINTS = (33, 133, 263, 362, 168, 6, 127, 356)
+
+
+def eye_similarity(fa_ref, fa_id) -> np.ndarray | None:
+    """The 2x3 similarity (rotation, scale, shift) that takes the reference crop's eyes, nose
+    bridge and temples onto the identity's, or None without landmarks."""
+    a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
+    if a is None or b is None or len(a) <= max(GLASSES_POINTS) or len(b) <= max(GLASSES_POINTS):
+        return None
+    src = np.asarray(a, np.float32)[list(GLASSES_POINTS), :2]
+    dst = np.asarray(b, np.float32)[list(GLASSES_POINTS), :2]
+    m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    return None if m is None or not np.isfinite(m).all() else m
 
 
 def crop_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
