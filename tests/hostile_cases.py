@@ -10,12 +10,16 @@ that need the bundled models are marked ``real``.
 ``tests/test_hostile_inputs.py`` runs the table under pytest; ``python tests/hostile_cases.py``
 prints the count of handled cases (used to measure the issue before and after the fix)::
 
-    cd /work/wt17 && PYTHONPATH=. .venv/bin/python tests/hostile_cases.py [--no-real] [-v]
+    cd /work/wt17 && PYTHONPATH=. .venv/bin/python tests/hostile_cases.py [--no-real] [--no-slow] [-v] [ID...]
+
+(``--heavy-in-child`` runs the multi-GB cases in a memory-limited child, as for the count
+before the fix, when a mishandled case would really allocate.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -141,6 +145,25 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
     return int(rc), out.getvalue(), err.getvalue()
 
 
+@contextlib.contextmanager
+def memory_cap(extra: int = 3 << 30):
+    """Cap this process's address space at its current size + ``extra`` for the duration (the
+    soft limit only, so it can be restored): a multi-GB case fails instead of swapping."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        size = int(next(ln for ln in Path("/proc/self/status").read_text().splitlines()
+                        if ln.startswith("VmSize:")).split()[1]) * 1024
+    except (OSError, StopIteration, ValueError):
+        yield
+        return
+    cap = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_in_child(argv: list[str], cwd: Path, real: bool, timeout: float, env: dict | None = None,
                  signal_when: Callable[[], bool] | None = None, sig: int = signal.SIGTERM,
                  limit_memory: bool = False) -> tuple[int, str, str]:
@@ -220,18 +243,23 @@ def judge(case: Case, o: Outcome, tmp: Path) -> str | None:
             changed = sorted(set(o.before.items()) ^ set(o.after.items()))[:3]
             return f"the folder changed: {changed}"
         return None
-    return case.expect(tmp, o)
+    return case.expect(tmp, dataclasses.replace(o, err=err))
 
 
-def run_case(case: Case, tmp: Path) -> Outcome:
+def run_case(case: Case, tmp: Path, heavy_in_process: bool = True) -> Outcome:
+    """Run ``case`` in ``tmp``; a heavy case runs in this process under :func:`memory_cap`
+    (``heavy_in_process``, fast) or in a child with ``MEMORY_LIMIT`` (safe before a fix)."""
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [str(a) for a in case.build(tmp)]
     before = snapshot(tmp)
     t0 = time.perf_counter()
     if case.run is not None:
         rc, out, err = case.run(tmp, argv)
-    elif case.isolate or case.heavy or case.real:
+    elif case.isolate or case.real or (case.heavy and not heavy_in_process):
         rc, out, err = run_in_child(argv, tmp, case.real, 300, limit_memory=case.heavy)
+    elif case.heavy:
+        with memory_cap():
+            rc, out, err = run_in_process(argv)
     else:
         rc, out, err = run_in_process(argv)
     return Outcome(rc, out, err, time.perf_counter() - t0, before, snapshot(tmp))
@@ -589,6 +617,7 @@ CASES: list[Case] = [
 def main(argv: list[str]) -> int:
     skip_real = "--no-real" in argv
     skip_slow = "--no-slow" in argv
+    heavy_in_process = "--heavy-in-child" not in argv
     verbose = "-v" in argv
     only = [a for a in argv if not a.startswith("-")]
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -603,7 +632,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="hostile-") as d:
             tmp = Path(d)
             try:
-                o = run_case(case, tmp)
+                o = run_case(case, tmp, heavy_in_process)
                 why = judge(case, o, tmp)
             except Exception as e:                  # noqa: BLE001 -- a broken set-up counts as not handled
                 why = f"harness: {type(e).__name__}: {e}"
