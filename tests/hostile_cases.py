@@ -548,6 +548,9 @@ CASES: list[Case] = [
     Case("rerun-foreign-file", 4, rerun_into(_foreign_file)),
     Case("rerun-foreign-file-overwrite", 4, rerun_into(_foreign_file, "--overwrite"),
          expect=succeeds(listed_files_only)),
+    Case("input-inside-out-overwrite", 4, lambda t: (previous_edit(t), (t / "out" / "me.png").write_bytes(
+        (t / "ident.png").read_bytes()), edit_argv(t, "--overwrite")[:2] + [str(t / "out" / "me.png")]
+        + edit_argv(t, "--overwrite")[3:])[2]),
     Case("rerun-stale-exports", 4, rerun_into(lambda out: None, "--views", "0", first=("--views", "2", "--gif")),
          expect=succeeds(listed_files_only)),
     # 5. signals

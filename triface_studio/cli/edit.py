@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -209,6 +210,17 @@ def build_request(args):
     return req, exports, {"masks": mask_paths, "identity_mask": id_mask_path}
 
 
+def _refuse_inputs_inside(out: Path, req, inputs: dict) -> None:
+    """The output folder is replaced as a whole: an input inside it would be lost, so refuse."""
+    from .main import CommandError
+
+    paths = [req.identity, *(r.image for r in req.references), *inputs["masks"], inputs["identity_mask"]]
+    for p in paths:
+        if isinstance(p, (str, Path)) and p and Path(os.path.realpath(p)).is_relative_to(out):
+            raise CommandError(f"{p} is inside the output folder {out}, which the edit replaces as a whole; "
+                               f"move it out or choose another --out")
+
+
 def run(args) -> int:
     from triface_studio.pipeline import EditPipeline, EditError
     from triface_studio.pipeline.errors import Cancelled
@@ -225,6 +237,7 @@ def run(args) -> int:
             raise CommandError("--out DIR is required")
     try:
         out = check_output_dir(out, overwrite=args.overwrite, owned=True)     # fail before any work
+        _refuse_inputs_inside(out, req, inputs)
         pipe = EditPipeline(tier=req.tier, device=req.device, checkpoint_dir=args.checkpoints)
         last = [None]
 

@@ -264,6 +264,10 @@ def orbit_path(frames: int, kind: str = "turntable", yaw_range: float = 30.0,
 def render_views(pipe, asset, poses, resolution: int = 256, semantic: bool = True, transparent: bool = False,
                  progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None):
     """Render every pose. -> list of (rgb uint8, labels uint8 or None)"""
+    from .requests import check_float, check_int
+
+    resolution = check_int(resolution, "view_resolution")
+    poses = [(check_float(y, "yaw"), check_float(p, "pitch")) for y, p in poses]
     out = []
     n = max(len(poses), 1)
     for i, (yaw, pitch) in enumerate(poses):
@@ -408,7 +412,9 @@ def export_mesh(pipe, asset, path: str | os.PathLike, resolution: int = 128) -> 
     suffix = path.suffix.lower()
     if suffix not in (".ply", ".obj"):
         raise EditError(f"{path}: meshes are written as .ply or .obj")
-    mesh = extract_mesh(pipe.tier, asset, resolution)
+    from .requests import check_int
+
+    mesh = extract_mesh(pipe.tier, asset, check_int(resolution, "mesh_resolution"))
     data = mesh.export(file_type=suffix[1:])
     from triface_studio.core.images import atomic_write_bytes
 
