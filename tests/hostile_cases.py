@@ -512,6 +512,25 @@ def _parse_clash_expect(tmp, o):
     return judge(Case("x", 10, lambda t: [], before_work=True), o, tmp)
 
 
+def _cwd_setup(tmp: Path) -> list:
+    """The user's own folder (one file in it) as the current folder, and ``--out . --overwrite``."""
+    (tmp / "work").mkdir()
+    (tmp / "work" / "thesis.txt").write_text("years of work")
+    argv = edit_argv(tmp, "--overwrite")
+    argv[argv.index("--out") + 1] = "."
+    return argv
+
+
+def _in_cwd(tmp: Path, argv: list) -> tuple[int, str, str]:
+    """``argv`` run in ``tmp`` as the current folder (``--out .``)."""
+    old = os.getcwd()
+    os.chdir(tmp)
+    try:
+        return run_in_process(argv)
+    finally:
+        os.chdir(old)
+
+
 def _extra_masks(tmp):
     return edit_argv(tmp, "--mask", full_mask(tmp), "--mask", full_mask(tmp))
 
@@ -551,6 +570,7 @@ CASES: list[Case] = [
     Case("input-inside-out-overwrite", 4, lambda t: (previous_edit(t), (t / "out" / "me.png").write_bytes(
         (t / "ident.png").read_bytes()), edit_argv(t, "--overwrite")[:2] + [str(t / "out" / "me.png")]
         + edit_argv(t, "--overwrite")[3:])[2]),
+    Case("out-is-cwd-overwrite", 4, lambda t: _cwd_setup(t), run=lambda t, argv: _in_cwd(t / "work", argv)),
     Case("rerun-stale-exports", 4, rerun_into(lambda out: None, "--views", "0", first=("--views", "2", "--gif")),
          expect=succeeds(listed_files_only)),
     # 5. signals

@@ -110,6 +110,9 @@ def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, owned:
         os.unlink(tmp)
     except OSError as e:
         raise EditError(f"output folder {out} is not writable ({e.strerror or e} in {probe})") from None
+    if owned and out.is_dir() and out in _protected_folders() and foreign_files(out):
+        raise EditError(f"output folder {out} is your home, current or root folder and holds other files; "
+                        f"an edit replaces its folder as a whole, so give it a folder of its own")
     if owned and out.is_dir() and not overwrite:
         foreign = foreign_files(out)
         if foreign:
@@ -117,6 +120,17 @@ def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, owned:
             raise EditError(f"output folder {out} holds files its edit.json does not list ({shown}); the folder "
                             f"is replaced as a whole, so choose another one or pass --overwrite")
     return out
+
+
+def _protected_folders() -> set[Path]:
+    """Folders an edit never replaces, even with --overwrite."""
+    found = {Path("/")}
+    for get in (Path.home, Path.cwd):
+        try:
+            found.add(Path(os.path.realpath(get())))
+        except (OSError, RuntimeError, KeyError):
+            pass
+    return found
 
 
 def remove_stale_staging(folder: Path) -> list[Path]:
