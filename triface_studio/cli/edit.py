@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def register(sub) -> None:
                         "(kept exactly as in the identity)")
     p.add_argument("--mask-mode", action="append", default=[], choices=("replace", "add", "subtract"),
                    help="how the matching --mask refines the predicted region (default: add)")
-    p.add_argument("--out", help="output folder")
+    p.add_argument("--out", help="output folder; it belongs to the edit: it is replaced as a whole, and one "
+                                 "holding files another edit.json does not list is refused without --overwrite")
     p.add_argument("--from", dest="from_json", metavar="EDIT.json", help="re-run the edit an edit.json describes")
     p.add_argument("--views", type=int, default=None, help="number of orbit views to render (default 8)")
     p.add_argument("--yaw-range", type=float, default=None, help="orbit yaw amplitude in degrees (default 30)")
@@ -47,110 +49,176 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--tier", choices=("bundled", "neural"), default=None)
     p.add_argument("--checkpoints", default=None, metavar="DIR", help="checkpoint folder of the neural tier (default: your models folder)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="random seed, 0 to 2^32-1 (default 0)")
+    p.add_argument("--face-index", type=int, default=None,
+                   help="which face of the identity photo to edit (0 = largest, the default)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output folder that holds files the earlier edit did not write")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
 
-def _pick(value, saved, default):
+def _pick(value, saved, default, flag: str, field: str):
+    """The CLI's value, else edit.json's, else the default -> (value, the name to blame for it)."""
     if value is not None:
-        return value
+        return value, flag
     if saved is not None:
-        return saved
-    return default
+        return saved, f"edit.json {field}"
+    return default, flag
 
 
-def _background(text):
-    if text is None or isinstance(text, list):
-        return tuple(text) if isinstance(text, list) else "identity"
-    if text in ("identity", "reference", "transparent"):
-        return text
-    try:
-        parts = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        from .main import CommandError
+def _references(args, saved: dict) -> list[dict]:
+    """The references as dicts (image, attributes, mask, mask_mode, name), from the command line
+    (each --attribute, --mask and --mask-mode pairs with the --reference at its position) or
+    from edit.json."""
+    from .main import CommandError
 
-        raise CommandError(f"--background must be identity, reference, transparent or R,G,B, not {text!r}")
-    return parts
+    if not args.reference:
+        if args.attribute or args.mask or args.mask_mode:
+            raise CommandError("--attribute, --mask and --mask-mode pair with a --reference; give the "
+                               "references too (they replace those of edit.json)")
+        return list(saved.get("references") or [])
+    n = len(args.reference)
+    if len(args.attribute) != n:
+        raise CommandError(f"give one --attribute per --reference ({n} references, "
+                           f"{len(args.attribute)} attributes)")
+    for flag, given in (("--mask", args.mask), ("--mask-mode", args.mask_mode)):
+        if len(given) > n:
+            raise CommandError(f"{len(given)} {flag} values for {n} reference(s): each {flag} pairs with "
+                               f"the --reference at its position")
+    return [{"image": r, "attributes": [a.strip() for a in attr.split(",") if a.strip()],
+             "mask": args.mask[i] if i < len(args.mask) else None,
+             "mask_mode": args.mask_mode[i] if i < len(args.mask_mode) else "add", "name": ""}
+            for i, (r, attr) in enumerate(zip(args.reference, args.attribute))]
 
 
-def build_request(args):
-    """Arguments (and an optional edit.json) -> (EditRequest, export options, input mask paths)."""
-    from triface_studio.core.images import ImageError, load_mask
-    from triface_studio.pipeline import EditRequest, ReferenceSpec, RefineSettings
+def _read_edit_json(path: str) -> tuple[dict, dict]:
+    from triface_studio.pipeline.requests import decode_edit_json
 
     from .main import CommandError
 
-    saved, exp = {}, {}
-    if args.from_json:
-        try:
-            doc = json.loads(Path(args.from_json).read_text())
-        except (OSError, ValueError) as e:
-            raise CommandError(f"{args.from_json}: not a readable edit.json ({e})") from None
-        if doc.get("format") != "triface-edit" or not isinstance(doc.get("request"), dict):
-            raise CommandError(f"{args.from_json}: not an edit.json written by triface edit")
-        saved, exp = doc["request"], doc.get("exports", {})
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise CommandError(f"{path}: not a readable edit.json ({getattr(e, 'strerror', None) or e})") from None
+    return decode_edit_json(doc, path)
 
-    identity = _pick(args.identity, saved.get("identity"), None)
+
+def _check_photo(role: str, path: str) -> None:
+    """The photo's header, before any work: it exists, is an image and within the pixel limit."""
+    from triface_studio.core.images import ImageError, check_image_file
+
+    from .main import CommandError
+
+    try:
+        check_image_file(path)
+    except ImageError as e:
+        raise CommandError(f"{role} {e}") from None
+
+
+def _load_mask(path: str):
+    from triface_studio.core.images import ImageError, load_mask
+
+    from .main import CommandError
+
+    try:
+        return load_mask(path)
+    except ImageError as e:
+        raise CommandError(str(e)) from None
+
+
+def build_request(args):
+    """Arguments (and an optional edit.json) -> (EditRequest, export options, input mask paths).
+
+    Every value goes through the same checks (``pipeline.requests``: ``LIMITS``, devices,
+    backgrounds) whether it came from the command line or from edit.json; a bad one is refused
+    naming the flag or the edit.json field, before any work."""
+    from triface_studio.pipeline import EditRequest, ReferenceSpec, RefineSettings
+    from triface_studio.pipeline.requests import (check_background, check_choice, check_device, check_float,
+                                                  check_int, validate_exports, validate_request)
+
+    from .main import CommandError
+
+    saved, exp = _read_edit_json(args.from_json) if args.from_json else ({}, {})
+    identity = args.identity or saved.get("identity")
     if not identity:
         raise CommandError("--identity is required (or --from EDIT.json)")
-    if args.reference:
-        if len(args.attribute) != len(args.reference):
-            raise CommandError(f"give one --attribute per --reference ({len(args.reference)} references, "
-                               f"{len(args.attribute)} attributes)")
-        refs = [{"image": r, "attributes": [a.strip() for a in attr.split(",") if a.strip()],
-                 "mask": args.mask[i] if i < len(args.mask) else None,
-                 "mask_mode": args.mask_mode[i] if i < len(args.mask_mode) else "add", "name": ""}
-                for i, (r, attr) in enumerate(zip(args.reference, args.attribute))]
-    else:
-        refs = saved.get("references") or []
+    refs = _references(args, saved)
     if not refs:
         raise CommandError("give at least one --reference REF --attribute NAME")
+    for role, path in [("identity", identity)] + [(f"reference {i + 1}", r.get("image")) for i, r in enumerate(refs)]:
+        if path:
+            _check_photo(role, path)
     specs, mask_paths = [], []
-    for r in refs:
+    for i, r in enumerate(refs):
         if not r.get("image"):
-            raise CommandError("edit.json lacks a reference image path")
-        mask = None
-        if r.get("mask"):
-            try:
-                mask = load_mask(r["mask"])
-            except ImageError as e:
-                raise CommandError(str(e)) from None
+            raise CommandError(f"reference {i + 1} has no image path")
+        if not r.get("attributes"):
+            raise CommandError(f"reference {i + 1} has no attribute to take (e.g. --attribute hair)")
+        mode = check_choice(r.get("mask_mode") or "add", f"the mask mode of reference {i + 1}",
+                            ("replace", "add", "subtract"))
+        mask = _load_mask(r["mask"]) if r.get("mask") else None
         mask_paths.append(str(Path(r["mask"]).absolute()) if r.get("mask") else None)
         specs.append(ReferenceSpec(r["image"], tuple(r["attributes"]), name=r.get("name") or "",
-                                   user_mask=mask, mask_mode=r.get("mask_mode") or "add"))
-    id_mask_path = _pick(getattr(args, "identity_mask", None), saved.get("identity_mask"), None)
-    id_mask = None
+                                   user_mask=mask, mask_mode=mode))
+    id_mask_path = args.identity_mask or saved.get("identity_mask")
+    id_mask = _load_mask(id_mask_path) if id_mask_path else None
     if id_mask_path:
-        try:
-            id_mask = load_mask(id_mask_path)
-        except ImageError as e:
-            raise CommandError(str(e)) from None
         id_mask_path = str(Path(id_mask_path).absolute())
     rs = saved.get("refine", {})
+
+    def num(check, attr, flag, field, src, default, key):
+        return check(*_pick(getattr(args, attr, None) if attr else None, src.get(key), default, flag,
+                            f"{field}.{key}" if field else key), key)
+
     refine = RefineSettings(
-        refiner=_pick(args.refiner, rs.get("refiner"), "classical"),
-        dilate_radius=int(_pick(args.dilate_radius, rs.get("dilate_radius"), 9)),
-        blur_sigma=float(_pick(args.blur_sigma, rs.get("blur_sigma"), 4.0)),
-        t0=float(_pick(args.t0, rs.get("t0"), 0.5)), steps=int(_pick(args.steps, rs.get("steps"), 50)),
-        repeats=int(_pick(args.repeats, rs.get("repeats"), 1)),
-        score_model=_pick(args.score_model, rs.get("score_model"), None))
-    bg = _background(args.background) if args.background is not None else _background(saved.get("background"))
+        refiner=check_choice(*_pick(args.refiner, rs.get("refiner"), "classical", "--refiner", "refine.refiner"),
+                             ("classical", "sdedit")),
+        dilate_radius=num(check_int, "dilate_radius", "--dilate-radius", "refine", rs, 9, "dilate_radius"),
+        blur_sigma=num(check_float, "blur_sigma", "--blur-sigma", "refine", rs, 4.0, "blur_sigma"),
+        t0=num(check_float, "t0", "--t0", "refine", rs, 0.5, "t0"),
+        steps=num(check_int, "steps", "--steps", "refine", rs, 50, "steps"),
+        repeats=num(check_int, "repeats", "--repeats", "refine", rs, 1, "repeats"),
+        score_model=_pick(args.score_model, rs.get("score_model"), None, "", "")[0])
+    bg = check_background(*_pick(args.background, saved.get("background"), "identity", "--background",
+                                 "request.background"))
+    face_index, face_flag = _pick(args.face_index, saved.get("identity_face_index"), None, "--face-index",
+                                  "request.identity_face_index")
     req = EditRequest(identity=identity, references=specs, refine=refine, background=bg, identity_mask=id_mask,
-                      seed=int(_pick(args.seed, saved.get("seed"), 0)),
-                      device=_pick(args.device, saved.get("device"), "cpu"),
-                      tier=_pick(args.tier, saved.get("tier"), "bundled"),
-                      render_resolution=int(saved.get("render_resolution", 256)))
+                      seed=num(check_int, "seed", "--seed", "request", saved, 0, "seed"),
+                      device=check_device(*_pick(args.device, saved.get("device"), "cpu", "--device",
+                                                 "request.device")),
+                      tier=check_choice(*_pick(args.tier, saved.get("tier"), "bundled", "--tier", "request.tier"),
+                                        ("bundled", "neural")),
+                      render_resolution=num(check_int, None, "", "request", saved, 256, "render_resolution"),
+                      identity_face_index=None if face_index is None else check_int(face_index, face_flag,
+                                                                                    "face_index"))
+    validate_request(req)
     video = "gif" if args.gif else "mp4" if args.mp4 else exp.get("video")
-    exports = dict(views=int(_pick(args.views, exp.get("views"), 8)),
-                   yaw_range=float(_pick(args.yaw_range, exp.get("yaw_range"), 30.0)),
-                   pitch_range=float(_pick(args.pitch_range, exp.get("pitch_range"), 15.0)),
-                   view_resolution=int(_pick(args.view_resolution, exp.get("view_resolution"), 256)),
-                   mesh=bool(_pick(args.mesh, exp.get("mesh"), False)),
-                   mesh_resolution=int(exp.get("mesh_resolution", 128)), video=video)
+    exports = dict(views=num(check_int, "views", "--views", "exports", exp, 8, "views"),
+                   yaw_range=num(check_float, "yaw_range", "--yaw-range", "exports", exp, 30.0, "yaw_range"),
+                   pitch_range=num(check_float, "pitch_range", "--pitch-range", "exports", exp, 15.0,
+                                   "pitch_range"),
+                   view_resolution=num(check_int, "view_resolution", "--view-resolution", "exports", exp, 256,
+                                       "view_resolution"),
+                   mesh=bool(_pick(args.mesh, exp.get("mesh"), False, "", "")[0]),
+                   mesh_resolution=num(check_int, None, "", "exports", exp, 128, "mesh_resolution"),
+                   orbit=exp.get("orbit") or "turntable", video=video)
+    exports = validate_exports(**exports)
+    if exports["video"] and not exports["views"]:
+        raise CommandError(f"--{exports['video']} needs views (--views N with N > 0)")
     return req, exports, {"masks": mask_paths, "identity_mask": id_mask_path}
+
+
+def _refuse_inputs_inside(out: Path, req, inputs: dict) -> None:
+    """The output folder is replaced as a whole: an input inside it would be lost, so refuse."""
+    from .main import CommandError
+
+    paths = [req.identity, *(r.image for r in req.references), *inputs["masks"], inputs["identity_mask"]]
+    for p in paths:
+        if isinstance(p, (str, Path)) and p and Path(os.path.realpath(p)).is_relative_to(out):
+            raise CommandError(f"{p} is inside the output folder {out}, which the edit replaces as a whole; "
+                               f"move it out or choose another --out")
 
 
 def run(args) -> int:
@@ -158,7 +226,7 @@ def run(args) -> int:
     from triface_studio.pipeline.errors import Cancelled
     from triface_studio.pipeline.exports import check_output_dir, write_edit_outputs
 
-    from .main import CommandError
+    from .main import CommandError, native_stderr_silenced
 
     req, exports, inputs = build_request(args)
     out = args.out
@@ -168,7 +236,8 @@ def run(args) -> int:
         else:
             raise CommandError("--out DIR is required")
     try:
-        check_output_dir(out)              # fail before any work
+        out = check_output_dir(out, overwrite=args.overwrite, owned=True)     # fail before any work
+        _refuse_inputs_inside(out, req, inputs)
         pipe = EditPipeline(tier=req.tier, device=req.device, checkpoint_dir=args.checkpoints)
         last = [None]
 
@@ -177,8 +246,10 @@ def run(args) -> int:
                 last[0] = stage
                 print(f"  {stage} ...", file=sys.stderr, flush=True)
 
-        result = pipe.run(req, progress=progress)
-        files = write_edit_outputs(result, out, pipe, extra=inputs, progress=progress, **exports)
+        with native_stderr_silenced(args.quiet):
+            result = pipe.run(req, progress=progress)
+            files = write_edit_outputs(result, out, pipe, extra=inputs, progress=progress,
+                                       overwrite=args.overwrite, **exports)
     except EditError as e:
         raise CommandError(str(e)) from None
     except Cancelled:

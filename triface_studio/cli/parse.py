@@ -35,7 +35,19 @@ def run(args) -> int:
     from triface_studio.core.semantics import colorize
     from triface_studio.models.face import FaceAnalyzer, NoFaceError
 
+    from .main import CommandError
+
+    by_stem: dict[str, list[str]] = {}
+    for path in args.images:
+        by_stem.setdefault(Path(path).stem, []).append(str(path))
+    clashes = {s: ps for s, ps in by_stem.items() if len(ps) > 1}
+    if clashes:        # DIR/NAME*.png would be written twice: refuse before any work
+        stem, paths = next(iter(clashes.items()))
+        raise CommandError(f"{len(paths)} photos would write the same outputs {stem}*.png ({', '.join(paths)}); "
+                           f"rename one or parse them into different --out folders")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     analyzer = FaceAnalyzer("cpu")
     failures = 0

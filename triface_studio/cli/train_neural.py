@@ -13,7 +13,8 @@ import sys
 
 def _common(p) -> None:
     p.add_argument("--data", required=True, metavar="DIR",
-                   help="data folder: images + EG3D dataset.json (+ labels/, planes/ for decoders)")
+                   help="data folder: photos (in it or in images/) + EG3D dataset.json with camera labels "
+                        "(decoders; the score model needs none) (+ labels/, planes/ for decoders)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, log.jsonl)")
     p.add_argument("--max-steps", type=int, required=True, metavar="N", help="stop after N optimisation steps")
     p.add_argument("--seed", type=int, default=0)

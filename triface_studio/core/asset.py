@@ -10,6 +10,7 @@ tensors a tier needs (for example the neural tier's latent ``ws``) are stored be
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,29 +70,102 @@ class TriPlaneAsset:
         atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device=None) -> "TriPlaneAsset":
+    def load(cls, path: str | os.PathLike, device=None, channels: int | None = None) -> "TriPlaneAsset":
+        """Read a tri-plane file, checking what a renderer relies on (AssetError naming the
+        file otherwise): the format and its version, metadata that parses (a 25-number finite
+        camera, an ``extra`` object), planes of shape (1, 3, C, R, R) with C >= 1 (``channels``
+        when given) and 8 <= R <= ``MAX_RESOLUTION``, a floating dtype (float16 and bfloat16
+        are widened to float32) and only finite values."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
         if not path.is_file():
             raise AssetError(f"{path}: no such tri-plane file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise AssetError(f"{path}: {path.stat().st_size / 2**30:.1f} GB is too large for a tri-plane file")
         try:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
+                if "planes" in f.keys():
+                    shape = tuple(f.get_slice("planes").get_shape())
+                    _check_shape(path, shape, channels)
             tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
+        except (SafetensorError, OSError, ValueError, TypeError) as e:
+            if isinstance(e, AssetError):
+                raise
             raise AssetError(f"{path}: not a safetensors tri-plane file ({e})") from None
         if meta.get("format") != FORMAT or "planes" not in tensors:
             raise AssetError(f"{path}: not a TriFace tri-plane (format {meta.get('format')!r})")
-        if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+        version = _meta_int(path, meta, "format_version", "0")
+        if version > FORMAT_VERSION:
             raise AssetError(f"{path}: written by a newer TriFace Studio (format version "
-                             f"{meta['format_version']} > {FORMAT_VERSION})")
-        cam = json.loads(meta.get("source_camera", "null"))
-        planes = tensors.pop("planes")
-        if planes.ndim != 5 or planes.shape[1] != 3:
-            raise AssetError(f"{path}: planes have shape {tuple(planes.shape)}, expected (1, 3, C, R, R)")
-        return cls(planes.to(device), meta.get("tier", "bundled"), None if cam is None else Camera.from_label(cam),
-                   json.loads(meta.get("extra", "{}")), {k: v.to(device) for k, v in tensors.items()})
+                             f"{version} > {FORMAT_VERSION})")
+        planes = _check_planes(path, tensors.pop("planes"), channels)
+        for key, want in (("resolution", planes.shape[-1]), ("channels", planes.shape[2])):
+            if key in meta and _meta_int(path, meta, key, "0") != want:
+                raise AssetError(f"{path}: metadata says {key} {meta[key]}, the planes have {want}")
+        cam = _meta_camera(path, meta.get("source_camera", "null"))
+        extra = _meta_json(path, meta, "extra", "{}")
+        if not isinstance(extra, dict):
+            raise AssetError(f"{path}: metadata 'extra' must be a JSON object, not {type(extra).__name__}")
+        tier = meta.get("tier", "bundled")
+        if tier not in TIERS:
+            raise AssetError(f"{path}: unknown tier {tier!r} (bundled or neural)")
+        return cls(planes.to(device), tier, cam, extra, {k: v.to(device) for k, v in tensors.items()})
+
+
+#: what ``TriPlaneAsset.load`` accepts: tiers, the largest plane side and file size
+TIERS = ("bundled", "neural")
+MAX_RESOLUTION = 1024
+MAX_FILE_BYTES = 4 << 30
+
+
+def _check_shape(path: Path, shape: tuple, channels: int | None) -> None:
+    if len(shape) != 5 or shape[0] != 1 or shape[1] != 3 or shape[3] != shape[4]:
+        raise AssetError(f"{path}: planes have shape {shape}, expected (1, 3, C, R, R)")
+    if shape[2] < 1 or (channels is not None and shape[2] != channels):
+        want = f"{channels}" if channels is not None else "at least 1"
+        raise AssetError(f"{path}: planes have {shape[2]} channels, expected {want}")
+    if not 8 <= shape[3] <= MAX_RESOLUTION:
+        raise AssetError(f"{path}: planes are {shape[3]}x{shape[4]}, expected 8 to {MAX_RESOLUTION} a side")
+
+
+def _check_planes(path: Path, planes: torch.Tensor, channels: int | None) -> torch.Tensor:
+    _check_shape(path, tuple(planes.shape), channels)
+    if not planes.is_floating_point():
+        raise AssetError(f"{path}: planes are {str(planes.dtype).replace('torch.', '')}, expected floating "
+                         f"point numbers")
+    planes = planes.float()
+    if not bool(torch.isfinite(planes).all()):
+        raise AssetError(f"{path}: planes hold NaN or infinite values")
+    return planes
+
+
+def _meta_int(path: Path, meta: dict, key: str, default: str) -> int:
+    try:
+        return int(meta.get(key, default))
+    except (TypeError, ValueError):
+        raise AssetError(f"{path}: metadata {key!r} must be a whole number, not {meta.get(key)!r}") from None
+
+
+def _meta_json(path: Path, meta: dict, key: str, default: str):
+    try:
+        return json.loads(meta.get(key, default))
+    except (TypeError, ValueError):
+        raise AssetError(f"{path}: metadata {key!r} is not valid JSON") from None
+
+
+def _meta_camera(path: Path, text: str) -> Camera | None:
+    cam = _meta_json(path, {"source_camera": text}, "source_camera", "null")
+    if cam is None:
+        return None
+    if (not isinstance(cam, list) or len(cam) != 25
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in cam)):
+        raise AssetError(f"{path}: metadata 'source_camera' must be 25 finite numbers (an EG3D camera label)")
+    try:
+        return Camera.from_label(cam)
+    except (ValueError, RuntimeError) as e:
+        raise AssetError(f"{path}: metadata 'source_camera' is not a camera ({e})") from None

@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-Image.MAX_IMAGE_PIXELS = 250_000_000  # allow large photos, still refuse decompression bombs
+#: The largest image read, in pixels: 100 Mpx (10000 x 10000) covers full-frame (61 Mpx) and
+#: medium-format (100 Mpx) photos and is 300 MB as RGB; beyond that a file is refused from its
+#: header, before any pixel is decoded (a 1 MB PNG can claim 20000 x 20000 = 1.2 GB of RGB).
+MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS   # Pillow's own check (a warning up to 2x, then an error) as a backstop
 
 
 class ImageError(ValueError):
@@ -40,16 +44,44 @@ def to_rgb_uint8(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3), applying its EXIF orientation."""
+def check_size(im: Image.Image, path: Path) -> None:
+    """Refuse an image larger than ``MAX_PIXELS`` from its header, before decoding it."""
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{path}: image is too large ({w}x{h} pixels = {w * h / 1e6:.0f} Mpx; "
+                         f"at most {MAX_PIXELS / 1e6:.0f} Mpx are read)")
+
+
+def check_image_file(path: str | os.PathLike) -> tuple[int, int]:
+    """Read only the header of an image file: it exists, Pillow knows the format and it is within
+    ``MAX_PIXELS``. -> (width, height); anything else -> ImageError naming the file."""
     path = Path(path)
     try:
         with Image.open(path) as im:
+            check_size(im, path)
+            return im.size
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageError(f"{path}: not a readable image ({e})") from None
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3), applying its EXIF orientation; files over
+    ``MAX_PIXELS`` are refused before they are decoded."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            check_size(im, path)
             im.load()
             im = ImageOps.exif_transpose(im)
             arr = to_rgb_uint8(im)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
+    except ImageError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:
@@ -63,37 +95,83 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            check_size(im, path)
             im.load()
             if im.mode in ("RGBA", "LA"):
                 a = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
             elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im, dtype=np.float32)
                 a = a / (65535.0 if a.max() > 255 else 255.0)
+            elif im.mode == "F":                 # float masks: 0-1, or 0-255 when larger values occur
+                a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+                a = a / 255.0 if a.max() > 1.0 else a
             else:
                 a = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"{path}: not a readable mask image ({e})") from None
     return np.clip(a, 0.0, 1.0)
 
 
+_UMASK: int | None = None
+
+
+def current_umask() -> int:
+    """The process's umask (read once; from /proc where it can be read without changing it)."""
+    global _UMASK
+    if _UMASK is None:
+        try:
+            line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("Umask:"))
+            _UMASK = int(line.split()[1], 8)
+        except (OSError, StopIteration, ValueError, IndexError):
+            _UMASK = os.umask(0o022)
+            os.umask(_UMASK)
+    return _UMASK
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+    The file gets the mode a plain ``open`` would give it (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".triface-", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None:     # name the destination, not the temporary file
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Fail early (ImageError) when ``path`` cannot be written as a file: its folder is missing
+    or not writable, it is a folder, or its name is too long; writes nothing."""
+    path = Path(path).expanduser()
+    parent = path.absolute().parent
+    if path.is_dir():
+        raise ImageError(f"{what} {path} is a folder; give a file name")
+    if not parent.is_dir():
+        raise ImageError(f"{what} {path}: the folder {parent} does not exist")
+    try:
+        limit = int(os.pathconf(parent, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(path.name)) > limit:
+        raise ImageError(f"{what} {path}: the name is longer than {limit} bytes")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ImageError(f"{what} {path}: no write permission in {parent}")
+    return path
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -122,7 +200,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise ImageError(f"{path}: cannot write ({e.strerror or type(e).__name__})") from None
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

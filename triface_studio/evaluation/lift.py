@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from triface_studio.core.images import load_image
+from triface_studio.core.images import ImageError, load_image
 from triface_studio.core.semantics import BACKGROUND, CLOTH
 
 KEY_LANDMARKS = (33, 133, 263, 362, 1, 61, 291, 199, 10, 152)
@@ -67,7 +67,7 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
         row = {"name": name}
         try:
             fa = pipe.analyze(load_image(path), path.name, "photo")
-        except EditError as e:                  # no face, or one the landmark model cannot follow
+        except (EditError, ImageError) as e:    # unreadable, no face, or one the landmark model cannot follow
             row["error"] = str(e)
             rows.append(row)
             continue

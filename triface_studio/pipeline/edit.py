@@ -40,7 +40,7 @@ from . import composite as composite_stage
 from .composite import FACE_PARTS, SKIN_TONED, bare_head  # noqa: F401 - kept importable from here
 from .errors import Cancelled, EditError
 from .refiners import ClassicalRefiner, make_refiner
-from .requests import EditRequest, EditResult, ReferenceSpec
+from .requests import EditRequest, EditResult, ReferenceSpec, validate_request
 
 CROP = 512
 #: a reference needs at least this many pixels of an attribute (in its 512 px crop)
@@ -191,15 +191,16 @@ class EditPipeline:
             arr = to_uint8(arr) if arr.dtype.kind == "f" else np.clip(arr, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(arr[..., :3]), nm
 
-    def analyze(self, image, name: str = "", role: str = "image"):
-        """Face analysis of a portrait (cached by pixel content). No face -> EditError naming it."""
+    def analyze(self, image, name: str = "", role: str = "image", face_index: int | None = None):
+        """Face analysis of a portrait (cached by pixel content and face). No face -> EditError naming it."""
         arr, nm = self.load(image, name, role)
-        key = content_key(arr)
+        key = content_key(arr) if face_index is None else content_key(arr, face_index)
         with self._lock:
             fa = self._analyses.get(key)
         if fa is None:
             try:
-                fa = self.analyzer.analyze(arr, name=nm, parse=True)
+                which = {} if face_index is None else {"face_index": face_index}
+                fa = self.analyzer.analyze(arr, name=nm, parse=True, **which)
             except ValueError as e:  # NoFaceError is a ValueError
                 if type(e).__name__ == "NoFaceError":
                     detail = str(e).split(": ", 1)[-1]           # the analyser's reason, without the name
@@ -292,6 +293,7 @@ class EditPipeline:
         """Run one edit. Raises EditError (bad input, with a user-facing message) or Cancelled."""
         job = _Job(progress, cancel)
         notes: list[str] = []
+        validate_request(request)           # the one check of every setting (CLI, edit.json, app)
         if not request.references:
             raise EditError("an edit needs at least one reference and attribute")
         for i, ref in enumerate(request.references):
@@ -306,7 +308,7 @@ class EditPipeline:
 
         with job("analyze"):
             id_img, id_name = self.load(request.identity, request.identity_name, "identity")
-            fa_id = self.analyze(id_img, id_name, "identity")
+            fa_id = self.analyze(id_img, id_name, "identity", face_index=request.identity_face_index)
             refs = []
             for i, spec in enumerate(request.references):
                 img, nm = self.load(spec.image, spec.name, f"reference {i + 1}")
@@ -356,6 +358,10 @@ class EditPipeline:
                     plane_mk = plane_mk * (1 - blending.plane_mask(torch.from_numpy(face), R, cam_id))
                 if spec.user_mask is not None:
                     um = crop_mask(spec.user_mask, f"the mask for {ref_name}", notes)
+                    if spec.mask_mode == "subtract" and int(
+                            (masks.class_mask(ref_labels, classes) * torch.from_numpy(um < 0.5)).sum()) < MIN_ATTRIBUTE_PIXELS:
+                        raise EditError(f"the region to take from {ref_name} is empty "
+                                        f"(the subtracted mask covers all of it)")
                     ref_cam = getattr(fa, "camera", None) or frontal
                     plane_user = blending.plane_mask(torch.from_numpy(um), R, ref_cam)
                     plane_mk = masks.combine_user_mask(plane_mk, plane_user, spec.mask_mode)

@@ -7,11 +7,15 @@ partial files behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import platform
+import re
+import secrets
 import shutil
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 
 from triface_studio.core import triplane
-from triface_studio.core.images import encode_png, save_image, to_uint8
+from triface_studio.core.images import current_umask, encode_png, save_image, to_uint8
 from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
@@ -30,18 +34,74 @@ from .errors import Cancelled, EditError
 
 
 # -- output folders --------------------------------------------------------------------------
-def check_output_dir(out_dir: str | os.PathLike) -> Path:
-    """Fail early (EditError) when ``out_dir`` cannot be created or written; creates nothing."""
-    out = Path(out_dir).expanduser().absolute()
+#: staging folders live beside the destination as ``.triface-stage-PID-XXXXXXXX`` (and the folder
+#: being replaced, for a moment, as ``.triface-old-PID-XXXXXXXX``): short names, whatever the
+#: destination is called, and the process id tells a later run which ones a killed run left
+STAGE_RE = re.compile(r"^\.triface-(stage|old)-(\d+)-[0-9a-f]{8}$")
+
+
+def _stage_name(kind: str = "stage") -> str:
+    return f".triface-{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _existing_ancestor(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
+def listed_files(out: Path) -> set[str] | None:
+    """The files an edit.json in ``out`` says its edit wrote; None when there is no such edit.json."""
+    try:
+        doc = json.loads((out / "edit.json").read_text())
+    except (OSError, ValueError):
+        return None
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("format") == "triface-edit" else None
+    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else None
+
+
+def foreign_files(out: Path) -> list[str]:
+    """Files in ``out`` (relative paths) that its edit.json does not list: the user's, not the edit's."""
+    listed = listed_files(out) or set()
+    found = []
+    for dirpath, _dirs, files in os.walk(out):
+        for n in files:
+            rel = os.path.relpath(os.path.join(dirpath, n), out)
+            if rel not in listed:
+                found.append(rel)
+    return sorted(found)
+
+
+def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, owned: bool = False) -> Path:
+    """Fail early (EditError) when ``out_dir`` cannot be made the output folder; creates nothing.
+    -> the folder as an absolute path (symbolic links resolved).
+
+    Checked: the name fits the file system; a symbolic link points somewhere; the first existing
+    folder on the way can be written (the staging folder is made beside ``out_dir``); with
+    ``owned`` (an edit's folder, replaced as a whole) an existing folder holds only the files its
+    edit.json lists, unless ``overwrite``."""
+    given = Path(out_dir).expanduser()
+    if given.is_symlink() and not given.exists():
+        raise EditError(f"output folder {given} is a symbolic link to {os.readlink(given)}, which does not exist")
+    out = Path(os.path.realpath(given.absolute()))
     if out.exists() and not out.is_dir():
         raise EditError(f"output folder {out} exists and is not a folder")
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    probe = _existing_ancestor(out.parent)
     if not probe.is_dir():
         raise EditError(f"output folder {out}: {probe} is not a folder")
+    limit = _name_max(probe)
+    for part in out.relative_to(probe).parts:
+        if len(os.fsencode(part)) > limit:
+            raise EditError(f"output folder {out}: the name {part[:24]}... is {len(os.fsencode(part))} bytes "
+                            f"long; this file system allows at most {limit}")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise EditError(f"output folder {out} is not writable (no write permission in {probe})")
     try:
@@ -49,30 +109,139 @@ def check_output_dir(out_dir: str | os.PathLike) -> Path:
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise EditError(f"output folder {out} is not writable ({e.strerror or e})") from None
+        raise EditError(f"output folder {out} is not writable ({e.strerror or e} in {probe})") from None
+    if owned and out.is_dir() and out in _protected_folders() and foreign_files(out):
+        raise EditError(f"output folder {out} is your home, current or root folder and holds other files; "
+                        f"an edit replaces its folder as a whole, so give it a folder of its own")
+    if owned and out.is_dir() and not overwrite:
+        foreign = foreign_files(out)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise EditError(f"output folder {out} holds files its edit.json does not list ({shown}); the folder "
+                            f"is replaced as a whole, so choose another one or pass --overwrite")
     return out
+
+
+def _protected_folders() -> set[Path]:
+    """Folders an edit never replaces, even with --overwrite."""
+    found = {Path("/")}
+    for get in (Path.home, Path.cwd):
+        try:
+            found.add(Path(os.path.realpath(get())))
+        except (OSError, RuntimeError, KeyError):
+            pass
+    return found
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove staging folders that a killed run left in ``folder`` (their process is gone)."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = STAGE_RE.match(p.name)
+        if not m or int(m.group(2)) == os.getpid() or _alive(int(m.group(2))):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                 # someone else's process: alive
+        return True
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic rename (Linux renameat2 RENAME_EXCHANGE); False
+    where the system or the file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` at ``out``; an old ``out`` is kept until the swap succeeded."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if _exchange(tmp, out):          # tmp now holds the old folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = out.with_name(_stage_name("old"))
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def replaced_dir(out_dir: str | os.PathLike, overwrite: bool = False):
+    """Yield an empty staging folder beside ``out_dir``; on success it *becomes* ``out_dir`` in
+    one rename (the old folder, if any, is removed only after that), on any error or signal it is
+    removed and ``out_dir`` is untouched.  Staging left by killed runs is removed first."""
+    out = check_output_dir(out_dir, overwrite=overwrite, owned=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(out.parent)
+        tmp = out.parent / _stage_name()
+        tmp.mkdir(mode=0o777)
+    except OSError as e:
+        raise EditError(f"output folder {out} cannot be created ({e.strerror or e})") from None
+    try:
+        yield tmp
+        try:
+            _swap_in(tmp, out)
+        except OSError as e:
+            raise EditError(f"output folder {out} could not be replaced ({e.strerror or e}); "
+                            f"it was left as it was") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
 def staged_dir(out_dir: str | os.PathLike):
     """Yield a temporary folder; on success move its contents into ``out_dir`` (files replace
-    files of the same name, folders replace folders), on any error remove it."""
+    files of the same name, folders replace folders), on any error remove it.  For exports into a
+    folder the user keeps other things in (the app's export dialog); an edit's own folder is
+    replaced as a whole by :func:`replaced_dir`."""
     out = check_output_dir(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    remove_stale_staging(out.parent)
+    tmp = out.parent / _stage_name()
+    tmp.mkdir(mode=0o777)
     try:
         yield tmp
         if not out.exists():
-            os.replace(tmp, out)
+            os.rename(tmp, out)
             return
         for item in sorted(tmp.iterdir()):
             dest = out / item.name
             if item.is_dir() and dest.exists():
-                old = dest.with_name(f".{dest.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(dest, old)
-                os.replace(item, dest)
-                shutil.rmtree(old, ignore_errors=True)
+                _swap_in(item, dest)
             else:
                 os.replace(item, dest)
     finally:
@@ -109,6 +278,10 @@ def orbit_path(frames: int, kind: str = "turntable", yaw_range: float = 30.0,
 def render_views(pipe, asset, poses, resolution: int = 256, semantic: bool = True, transparent: bool = False,
                  progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None):
     """Render every pose. -> list of (rgb uint8, labels uint8 or None)"""
+    from .requests import check_float, check_int
+
+    resolution = check_int(resolution, "view_resolution")
+    poses = [(check_float(y, "yaw"), check_float(p, "pitch")) for y, p in poses]
     out = []
     n = max(len(poses), 1)
     for i, (yaw, pitch) in enumerate(poses):
@@ -164,6 +337,7 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int
     if suffix not in (".gif", ".mp4"):
         raise EditError(f"{path}: videos are written as .gif or .mp4")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     try:
         if suffix == ".gif":
@@ -252,7 +426,9 @@ def export_mesh(pipe, asset, path: str | os.PathLike, resolution: int = 128) -> 
     suffix = path.suffix.lower()
     if suffix not in (".ply", ".obj"):
         raise EditError(f"{path}: meshes are written as .ply or .obj")
-    mesh = extract_mesh(pipe.tier, asset, resolution)
+    from .requests import check_int
+
+    mesh = extract_mesh(pipe.tier, asset, check_int(resolution, "mesh_resolution"))
     data = mesh.export(file_type=suffix[1:])
     from triface_studio.core.images import atomic_write_bytes
 
@@ -290,6 +466,7 @@ def request_to_json(request, inputs: dict | None = None) -> dict:
                    "t0": r.t0, "steps": r.steps, "repeats": r.repeats, "score_model": r.score_model},
         "background": bg, "seed": request.seed, "device": request.device, "tier": request.tier,
         "render_resolution": request.render_resolution,
+        "identity_face_index": getattr(request, "identity_face_index", None),
     }
 
 
@@ -297,17 +474,25 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
                        pitch_range: float = 15.0, view_resolution: int = 256, orbit: str = "turntable",
                        mesh: bool = False, mesh_resolution: int = 128, video: str | None = None,
                        extra: dict | None = None, progress: Callable[[str, float], None] | None = None,
-                       cancel: threading.Event | None = None) -> list[Path]:
+                       cancel: threading.Event | None = None, overwrite: bool = False) -> list[Path]:
     """Write the CLI's file set into ``out_dir`` atomically:
 
     edited.png, edited_crop.png, coarse.png, semantic.png, labels.png, mask_sde.png,
     views/rgb_NNNN.png + views/semantic_NNNN.png (``views`` > 0), mesh.ply (``mesh``),
     orbit.gif / orbit.mp4 (``video`` = "gif" | "mp4"), edit.json.
+
+    The folder belongs to the edit: it is staged beside ``out_dir`` and swapped in as a whole, so
+    afterwards it holds exactly what the new edit.json lists (stale exports of an earlier run are
+    gone).  A folder holding files its edit.json does not list is refused unless ``overwrite``.
     """
     import time
 
+    from .requests import validate_exports
+
+    clean = validate_exports(views, view_resolution, yaw_range, pitch_range, orbit, mesh, mesh_resolution, video)
+    views, view_resolution, mesh_resolution = clean["views"], clean["view_resolution"], clean["mesh_resolution"]
     timings = dict(result.timings)
-    out = check_output_dir(out_dir)
+    out = check_output_dir(out_dir, overwrite=overwrite, owned=True)
     written: list[str] = []
 
     def report(stage, f):
@@ -315,7 +500,7 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
         if progress is not None:
             progress(stage, f)
 
-    with staged_dir(out) as tmp:
+    with replaced_dir(out, overwrite=overwrite) as tmp:
         crop = result.composite
         if result.alpha is not None:
             crop = np.concatenate([crop, to_uint8(result.alpha)[..., None]], -1)

@@ -189,11 +189,24 @@ class FaceAnalysis:
             mask[b:-b, b:-b] = 1.0
         mask = cv2.GaussianBlur(np.asarray(mask, np.float32), (0, 0), feather)
         inv = cv2.invertAffineTransform(self.crop_matrix)
-        warped = cv2.warpAffine(np.asarray(edited_crop, np.uint8), inv, (w, h), flags=cv2.INTER_LINEAR,
+        # only the crop's footprint changes: blend in that window, so a big photo gets no
+        # full-size float copies (outside it the alpha is exactly 0)
+        corners = np.array([[0, 0, 1], [CROP_SIZE, 0, 1], [0, CROP_SIZE, 1], [CROP_SIZE, CROP_SIZE, 1]], np.float64)
+        pts = corners @ inv.T
+        x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in pts.min(0))
+        x1, y1 = min(int(np.ceil(pts[:, 0].max())) + 2, w), min(int(np.ceil(pts[:, 1].max())) + 2, h)
+        out = np.array(original, dtype=np.uint8, copy=True)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        win = inv.copy()
+        win[:, 2] -= (x0, y0)
+        size = (x1 - x0, y1 - y0)
+        warped = cv2.warpAffine(np.asarray(edited_crop, np.uint8), win, size, flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
-        out = original.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        alpha = cv2.warpAffine(mask, win, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
+        part = out[y0:y1, x0:x1].astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
+        out[y0:y1, x0:x1] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+        return out
 
 
 class _TFLite:

@@ -102,10 +102,14 @@ def load_dataset(data_dir: str | Path, resolution: int, need_labels: bool = Fals
             entries = [(str(n), list(c) if c is not None else None) for n, c in labels]
         except (ValueError, KeyError, TypeError) as e:
             raise TrainingError(f"{meta}: not an EG3D dataset.json ({e})") from None
-    else:
-        entries = [(p.name, None) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    else:          # a plain folder of photos, or one with images/ inside (as the parser trainer takes)
+        def photos(folder):
+            return [(str(p.relative_to(d)), None) for p in sorted(folder.iterdir())
+                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+
+        entries = photos(d) or (photos(d / "images") if (d / "images").is_dir() else [])
     if not entries:
-        raise TrainingError(f"{d}: no images")
+        raise TrainingError(f"{d}: no images (looked for photos in it and in {d / 'images'})")
     out = []
     for name, cam in entries:
         p = d / name
