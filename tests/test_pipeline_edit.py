@@ -307,3 +307,50 @@ def test_bare_head_is_the_face_hull_and_the_cranium_above_the_brows():
     assert not head[100, 100] and not head[100, 420]               # beyond the face's width
     assert not head[long_hair & (yy > 300)].any()                  # beside the face and neck
     assert bare_head(np.zeros((64, 64), np.uint8)) is None
+
+
+def _head_labels():
+    """A face (skin ellipse, brows, eyes, nose) under a tall head of hair. -> labels (512, 512)"""
+    from triface_studio.core.semantics import L_BROW, L_EYE, NOSE, R_BROW, R_EYE
+
+    yy, xx = np.mgrid[:512, :512]
+    lab = np.zeros((512, 512), np.uint8)
+    lab[(xx - 256) ** 2 / 150 ** 2 + (yy - 200) ** 2 / 170 ** 2 < 1] = HAIR
+    lab[(xx - 256) ** 2 / 110 ** 2 + (yy - 300) ** 2 / 140 ** 2 < 1] = SKIN
+    lab[(abs(yy - 250) < 5) & (abs(xx - 206) < 30)] = L_BROW
+    lab[(abs(yy - 250) < 5) & (abs(xx - 306) < 30)] = R_BROW
+    lab[(abs(yy - 275) < 6) & (abs(xx - 206) < 20)] = L_EYE
+    lab[(abs(yy - 275) < 6) & (abs(xx - 306) < 20)] = R_EYE
+    lab[(abs(yy - 320) < 30) & (abs(xx - 256) < 15)] = NOSE
+    return lab, yy, xx
+
+
+def test_old_hair_on_the_scalp_grows_new_hair_unless_painted_bare():
+    from triface_studio.pipeline.composite import regions
+
+    lab, yy, xx = _head_labels()
+    # the new hair is a thin cap on top: the old hair between it and the brows is left uncovered
+    s_blend = np.where(lab == HAIR, SKIN, lab).astype(np.uint8)
+    s_blend[(lab == HAIR) & (yy < 90)] = HAIR
+    reg = regions(lab, s_blend, [HAIR])
+    crown = (lab == HAIR) & (yy > 100) & (yy < 150) & (abs(xx - 256) < 60)
+    assert (reg.gap_scalp[crown] > 0.5).mean() > 0.9                 # hair, not a bald cap
+    assert (reg.s_blend[crown] == HAIR).mean() > 0.9
+    bare = regions(lab, s_blend, [HAIR], bare=np.ones((512, 512), np.float32))
+    assert (bare.gap_scalp[crown] > 0.5).sum() == 0 and (bare.gap_face[crown] > 0.5).mean() > 0.9
+    assert (bare.s_blend[crown] == SKIN).mean() > 0.9
+
+
+def test_a_fringe_over_an_eye_never_turns_into_background():
+    from triface_studio.core.semantics import BACKGROUND
+    from triface_studio.pipeline.composite import regions
+
+    lab, yy, xx = _head_labels()
+    fringe = (abs(xx - 306) < 45) & (yy > 235) & (yy < 290)          # the old hair over the right eye
+    lab[fringe] = HAIR
+    s_blend = lab.copy()
+    s_blend[lab == HAIR] = BACKGROUND                                # nothing lifted behind the removed hair
+    s_blend[(lab == HAIR) & ~fringe] = HAIR
+    reg = regions(lab, s_blend, [HAIR])
+    assert (reg.m_bg[fringe] > 0.5).mean() < 0.05
+    assert (reg.gap[fringe] > 0.5).mean() > 0.9

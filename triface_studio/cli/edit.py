@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--identity-mask", metavar="MASK.png",
                    help="a mask painted on the identity's 512 px crop: its white parts are protected "
                         "(kept exactly as in the identity)")
+    p.add_argument("--bare-mask", metavar="MASK.png",
+                   help="a mask painted on the identity's 512 px crop: where the identity's old hair is not "
+                        "covered by the new hair, its white parts become bare skin (by default new hair grows "
+                        "there on the scalp)")
     p.add_argument("--mask-mode", action="append", default=[], choices=("replace", "add", "subtract"),
                    help="how the matching --mask refines the predicted region (default: add)")
     p.add_argument("--out", help="output folder; it belongs to the edit: it is replaced as a whole, and one "
@@ -165,6 +169,10 @@ def build_request(args):
     id_mask = _load_mask(id_mask_path) if id_mask_path else None
     if id_mask_path:
         id_mask_path = str(Path(id_mask_path).absolute())
+    bare_path = args.bare_mask or saved.get("bare_mask")
+    bare = _load_mask(bare_path) if bare_path else None
+    if bare_path:
+        bare_path = str(Path(bare_path).absolute())
     rs = saved.get("refine", {})
 
     def num(check, attr, flag, field, src, default, key):
@@ -185,6 +193,7 @@ def build_request(args):
     face_index, face_flag = _pick(args.face_index, saved.get("identity_face_index"), None, "--face-index",
                                   "request.identity_face_index")
     req = EditRequest(identity=identity, references=specs, refine=refine, background=bg, identity_mask=id_mask,
+                      bare_mask=bare,
                       seed=num(check_int, "seed", "--seed", "request", saved, 0, "seed"),
                       device=check_device(*_pick(args.device, saved.get("device"), "cpu", "--device",
                                                  "request.device")),
@@ -207,14 +216,15 @@ def build_request(args):
     exports = validate_exports(**exports)
     if exports["video"] and not exports["views"]:
         raise CommandError(f"--{exports['video']} needs views (--views N with N > 0)")
-    return req, exports, {"masks": mask_paths, "identity_mask": id_mask_path}
+    return req, exports, {"masks": mask_paths, "identity_mask": id_mask_path, "bare_mask": bare_path}
 
 
 def _refuse_inputs_inside(out: Path, req, inputs: dict) -> None:
     """The output folder is replaced as a whole: an input inside it would be lost, so refuse."""
     from .main import CommandError
 
-    paths = [req.identity, *(r.image for r in req.references), *inputs["masks"], inputs["identity_mask"]]
+    paths = [req.identity, *(r.image for r in req.references), *inputs["masks"], inputs["identity_mask"],
+             inputs["bare_mask"]]
     for p in paths:
         if isinstance(p, (str, Path)) and p and Path(os.path.realpath(p)).is_relative_to(out):
             raise CommandError(f"{p} is inside the output folder {out}, which the edit replaces as a whole; "

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
+from scipy.ndimage import binary_fill_holes
 
 from triface_studio.core import colour, compositing, masks
 from triface_studio.core.fill import texture_fill
@@ -153,9 +154,9 @@ def grow_old_hair(i_id: np.ndarray, labels_id: np.ndarray, reach: int = 8) -> np
     return lab_ids
 
 
-def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare_ok: bool = False) -> Regions:
-    """Eqs. 15-16 and where each part of the gap goes.  ``bare_ok``: the user asked for a bare
-    scalp (the removed hair becomes skin, as in the paper)."""
+def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarray | None = None) -> Regions:
+    """Eqs. 15-16 and where each part of the gap goes.  ``bare`` ((H, W) in [0, 1]): where the
+    user painted the scalp bare -- removed hair there becomes skin, as in the paper."""
     lab_id = np.asarray(labels_id)
     s_blend = np.asarray(s_blend).copy()
     m_k = np.isin(s_blend, list(classes)).astype(np.float32)
@@ -170,26 +171,24 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare_ok: bool =
     head = bare_head(lab_id)
     gap_bg = gap & ~head if head is not None else np.zeros_like(gap)
     gap_scalp = np.zeros_like(gap)
-    if HAIR in classes and not bare_ok:
+    if HAIR in classes:
         # Old hair that the new hair does not cover: inside the new hair's silhouette (closed
-        # around the face) or on the scalp it becomes new hair; on the face below the hairline
-        # (under an old fringe) skin; anywhere else background.
+        # around the face, or enclosed by hair, face and crown) or on the scalp it becomes new
+        # hair; on the face below the hairline (under an old fringe) skin; anywhere else background.
         face = face_hull(lab_id)
-        top = scalp(lab_id)
+        crown = scalp(lab_id)
+        if crown is None:
+            crown = np.zeros_like(face)
         new_hair = (s_blend == HAIR) & (m_k > 0.5)
         silhouette = cv2.morphologyEx((new_hair | face).astype(np.uint8), cv2.MORPH_CLOSE,
                                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (41, 41))) > 0
         skin_near = cv2.dilate(np.isin(lab_id, (SKIN, NOSE, L_BROW, R_BROW, L_EYE, R_EYE)).astype(np.uint8),
                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
-        on_face = face & skin_near & ~(top if top is not None else np.zeros_like(face))
-        from scipy.ndimage import binary_fill_holes
-
-        crown = top if top is not None else np.zeros_like(face)
-        enclosed = binary_fill_holes(new_hair | face | crown)        # a hole in the hair is hair
-        grows = ~on_face & (silhouette | crown | enclosed)
+        on_face = face & skin_near & ~crown
+        grows = ~on_face & (silhouette | crown | binary_fill_holes(new_hair | face | crown))
         gap_scalp = gap & grows
         gap_bg = gap & ~on_face & ~gap_scalp
-        # old hair the render shows as background inside that silhouette: a hole in the new hair
+        # old hair the render shows as background where hair grows: a hole in the new hair
         holes = (m_k_id > 0.5) & (m_bg > 0.5) & grows & ~new_hair
         gap_scalp |= holes
         m_bg = np.where(holes, 0.0, m_bg).astype(np.float32)
@@ -200,6 +199,9 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare_ok: bool =
     hidden = (m_k_id > 0.5) & (m_bg > 0.5) & on_face & (bg_id < 0.5)
     gap = gap | hidden
     m_bg = np.where(hidden, 0.0, m_bg).astype(np.float32)
+    if bare is not None and head is not None:
+        to_skin = (gap_scalp | gap_bg) & (np.asarray(bare) > 0.5) & head
+        gap_scalp, gap_bg = gap_scalp & ~to_skin, gap_bg & ~to_skin
     gap_face = gap & ~gap_bg & ~gap_scalp & ~(m_bg > 0.5)
     m_bg = np.maximum(m_bg, gap_bg.astype(np.float32))
     s_blend[gap_bg] = BACKGROUND
@@ -424,16 +426,16 @@ def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, s
 
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
-          bare_ok: bool = False, ref_border: np.ndarray | None = None) -> Composite:
+          bare: np.ndarray | None = None, ref_border: np.ndarray | None = None) -> Composite:
     """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
     image, filled at least where ``holes`` (the identity's foreground that becomes background).
-    ``ref_border``: how near each pixel's pasted hair was to its reference crop's edge (1 at
+    ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each pixel's pasted hair was to its reference crop's edge (1 at
     the edge): that hair fades out, over background, instead of ending in a straight cut."""
     notes: list[str] = []
     classes = sorted(set(classes))
     if HAIR in classes:
         labels_id = grow_old_hair(i_id, labels_id)
-    reg = regions(labels_id, s_blend, classes, bare_ok)
+    reg = regions(labels_id, s_blend, classes, bare)
     s_out = reg.s_blend
 
     # --- layers: what is pasted, and how opaque -----------------------------------------------

@@ -461,6 +461,7 @@ def request_to_json(request, inputs: dict | None = None) -> dict:
         "identity": str(Path(request.identity).absolute()) if isinstance(request.identity, (str, Path)) else None,
         "identity_name": request.identity_name,
         "identity_mask": (inputs or {}).get("identity_mask"),
+        "bare_mask": (inputs or {}).get("bare_mask"),
         "references": refs,
         "refine": {"refiner": r.refiner, "dilate_radius": r.dilate_radius, "blur_sigma": r.blur_sigma,
                    "t0": r.t0, "steps": r.steps, "repeats": r.repeats, "score_model": r.score_model},

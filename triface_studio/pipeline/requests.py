@@ -56,6 +56,9 @@ class EditRequest:
     #: painted on the identity's 512 px crop (float32 (H, W) in [0, 1], or uint8): where it is 1
     #: the identity's pixels are protected -- kept exactly, whatever the references bring
     identity_mask: Any = None
+    #: painted on the identity's crop like ``identity_mask``: where it is 1 the old hair that the
+    #: new hair does not cover becomes bare skin (the default grows new hair there on the scalp)
+    bare_mask: Any = None
     refine: RefineSettings = RefineSettings()
     background: Background = "identity"
     seed: int = 0
@@ -212,6 +215,8 @@ def validate_request(request: EditRequest) -> None:
             _check_mask(ref.user_mask, f"the mask of reference {i + 1}")
     if request.identity_mask is not None:
         _check_mask(request.identity_mask, "the identity mask")
+    if request.bare_mask is not None:
+        _check_mask(request.bare_mask, "the bare-scalp mask")
     r = request.refine
     check_int(r.dilate_radius, "dilate_radius")
     check_float(r.blur_sigma, "blur_sigma")
@@ -272,7 +277,7 @@ def decode_edit_json(doc, where: str = "edit.json") -> tuple[dict, dict]:
     exp = _field(doc, "exports", dict, where, {})
     w = f"{where}: request"
     out: dict = {}
-    for key in ("identity", "identity_name", "identity_mask", "device", "tier"):
+    for key in ("identity", "identity_name", "identity_mask", "bare_mask", "device", "tier"):
         out[key] = _field(req, key, str, w)
     refs = _field(req, "references", list, w, [])
     out["references"] = []
