@@ -281,7 +281,12 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
         "paper_table1": PAPER_TABLE1[task],
     }
     used = {q.identity for q in pairs} | {q.reference for q in pairs}
-    attr_paths = [q for q in protocol.attribute_images(data, task) if q.stem not in used]
+    attr_all = protocol.attribute_images(data, task)
+    attr_paths = [q for q in attr_all if q.stem not in used]
+    summary["fid_real_set"] = "photos with the attribute in no pair"
+    if len(attr_paths) < 2:     # a tiny folder: every photo with the attribute, the pairs' own included
+        attr_paths = attr_all
+        summary["fid_real_set"] = "every photo with the attribute (too few outside the pairs)"
     summary["fid_reference_images"] = len(attr_paths)
     if len(outputs) >= 2 and len(attr_paths) >= 2:
         real = [cv2.resize(load_image(q), (512, 512), interpolation=cv2.INTER_AREA) for q in attr_paths]

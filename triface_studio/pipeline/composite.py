@@ -149,9 +149,37 @@ def grow_old_hair(i_id: np.ndarray, labels_id: np.ndarray, reach: int = 8) -> np
         if sel.sum() < 64:
             continue
         d_other = np.linalg.norm(L - np.median(L[sel], 0), axis=-1)
-        grow = cand & sel & (d_hair < 0.7 * d_other)
+        grow = cand & sel & (d_hair < d_other)
         lab_ids[grow] = HAIR
     return lab_ids
+
+
+def drop_old_hair(s_blend: np.ndarray, render: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray,
+                  refs: list["ReferenceLayer"], taken: np.ndarray) -> np.ndarray:
+    """S^blend without the identity's own hair texels left at the old hair mask's edge (the XY
+    plane is coarser than the crop, so a staircase of old hairline stays in the render): hair
+    pixels within 10 px of the identity's hair outline, near what the blend took from a
+    reference (``taken``), whose rendered colour is nearer
+    the identity's hair than the references' hair become what the identity's labels say there
+    (skin where it said hair, so the gap fill repaints them). -> labels (H, W)"""
+    out = np.asarray(s_blend).copy()
+    lab_id = np.asarray(labels_id)
+    ref_px = [np.asarray(r.crop, np.float32)[np.asarray(r.labels) == HAIR] for r in refs if HAIR in r.classes]
+    ref_px = [p for p in ref_px if len(p) >= 64]
+    id_px = np.asarray(i_id, np.float32)[lab_id == HAIR]
+    if not ref_px or len(id_px) < 64:
+        return out
+    med = lambda px: np.median(colour.to_lab(px.reshape(-1, 1, 3)).reshape(-1, 3), 0)  # noqa: E731
+    c_ref, c_id = med(np.concatenate(ref_px)), med(id_px)
+    if np.linalg.norm(c_ref - c_id) < 15.0:          # alike: nothing to tell apart, nothing to fear
+        return out
+    L = colour.to_lab(render)
+    edge = cv2.morphologyEx((lab_id == HAIR).astype(np.uint8), cv2.MORPH_GRADIENT,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21))) > 0
+    stale = (out == HAIR) & np.asarray(taken, bool) & edge & (
+        np.linalg.norm(L - c_id, axis=-1) < np.linalg.norm(L - c_ref, axis=-1))
+    out[stale] = np.where(lab_id[stale] == HAIR, SKIN, lab_id[stale])
+    return out
 
 
 def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarray | None = None) -> Regions:
@@ -433,8 +461,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     the edge): that hair fades out, over background, instead of ending in a straight cut."""
     notes: list[str] = []
     classes = sorted(set(classes))
+    taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
     if HAIR in classes:
         labels_id = grow_old_hair(i_id, labels_id)
+        s_blend = drop_old_hair(s_blend, i_ref_hat, i_id, labels_id, refs, taken)
     reg = regions(labels_id, s_blend, classes, bare)
     s_out = reg.s_blend
 
@@ -464,8 +494,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     # pixels the blend took from a reference take its colours; what the user kept of the
     # identity's own region (a subtract mask) keeps the identity's.  ``from_ref`` is read at the
     # z = 0 plane, so it is grown to cover what stands out of that plane
-    taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(np.float32)
-    pasted = colour_match(colour_src, alpha, i_id, labels_id, refs, s_out, classes, taken)
+    pasted = colour_match(colour_src, alpha, i_id, labels_id, refs, s_out, classes, taken.astype(np.float32))
 
     # --- eq. 14: background, filled where the identity's foreground becomes background ------------
     changed_bg = np.clip(reg.m_bg * (1 - reg.bg_id), 0, 1)
