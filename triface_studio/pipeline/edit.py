@@ -540,12 +540,12 @@ def eye_similarity(fa_ref, fa_id) -> np.ndarray | None:
     return None if m is None or not np.isfinite(m).all() else m
 
 
-def crop_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
-    """1 at a square image's edge, fading to 0 ``width`` px inside. -> (size, size) float32"""
+def side_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
+    """1 at a square crop's left and right edges, fading to 0 ``width`` px inside (hair cut by
+    the top or bottom of the frame is what any portrait shows). -> (size, size) float32"""
     r = np.arange(size, dtype=np.float32)
     d = np.minimum(r, size - 1 - r)
-    d = np.minimum(d[:, None], d[None, :])
-    return np.clip(1.0 - d / width, 0, 1).astype(np.float32)
+    return np.broadcast_to(np.clip(1.0 - d / width, 0, 1)[None, :], (size, size)).astype(np.float32)
 
 
 def crop_mask(mask, what: str, notes: list) -> np.ndarray:
@@ -589,9 +589,9 @@ def _outside_is_background(fa):
 
 
 def edge_of_view(fa, width: float = 48.0) -> np.ndarray:
-    """1 where the reference's crop or photo ends, fading to 0 ``width`` px inside: hair that
-    runs into it is cut straight there. -> (512, 512) float32"""
-    border = crop_border(width)
+    """1 where the reference's crop (at its sides) or photo ends, fading to 0 ``width`` px
+    inside: hair that runs into it is cut straight there. -> (512, 512) float32"""
+    border = side_border(width)
     outside = beyond_photo(fa)
     if outside is not None and outside.any():
         d = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
