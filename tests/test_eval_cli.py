@@ -94,3 +94,17 @@ def test_eval_lift_counts_photos_without_a_face_as_failed(tmp_path, capsys):
     assert s["psnr_source_parsed"] > 18
     rows = {r["name"]: r for r in csv.DictReader(open(tmp_path / "out" / "lift.csv"))}
     assert "no face" in rows["grey"]["error"] and rows["astronaut"]["error"] == ""
+
+
+def test_eval_views_on_one_held_out_photo(shared_data, tmp_path, capsys):
+    """`triface eval --task views`: the face is found in the orbit views, none of them is empty
+    white (the photo's background stands behind the head) and the contact sheet has a row."""
+    out = tmp_path / "views"
+    assert main(["eval", "--task", "views", "--data", str(shared_data), "--limit", "1", "--out", str(out),
+                 "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["task"] == "views" and s["photos"] == 1 and s["failed"] == 0
+    assert s["found"] >= 0.75 and s["landmark_px"] < 15
+    assert s["empty_share"] < 0.05 and s["psnr_head"] > 25
+    assert 0 <= s["photo_streak_share"] <= s["streak_share"] + 0.5
+    assert np.asarray(Image.open(out / "contact_sheet.png")).shape == (160, 8 * 160, 3)

@@ -11,10 +11,12 @@ def register(sub) -> None:
                        description="Pair identities and references by the protocol of Bilecen et al. "
                                    "(eyeglasses: add glasses; hair: black-haired identities, blonde references), "
                                    "run the edits and write pairs.csv, summary.json and contact_sheet.png.")
-    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift", "sheet"),
+    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift", "views", "sheet"),
                    help="an edit task; 'lift': PSNR at the source camera and frontal landmark error "
-                        "of the image-to-plane lift on held-out photos; 'sheet': the fixed contact sheet of "
-                        "16 held-out edits (hair, eyeglasses, half hair, nose, lips) to look at")
+                        "of the image-to-plane lift on held-out photos; 'views': landmarks, streaks and "
+                        "empty background of orbit views of held-out photos, with a contact sheet "
+                        "(8 photos unless --limit); 'sheet': the fixed contact sheet of 16 held-out edits "
+                        "(hair, eyeglasses, half hair, nose, lips) to look at")
     p.add_argument("--data", required=True, help="folder with images/, optional masks/ and tags.csv")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
@@ -61,6 +63,17 @@ def run(args) -> int:
               f"lift: {summary['photos']} photos  PSNR at source camera {summary['psnr_source']} dB  "
               f"frontal landmark error {summary['landmark_px']} px (crop alone {summary['crop_landmark_px']} px, "
               f"{summary['turned_photos']} turned photos)  -> {args.out}")
+        return 0
+    if args.task == "views":
+        from triface_studio.evaluation.views import evaluate_views
+
+        summary = evaluate_views(args.data, args.out, limit=args.limit or 8, tier=args.tier, device=args.device,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(json.dumps(summary, indent=2) if args.json else
+              f"views: {summary['photos']} photos  face found in {summary['found']} of views  landmarks "
+              f"{summary['landmark_px']} px  streaks {summary['streak_share']} (photo "
+              f"{summary['photo_streak_share']})  empty {summary['empty_share']}  "
+              f"PSNR head {summary['psnr_head']} dB  -> {args.out}")
         return 0
     try:
         summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,

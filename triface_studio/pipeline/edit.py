@@ -272,12 +272,14 @@ class EditPipeline:
                     progress: Callable[[float], None] | None = None, transparent: bool = False):
         """RGB (and labels) of ``asset`` seen from the orbit camera at (yaw, pitch).
         -> (rgb uint8 (r, r, 3) or (r, r, 4) when transparent, labels uint8 (r, r) or None)"""
-        cam = Camera.orbit(yaw, pitch)
+        # a tier may frame its orbit views itself and stand a backdrop behind them (bundled: issue 15)
+        cam = getattr(self.tier, "orbit_camera", Camera.orbit)(yaw, pitch)
+        extra = {"backdrop": not transparent} if hasattr(self.tier, "orbit_camera") else {}
         opts = None
         if transparent:
             opts = dataclasses.replace(self.tier.render_options, background=None)
         with torch.no_grad():
-            out = self.tier.render(asset, cam, resolution, options=opts, progress=progress)
+            out = self.tier.render(asset, cam, resolution, options=opts, progress=progress, **extra)
         rgb = out.rgb[0, :3].permute(1, 2, 0).float().clamp(0, 1).cpu().numpy()
         if transparent:
             a = out.opacity[0, 0].clamp(0, 1).cpu().numpy()

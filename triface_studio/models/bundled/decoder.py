@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from triface_studio.core import triplane
@@ -33,7 +35,11 @@ class BundledDecoder(torch.nn.Module):
         """The tri-plane with the XY prior added back (see encoder.xy_prior), cached per tensor
         version; what every lookup reads."""
         key = (planes.data_ptr(), planes._version, tuple(planes.shape), planes.dtype, planes.device)
-        if getattr(self, "_eff_key", None) != key:
+        # a freed tri-plane's memory is reused by the next one: the key alone would hand back
+        # the previous head, so the cache also holds a weak reference to its tensor
+        src = getattr(self, "_eff_src", None)
+        if getattr(self, "_eff_key", None) != key or src is None or src() is not planes:
+            self._eff_src = weakref.ref(planes)
             eff = planes.clone()
             eff[:, 0] = decoded_xy(planes)
             live = eff[0, 1:].flatten(-2).abs().amax(-1) > 0                  # (2, C)
@@ -52,7 +58,8 @@ class BundledDecoder(torch.nn.Module):
     def head_box(self, planes: torch.Tensor) -> torch.Tensor:
         """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version)
-        if self._bounds_cache is not None and self._bounds_cache[:2] == key:
+        self.effective(planes)
+        if self._bounds_cache is not None and self._bounds_cache[:2] == key and self._bounds_src() is planes:
             return self._bounds_cache[2]
         R = planes.shape[-1]
         eff = self.effective(planes)
@@ -69,17 +76,18 @@ class BundledDecoder(torch.nn.Module):
                                 [float(xs.max()) + h, float(ys.max()) + h, float(front[occ].max()) + 0.01]],
                                dtype=planes.dtype, device=planes.device)
             box = box.clamp(-triplane.BOX_HALF, triplane.BOX_HALF)
-        self._bounds_cache = (key[0], key[1], box)
+        self._bounds_cache, self._bounds_src = (key[0], key[1], box), weakref.ref(planes)
         return box
 
     def _height_maps(self, planes: torch.Tensor) -> torch.Tensor:
         """(1, 2, R, R) z_front / z_back maps, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version, "maps")
-        if getattr(self, "_maps_key", None) == key:
+        if getattr(self, "_maps_key", None) == key and self._maps_src() is planes:
             return self._maps
         eff = self.effective(planes)
         front, back = eff[0, 0, 0][None, None], -eff[0, 0, 1][None, None]
         self._maps, self._maps_key = torch.cat([front, back], 1).float(), key
+        self._maps_src = weakref.ref(planes)
         return self._maps
 
     #: steps of the height-field march that finds where each ray first enters the head

@@ -174,6 +174,73 @@ def extend_rim(occupied: torch.Tensor, colour: torch.Tensor, front: torch.Tensor
             torch.where(grown, torch.from_numpy(b).to(back.dtype), back), grown)
 
 
+#: scale (texels at 512) below which a borrowed texture keeps its own detail and above which
+#: it takes the shading of the place it is put
+SHADING_SIGMA = 12.0
+
+
+def _masked_blur(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
+    num = cv2.GaussianBlur(x * w[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)[..., None]
+    return num / np.maximum(den, 1e-4)
+
+
+def reshade(borrowed: torch.Tensor, own: torch.Tensor, weight: torch.Tensor, valid: torch.Tensor,
+            sigma: float = SHADING_SIGMA) -> torch.Tensor:
+    """A texture borrowed from elsewhere (the mirrored side of the face) with
+    its shading replaced by the place's own: borrowed - lowpass(borrowed) + lowpass(own), the
+    low-passes weighted by ``weight``; where the photo saw nothing of the place (``valid``
+    false) the borrowed texture stays as it is.  A stretched or grazing photo still has the
+    right low frequencies (light, skin tone), the borrowed texture the detail.
+    Shapes: borrowed/own (3, R, R), weight (R, R) float, valid (R, R) bool -> (3, R, R)."""
+    sigma = sigma * own.shape[-1] / 512
+    b = np.ascontiguousarray(borrowed.permute(1, 2, 0).numpy(), np.float32)
+    o = np.ascontiguousarray(own.permute(1, 2, 0).numpy(), np.float32)
+    w = np.ascontiguousarray(weight.float().numpy(), np.float32)
+    out = b - _masked_blur(b, w, sigma) + _masked_blur(o, w, sigma)
+    out = np.where(valid.numpy()[..., None], np.clip(out, 0, 1), b)
+    return torch.from_numpy(out).permute(2, 0, 1).to(borrowed.dtype)
+
+
+#: size of the backdrop texture (the inpainted background is smooth: more texels add nothing)
+BACKDROP_SIZE = 256
+
+
+def backdrop(crop: np.ndarray, labels: np.ndarray | None, size: int = BACKDROP_SIZE, work: int = 128) -> torch.Tensor:
+    """The photo's background with the person removed and filled from the surrounding background
+    (Telea inpainting at ``work`` px): what stands behind the head in orbit views.
+    Shape: crop uint8 (S, S, 3), labels uint8 (S, S) -> (3, size, size) float in [0, 1]."""
+    small = cv2.resize(np.ascontiguousarray(crop), (work, work), interpolation=cv2.INTER_AREA)
+    if labels is None:
+        return torch.from_numpy(cv2.resize(small, (size, size)).astype(np.float32) / 255).permute(2, 0, 1)
+    fg = (np.asarray(labels) != BACKGROUND).astype(np.uint8) * 255
+    m = cv2.resize(fg, (work, work), interpolation=cv2.INTER_AREA)
+    m = cv2.dilate((m > 0).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
+    if m.mean() > 0.995 * 255:
+        filled = np.broadcast_to(small.reshape(-1, 3).mean(0), small.shape).astype(np.uint8)
+    else:
+        filled = cv2.inpaint(small, m, 7, cv2.INPAINT_TELEA)
+        # the fill is smooth and the rest sharp: a little blur makes the backdrop read as one
+        # out-of-focus background
+        filled = cv2.GaussianBlur(filled, (0, 0), 1.2)
+    up = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(up.astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def _visibility(front: torch.Tensor, pts: torch.Tensor, cam, inside: torch.Tensor) -> torch.Tensor:
+    """Cosine between the height field's normal and the direction to the camera; -1 outside
+    the photo.  Shape: front (R, R), pts (R, R, 3) -> (R, R)."""
+    R = front.shape[-1]
+    dzdx = torch.gradient(front, spacing=1.0 / R, dim=1)[0]
+    dzdy = torch.gradient(front, spacing=1.0 / R, dim=0)[0]
+    normal = torch.stack([-dzdx, -dzdy, torch.ones_like(front)], -1)
+    normal = normal / normal.norm(dim=-1, keepdim=True)
+    to_cam = cam.origin.view(1, 1, 3) - pts
+    to_cam = to_cam / to_cam.norm(dim=-1, keepdim=True)
+    vis = (normal * to_cam).sum(-1)
+    return torch.where(inside, vis, torch.full_like(vis, -1.0))
+
+
 def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = RESOLUTION,
          landmarks: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
     """Lift one 512 crop (uint8 (S, S, 3)) with its labels (uint8 (S, S)) seen by ``camera``.
@@ -197,41 +264,37 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         front, back = face_height_field(canonical_world_landmarks(landmarks), R)
     else:
         front, back = head_height_field(R)
-    pts = triplane.plane_grid(0, R)
-    pts[..., 2] = front
     cam = camera.to(dtype=torch.float32)
-    uv, _ = cam.project(pts, 1)
-    colour = _read(small, uv)
-    sem = _read(onehot, uv)
-    inside = ((uv >= 0) & (uv <= 1)).all(-1)
-
-    # visibility: cosine between the height field's normal and the direction to the camera
-    dzdx = torch.gradient(front, spacing=1.0 / R, dim=1)[0]
-    dzdy = torch.gradient(front, spacing=1.0 / R, dim=0)[0]
-    normal = torch.stack([-dzdx, -dzdy, torch.ones_like(front)], -1)
-    normal = normal / normal.norm(dim=-1, keepdim=True)
-    to_cam = cam.origin.view(1, 1, 3) - pts
-    to_cam = to_cam / to_cam.norm(dim=-1, keepdim=True)
-    vis = (normal * to_cam).sum(-1)
-    vis = torch.where(inside, vis, torch.full_like(vis, -1.0))
-
-    # symmetry fill: where the mirrored texel is seen better, take it (with flipped classes)
-    m_vis = vis.flip(1)
-    # only where the mirrored texel is seen well: two grazing rims of a nearly frontal photo keep their own
-    use_mirror = (vis < 0.35) & (m_vis > torch.clamp(vis + 0.1, min=0.5))
     perm = torch.from_numpy(FLIP_PERMUTATION)
-    colour = torch.where(use_mirror, colour.flip(2), colour)
-    sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
-    # texels outside the photo that no mirror fills would repeat the crop's edge (streaks in
-    # side views): they stay empty
-    unseen = ~(inside | use_mirror)
-    sem = torch.where(unseen, F.one_hot(torch.tensor(BACKGROUND), NUM_CLASSES).float()[:, None, None], sem)
 
-    if no_labels:
-        # without a parser: the head shell's core (face/skull ellipsoid and neck) is the foreground
-        core = (front > 0.03).float()
-        sem = torch.zeros_like(sem)
-        sem[BACKGROUND], sem[SKIN] = 1 - core, core
+    def read(front):
+        """Colour and labels at the surface, the far side of a turned head from its mirror image."""
+        pts = triplane.plane_grid(0, R)
+        pts[..., 2] = front
+        uv, _ = cam.project(pts, 1)
+        colour, sem = _read(small, uv), _read(onehot, uv)
+        inside = ((uv >= 0) & (uv <= 1)).all(-1)
+        vis = _visibility(front, pts, cam, inside)
+        # symmetry fill: where the mirrored texel is seen better, take it (with flipped classes);
+        # only where the mirrored texel is seen well: two grazing rims of a nearly frontal photo keep their own
+        m_vis = vis.flip(1)
+        use_mirror = (vis < 0.35) & (m_vis > torch.clamp(vis + 0.1, min=0.5))
+        weight = (1 - sem[BACKGROUND]) * inside
+        colour = torch.where(use_mirror, reshade(colour.flip(2), colour, weight * (vis > 0), inside), colour)
+        sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
+        vis = torch.where(use_mirror, m_vis, vis)
+        # texels outside the photo that no mirror fills would repeat the crop's edge (streaks in
+        # side views): they stay empty
+        unseen = ~(inside | use_mirror)
+        sem = torch.where(unseen, F.one_hot(torch.tensor(BACKGROUND), NUM_CLASSES).float()[:, None, None], sem)
+        if no_labels:
+            # without a parser: the head shell's core (face/skull ellipsoid and neck) is the foreground
+            core = (front > 0.03).float()
+            sem = torch.zeros_like(sem)
+            sem[BACKGROUND], sem[SKIN] = 1 - core, core
+        return colour, sem, vis, use_mirror
+
+    colour, sem, vis, use_mirror = read(front)
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
     colour, front, back, occupied = extend_rim(occupied, colour, front, back)

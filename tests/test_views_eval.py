@@ -1,0 +1,52 @@
+"""The orbit-view measures of `triface eval --task views` and the bundled tier's backdrop."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from triface_studio.core.cameras import Camera
+from triface_studio.evaluation.views import empty_share, streak_share
+from triface_studio.models.bundled.backdrop import orbit_camera, render_backdrop
+
+
+def test_streak_share_finds_stretched_rows_not_texture():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    region = np.ones((64, 64), bool)
+    assert streak_share(noise, region) == 0.0
+    stretched = np.repeat(noise[:, :1], 64, axis=1)          # each row one colour: a streak
+    assert streak_share(stretched, region) > 0.95          # all but the first row, which has none above
+    flat = np.full((64, 64, 3), 255, np.uint8)                # a blown-out highlight: flat both ways
+    assert streak_share(flat, region) == 0.0
+    half = noise.copy()
+    half[:, :32] = stretched[:, :32]
+    assert 0.45 < streak_share(half, region) < 0.55
+    assert streak_share(stretched, np.zeros_like(region)) == 0.0
+
+
+def test_empty_share_counts_white():
+    img = np.zeros((10, 10, 3), np.uint8)
+    img[:5] = 255
+    assert empty_share(img) == 0.5
+
+
+def test_orbit_camera_is_frontal_at_zero_and_centres_the_head():
+    assert torch.allclose(orbit_camera(0, 0).cam2world, Camera.frontal().cam2world, atol=1e-5)
+    for yaw, pitch in ((45, 0), (-45, 0), (0, 25), (0, -25)):
+        uv, _ = orbit_camera(yaw, pitch).project(torch.zeros(1, 3), 512)
+        assert torch.allclose(uv, torch.tensor([[256.0, 256.0]]), atol=0.5)
+        yaw_back, pitch_back = orbit_camera(yaw, pitch).yaw_pitch()
+        assert abs(yaw_back - yaw) < 1e-3 and abs(pitch_back - pitch) < 1e-3
+
+
+def test_backdrop_is_the_photo_at_its_camera_and_slides_when_turned():
+    tex = torch.linspace(0, 1, 64).view(1, 1, 64).expand(3, 64, 64).contiguous()   # dark left, light right
+    cam = Camera.frontal()
+    front = render_backdrop(tex, cam, cam, 64)[0]
+    assert front.shape == (3, 64, 64)
+    # at the photo's own camera the backdrop is the texture itself
+    assert (front - tex).abs().mean() < 0.03
+    # turned, the backdrop slides but stays covered and textured (parallax, no empty space)
+    turned = render_backdrop(tex, cam, orbit_camera(40, 0), 64)[0]
+    assert (turned - front).abs().mean() > 0.02 and turned.std() > 0.05

@@ -1,0 +1,199 @@
+"""How the orbit views of a lifted head look (``triface eval --task views``).
+
+For each held-out photo (the parser's held-out split, :func:`lift.held_out_names`) the head is
+lifted and rendered at 512 px from the orbit cameras the app uses (yaw +-15, +-30, +-45 and pitch
++-20, plus the front), and each view is measured:
+
+* ``landmark_px``: the face mesh is run on the rendered view; the median distance (px at 512)
+  between the landmarks it finds and the identity's own 3D landmarks (the lift's face surface)
+  projected with that view's camera.  ``found``: the share of views in which it finds a face.
+* ``streak_share``: the share of head pixels (rendered labels other than background and cloth)
+  that lie in long horizontal runs of flat colour with texture across them (:func:`streak_share`);
+  stretched texels on surfaces the photo saw at a grazing angle make these, a photo scores about 0
+  (``photo_streak_share`` is the same measure on the crop itself).
+* ``empty_share``: the share of the view that is the renderer's empty white (:func:`empty_share`),
+  next to ``photo_empty_share``, the same on the crop (a photo with a white wall is not empty,
+  but scores like one; the photo's own figure says how much of that there is).
+* ``psnr_head``: the head rendered at the photo's own camera (the yaw-0 view of the photo's
+  turntable) against the crop, over the head the parser sees (every class but background and
+  cloth).
+
+``contact_sheet.png`` shows every head as photo + :data:`SHEET_VIEWS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from triface_studio.core.images import load_image
+from triface_studio.core.semantics import BACKGROUND, CLOTH
+
+from .lift import _psnr, held_out_names
+
+#: (yaw, pitch) of the measured views
+VIEWS = ((-45, 0), (-30, 0), (-15, 0), (15, 0), (30, 0), (45, 0), (0, 20), (0, -20))
+#: (yaw, pitch) of the contact sheet's columns after the photo
+SHEET_VIEWS = ((-45, 0), (-30, 0), (0, 0), (30, 0), (45, 0), (0, 20), (0, -20))
+#: a streak: at least STREAK_RUN px (at 512) in a row whose neighbours differ by at most STREAK_TOL
+#: while each differs from the row above by at least STREAK_ACROSS (0-255): texture across the rows
+#: and none along them.  Calibrated on held-out crops: photos score 0.000-0.009, smooth skin and
+#: blown-out highlights (flat both ways) do not count.
+STREAK_RUN, STREAK_TOL, STREAK_ACROSS = 16, 2, 3
+SIZE = 512
+TILE = 160
+
+
+def streak_share(rgb: np.ndarray, region: np.ndarray, run: int = STREAK_RUN, tol: int = STREAK_TOL,
+                 across: int = STREAK_ACROSS) -> float:
+    """Share of ``region`` pixels lying in horizontal runs of at least ``run`` pixels in which each
+    pixel differs from its left neighbour by at most ``tol`` and from the pixel above it by at
+    least ``across`` (0-255, the largest channel difference): stretched texels.
+
+    Shape: rgb uint8 (H, W, 3), region bool (H, W) -> float in [0, 1]
+    """
+    a = np.asarray(rgb, np.int16)
+    along = np.abs(a[:, 1:] - a[:, :-1]).max(-1)                                      # (H, W-1)
+    up = np.zeros(a.shape[:2], np.int16)
+    up[1:] = np.abs(a[1:] - a[:-1]).max(-1)
+    flat = (along <= tol) & (np.maximum(up[:, 1:], up[:, :-1]) >= across) & region[:, 1:] & region[:, :-1]
+    H, W1 = flat.shape
+    padded = np.concatenate([np.zeros((H, 1), bool), flat, np.zeros((H, 1), bool)], 1).astype(np.int8)
+    d = np.diff(padded, axis=1)
+    starts, ends = np.nonzero(d == 1), np.nonzero(d == -1)
+    covered = np.zeros((H, W1 + 1), bool)
+    for r, s, e in zip(starts[0], starts[1], ends[1]):
+        if e - s + 1 >= run:                    # e - s flat pairs join e - s + 1 pixels
+            covered[r, s:e + 1] = True
+    n = int(region.sum())
+    return float((covered & region).sum() / n) if n else 0.0
+
+
+def empty_share(rgb: np.ndarray, level: int = 254) -> float:
+    """Share of pixels that are the renderer's empty white (every channel >= ``level``).
+    Shape: rgb uint8 (H, W, 3) -> float."""
+    return float((np.asarray(rgb) >= level).all(-1).mean())
+
+
+def view_camera(pipe, yaw: float, pitch: float):
+    """The camera the pipeline renders the orbit view (yaw, pitch) with."""
+    from triface_studio.core.cameras import Camera
+
+    cam_of = getattr(pipe.tier, "orbit_camera", None)
+    return cam_of(yaw, pitch) if cam_of is not None else Camera.orbit(yaw, pitch)
+
+
+def landmark_error(analyzer, rgb: np.ndarray, world_landmarks: np.ndarray, camera) -> float | None:
+    """Median distance (px) between the face mesh's landmarks on ``rgb`` and ``world_landmarks``
+    ((N, 3) world units) projected by ``camera``; None when no face is found."""
+    import torch
+
+    from triface_studio.models.face import NoFaceError
+
+    try:
+        seen = analyzer.analyze(rgb, "rendered view", parse=False)
+    except NoFaceError:
+        return None
+    uv, _ = camera.project(torch.from_numpy(np.asarray(world_landmarks, np.float32)), rgb.shape[0])
+    return float(np.median(np.linalg.norm(seen.landmarks[:, :2] - uv.numpy(), axis=1)))
+
+
+def _head(labels: np.ndarray) -> np.ndarray:
+    return (labels != BACKGROUND) & (labels != CLOTH)
+
+
+def _tile(img: np.ndarray, caption: str) -> np.ndarray:
+    import cv2
+
+    t = cv2.resize(np.ascontiguousarray(img[..., :3]), (TILE, TILE), interpolation=cv2.INTER_AREA)
+    cv2.putText(t, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2, cv2.LINE_AA)
+    cv2.putText(t, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return t
+
+
+def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8, tier: str = "bundled",
+                   device: str = "cpu", log: Callable[[str], None] | None = None) -> dict:
+    """Measure the orbit views of up to ``limit`` held-out photos; writes ``views.csv``,
+    ``summary.json`` and ``contact_sheet.png`` into ``out_dir`` and returns the summary."""
+    import torch
+    from PIL import Image
+
+    from triface_studio.evaluation.evaluate import make_pipeline
+    from triface_studio.models.face.analyzer import canonical_world_landmarks
+    from triface_studio.pipeline import EditError
+
+    data, out_dir = Path(data), Path(out_dir)
+    pipe = make_pipeline(tier, device)
+    paths = {p.stem: p for p in (data / "images").iterdir()}
+    rows, sheet_rows, photos = [], [], []
+    for name in held_out_names(data)[:limit]:
+        try:
+            fa = pipe.analyze(load_image(paths[name]), paths[name].name, "photo")
+        except EditError as e:
+            rows.append({"name": name, "error": str(e)})
+            continue
+        asset = pipe.encode(fa)
+        world = canonical_world_landmarks(fa.crop_landmarks)
+        crop = np.asarray(fa.crop)
+        photo_head = _head(np.asarray(fa.labels))
+        photos.append({"streak": streak_share(crop, photo_head), "empty": empty_share(crop)})
+        with torch.no_grad():
+            src = pipe.tier.render(asset, fa.camera, SIZE)
+        rendered = src.rgb[0, :3].clamp(0, 1).permute(1, 2, 0).numpy()
+        psnr = round(_psnr(rendered, crop.astype(np.float32) / 255.0, photo_head), 2)
+        tiles = {}
+        for yaw, pitch in sorted(set(VIEWS) | set(SHEET_VIEWS)):
+            rgb, labels = pipe.render_view(asset, yaw, pitch, SIZE)
+            tiles[(yaw, pitch)] = rgb
+            if (yaw, pitch) not in VIEWS:
+                continue
+            err = landmark_error(pipe.analyzer, rgb, world, view_camera(pipe, yaw, pitch))
+            row = {"name": name, "yaw": yaw, "pitch": pitch, "found": int(err is not None),
+                   "landmark_px": round(err, 2) if err is not None else "",
+                   "streak_share": round(streak_share(rgb, _head(labels)), 4),
+                   "empty_share": round(empty_share(rgb), 4), "psnr_head": psnr}
+            rows.append(row)
+        sheet_rows.append(np.concatenate([_tile(crop, "photo")] + [
+            _tile(tiles[v], f"yaw {v[0]} pitch {v[1]}") for v in SHEET_VIEWS], 1))
+        if log:
+            mine = [r for r in rows if r.get("name") == name]
+            log(f"{name}: psnr_head {psnr}  found {sum(r['found'] for r in mine)}/{len(mine)}  streaks "
+                f"{np.mean([r['streak_share'] for r in mine]):.3f}  empty {np.mean([r['empty_share'] for r in mine]):.3f}")
+
+    views = [r for r in rows if "error" not in r]
+
+    def stat(key, fn=np.mean, where=lambda r: True):
+        v = [float(r[key]) for r in views if r[key] != "" and where(r)]
+        return round(float(fn(v)), 4) if v else None
+
+    summary = {"task": "views", "tier": tier, "photos": len({r["name"] for r in rows}),
+               "failed": sum("error" in r for r in rows), "views": [list(v) for v in VIEWS],
+               "found": stat("found"), "landmark_px": stat("landmark_px", np.median),
+               "landmark_px_by_view": {f"{y},{p}": stat("landmark_px", np.median,
+                                                        lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
+                                       for y, p in VIEWS},
+               "streak_share": stat("streak_share"),
+               "photo_streak_share": round(float(np.mean([p["streak"] for p in photos])), 4) if photos else None,
+               "empty_share": stat("empty_share"),
+               "photo_empty_share": round(float(np.mean([p["empty"] for p in photos])), 4) if photos else None,
+               "psnr_head": stat("psnr_head"), "psnr_target": 30.0}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cols = ["name", "yaw", "pitch", "found", "landmark_px", "streak_share", "empty_share", "psnr_head", "error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    for fname, text in (("views.csv", buf.getvalue()), ("summary.json", json.dumps(summary, indent=2))):
+        tmp = out_dir / (fname + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out_dir / fname)
+    if sheet_rows:
+        tmp = out_dir / "contact_sheet.tmp.png"
+        Image.fromarray(np.concatenate(sheet_rows, 0)).save(tmp)
+        tmp.replace(out_dir / "contact_sheet.png")
+    return summary
