@@ -574,7 +574,7 @@ def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regio
         hair_src = (reg.s_blend == HAIR) & (alpha > 0.95) & (reg.gap_scalp < 0.5)
         holes = reg.gap_scalp > 0.5
         if hair_src.sum() >= 64:
-            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=None)
+            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=8.0)
         else:
             notes.append("the new hair is too small to grow over the old hair's place; it was filled with skin")
             reg.gap_face = np.maximum(reg.gap_face, reg.gap_scalp)
@@ -615,4 +615,4 @@ def background_plate(image: np.ndarray, bg: np.ndarray, holes: np.ndarray) -> np
         c = img[np.asarray(bg) > 0.5].mean(0) if (np.asarray(bg) > 0.5).any() else img.reshape(-1, 3).mean(0)
         return np.where(holes[..., None], c, img).astype(np.float32)
     return texture_fill(img, holes, src, valid=border_ok.astype(np.float32),
-                        fallback=np.broadcast_to(_mean(img, src), img.shape), grain=None)
+                        fallback=np.broadcast_to(_mean(img, src), img.shape), grain=8.0)
