@@ -80,3 +80,18 @@ def test_whole_pixel_copies_carry_a_pattern_into_the_hole():
     inner = out[36:54, 36:54, 0]
     assert inner.std() > 0.25                                  # stripes, not a flat grey
     assert np.abs(np.diff(inner, axis=0)).mean() < 0.05       # and they run the source's way (vertical)
+
+
+def test_a_large_hole_is_joined_to_its_border_at_half_resolution_as_well():
+    from triface_studio.core.fill import LARGE_HOLE, blend_into_border, poisson_fill
+
+    yy, xx = np.mgrid[:256, :256]
+    img = np.stack([xx / 255.0, yy / 255.0, 0.5 + 0 * xx], -1).astype(np.float32)   # a smooth ramp
+    holes = (np.hypot(yy - 128, xx - 128) < 80)
+    assert holes.sum() > LARGE_HOLE
+    guide = np.full_like(img, 0.3)                         # a flat, wrong guess inside the hole
+    exact = poisson_fill(img, holes, guide)
+    fast = blend_into_border(img, holes, guide)
+    assert np.abs(fast - exact)[holes].max() < 0.02          # the same membrane, to within 2 %
+    ring = holes & ~(np.hypot(yy - 128, xx - 128) < 78)
+    assert np.abs(fast - img)[ring].max() < 0.03             # and it meets the border

@@ -157,7 +157,7 @@ def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid
     src = np.asarray(source, bool) & ~holes
     if src.sum() < 16:
         guide = img.copy() if fallback is None else np.where(holes[..., None], fallback, img).astype(np.float32)
-        return poisson_fill(img, holes, guide, valid)
+        return blend_into_border(img, holes, guide, valid)
     guide = local_fill(img, src.astype(np.float32), sigma=smooth)
     offsets, assign = shift_offsets(holes, src, max_offsets)
     if grain is None:
@@ -169,4 +169,36 @@ def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid
         for i, (dy, dx) in enumerate(offsets):
             ys, xs = np.nonzero(assign == i)
             guide[ys, xs] += detail[ys + dy, xs + dx]
-    return poisson_fill(img, holes, guide, valid)
+    return blend_into_border(img, holes, guide, valid)
+
+
+#: holes larger than this (pixels) get their Poisson correction at half resolution
+LARGE_HOLE = 12000
+
+
+def blend_into_border(image: np.ndarray, holes: np.ndarray, guide: np.ndarray,
+                      valid: np.ndarray | None = None) -> np.ndarray:
+    """:func:`poisson_fill` of ``guide`` into ``holes``; for a large hole the harmonic
+    correction (smooth by nature) is solved at half resolution and upsampled, which is ~8x
+    cheaper and differs from the exact solve only by the texture's own grain at the border."""
+    holes = np.asarray(holes, bool)
+    if holes.sum() <= LARGE_HOLE:
+        return poisson_fill(image, holes, guide, valid)
+    img = np.asarray(image, np.float32)
+    H, W = holes.shape
+    h, w = (H + 1) // 2, (W + 1) // 2
+    filled = np.where(holes[..., None], guide, img).astype(np.float32)
+    small = lambda a: cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)  # noqa: E731
+    holes_s = small(holes.astype(np.float32)) > 0.0
+    valid_s = None if valid is None else small(np.asarray(valid, np.float32)) > 0.99
+    guide_s = small(np.asarray(guide, np.float32))
+    img_s = small(filled)
+    corr_s = poisson_fill(img_s, holes_s, guide_s, valid_s) - guide_s
+    # outside the hole the correction is the border condition itself (image - guide), so the
+    # upsampled field runs into the border without a dip
+    outside = img_s - guide_s if valid_s is None else np.where(valid_s[..., None], img_s - guide_s, 0)
+    corr = cv2.resize(np.where(holes_s[..., None], corr_s, outside).astype(np.float32), (W, H),
+                      interpolation=cv2.INTER_LINEAR)
+    out = img.copy()
+    out[holes] = np.clip(np.asarray(guide, np.float32)[holes] + corr[holes], 0, 1)
+    return out
