@@ -158,28 +158,55 @@ class BiSeNetParser:
         return FROM_BISENET[y.argmax(1)[0].cpu().numpy()].astype(np.uint8)
 
 
-def load_bisenet(path: str | Path, device: str = "cpu") -> BiSeNetParser:
-    path = Path(path)
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except Exception as e:  # pickle errors, zip errors, forbidden globals
-        raise ValueError(f"{path}: not a loadable BiSeNet checkpoint ({type(e).__name__}: {e})") from None
+def checked_state(state, model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of ``model``'s layout taken from a loaded state dict (``module.`` prefixes and a
+    ``{"state_dict": ...}`` wrapper removed); ``ValueError`` naming ``name`` when one is missing or
+    has another shape."""
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model = BiSeNet(NUM_CLASSES)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{name}: expected a state dict of tensors")
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
-        raise ValueError(f"{path}: not a face-parsing BiSeNet checkpoint (missing {len(missing)} tensors, "
+        raise ValueError(f"{name}: not a face-parsing BiSeNet checkpoint (missing {len(missing)} tensors, "
                          f"e.g. {missing[0]})")
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if bad:
-        raise ValueError(f"{path}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, expected "
+        raise ValueError(f"{name}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, expected "
                          f"{tuple(own[bad[0]].shape)}")
-    model.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
-    return BiSeNetParser(model, device)
+    return {k: state[k] for k in own if k in state}
+
+
+def load_bisenet(path: str | Path, device: str = "cpu", size: int = 512) -> BiSeNetParser:
+    """A BiSeNet parser from ``79999_iter.pth`` (``torch.load(weights_only=True)``) or from the
+    safetensors file ``triface models install bisenet`` writes; ``ValueError`` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, zip errors, forbidden globals, damaged safetensors
+        raise ValueError(f"{path}: not a loadable BiSeNet checkpoint ({type(e).__name__}: {e})") from None
+    model = BiSeNet(NUM_CLASSES)
+    model.load_state_dict(checked_state(state, model, str(path)), strict=False)
+    return BiSeNetParser(model, device, size)
+
+
+def installed_bisenet_path() -> Path | None:
+    """The weights ``triface models install bisenet`` (or ``models import``) registered, else None."""
+    from triface_studio.models import registry
+
+    folder = registry.find_model("bisenet-79999")
+    if folder is None:
+        return None
+    for name in ("bisenet.safetensors", "79999_iter.safetensors", "79999_iter.pth"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
