@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from triface_studio.core.semantics import FROM_BISENET, NUM_CLASSES
+from triface_studio.core.semantics import NUM_CLASSES, TO_BISENET
 
 
 class ConvBNReLU(nn.Module):
@@ -139,7 +139,11 @@ _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 class BiSeNetParser:
-    """``parse(crop uint8 (S,S,3)) -> uint8 (S,S)`` in the CelebAMask-HQ order."""
+    """``parse(crop uint8 (S,S,3)) -> uint8 (S,S)`` in the CelebAMask-HQ order; ``logits(crop, out)``
+    (19, out, out) with the channels already in the CelebAMask-HQ order.  ``size`` is the network's
+    input side (512 as trained; smaller is faster and coarser)."""
+
+    name = "bisenet"
 
     def __init__(self, model: BiSeNet, device: str = "cpu", size: int = 512):
         self.model = model.to(device).eval()
@@ -147,15 +151,27 @@ class BiSeNetParser:
         self._lock = threading.Lock()
 
     @torch.no_grad()
-    def parse(self, crop: np.ndarray) -> np.ndarray:
+    def logits(self, crop: np.ndarray, out_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        """Shape: crop (S, S, 3) uint8 -> (19, H, W) float, CelebAMask-HQ channel order, at ``out_size``
+        (default the crop's size)."""
         a = np.asarray(crop)
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"the parser takes an RGB crop (S, S, 3), got shape {a.shape}")
         x = torch.from_numpy(np.array(a, np.float32)).permute(2, 0, 1)[None] / 255.0
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="area" if a.shape[0] > self.size else "bilinear")
         x = ((x - _MEAN) / _STD).to(self.device)
         with self._lock:
             y = self.model(x)
-        y = F.interpolate(y, size=a.shape[:2], mode="bilinear", align_corners=False)
-        return FROM_BISENET[y.argmax(1)[0].cpu().numpy()].astype(np.uint8)
+        out = a.shape[:2] if out_size is None else (
+            (out_size, out_size) if isinstance(out_size, int) else tuple(out_size))
+        if tuple(y.shape[-2:]) != tuple(out):
+            y = F.interpolate(y, size=out, mode="bilinear", align_corners=False)
+        return y[0, torch.from_numpy(TO_BISENET)]
+
+    @torch.no_grad()
+    def parse(self, crop: np.ndarray) -> np.ndarray:
+        return self.logits(crop).argmax(0).to(torch.uint8).cpu().numpy()
 
 
 def checked_state(state, model: nn.Module, name: str) -> dict[str, torch.Tensor]:
