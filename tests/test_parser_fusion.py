@@ -124,3 +124,18 @@ def test_iou_from_confusion_by_hand():
     assert iou[0] == pytest.approx(1 / 3) and iou[1] == pytest.approx(2 / 3) and iou[2] == pytest.approx(2 / 3)
     assert np.isnan(iou[5])                            # in neither map
     assert confusion(pred, gt).sum() == 7              # the 255 pixel is ignored
+
+
+def test_augmented_views_move_photo_and_mask_together():
+    from triface_studio.evaluation.parsers import augment_crop
+
+    crop = np.full((512, 512, 3), 40, np.uint8)
+    crop[180:330, 200:300] = 230                     # a bright block, class 2 in the mask
+    target = np.zeros((256, 256), np.uint8)
+    target[90:165, 100:150] = 2
+    for seed in range(4):
+        img, tgt = augment_crop(crop, target, np.random.default_rng(seed))
+        assert img.shape == crop.shape and tgt.shape == target.shape
+        small = cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA).mean(2)
+        block = tgt == 2
+        assert block.sum() > 2000 and small[block].mean() > small[tgt == 0].mean() + 80

@@ -56,6 +56,9 @@ def add_fusion_arguments(p) -> None:
                    help="training photos to sample (seeded choice; default 300)")
     p.add_argument("--bisenet-size", type=int, default=512, metavar="S", help="BiSeNet's input side (default 512)")
     p.add_argument("--stride", type=int, default=4, help="sample every S-th pixel of the 256 px grid (default 4)")
+    p.add_argument("--augment", type=int, default=0, metavar="K",
+                   help="fit on K augmented views of each photo instead of the photo (scale, rotation, "
+                        "colour, blur): the bundled parser has memorised its training photos")
     p.add_argument("--threads", type=int, default=1)
 
 
@@ -82,9 +85,9 @@ def run_fusion(args) -> int:
     names = sorted(np.random.default_rng(0).permutation(names)[:args.photos].tolist())
     fused = FusedParser(ours, load_bisenet(bis), FusionWeights.identity(args.bisenet_size))
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    lo, lb, t = fusion_samples(args.data, names, fused, stride=args.stride, log=log)
+    lo, lb, t = fusion_samples(args.data, names, fused, stride=args.stride, augment=args.augment, log=log)
     fw = fit_fusion(lo.float(), lb.float(), t, bisenet_size=args.bisenet_size, log=log)
-    info = dict(fw.info or {}, photos=len(names), split="train", stride=args.stride,
+    info = dict(fw.info or {}, photos=len(names), split="train", stride=args.stride, augment=args.augment,
                 command="triface train fusion " + " ".join(sys.argv[3:]))
     doc = FusionWeights(fw.weight, fw.bias, fw.bisenet_size, fw.work, info).to_json()
     atomic_write_bytes(Path(args.out), (json.dumps(doc, indent=1) + "\n").encode())

@@ -152,11 +152,47 @@ def markdown_table(scores: list[ParserScore]) -> str:
 # Samples for fitting the fusion (training split only)
 
 
-def fusion_samples(data: str | Path, names: list[str], fused, stride: int = 4,
+def augment_crop(crop: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A new view of a training photo: scale 0.85-1.15, rotation +-12 degrees and shift +-4 % about
+    the centre, brightness/contrast/saturation jitter, and a blur or a down-and-up resize (JPEG-like
+    softness).  ``target`` (the class map at any side) gets the same warp (nearest; 255 outside).
+
+    The bundled parser has memorised its training photos (mIoU 0.74 on them, 0.64 held out), so
+    fused on the photos themselves it looks better than it is on a new one; augmented views of them
+    are closer to new photos.  Shape: crop (S, S, 3) uint8, target (T, T) uint8 -> same."""
+    import cv2
+
+    s = crop.shape[0]
+    ang, sc = rng.uniform(-12, 12), rng.uniform(0.85, 1.15)
+    m = cv2.getRotationMatrix2D((s / 2, s / 2), ang, sc)
+    m[:, 2] += rng.uniform(-0.04, 0.04, 2) * s
+    img = cv2.warpAffine(crop, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    t = target.shape[0]
+    mt = m.copy()
+    mt[:, 2] *= t / s
+    tgt = cv2.warpAffine(target, mt, (t, t), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=255)
+    f = img.astype(np.float32)
+    grey = f.mean(2, keepdims=True)
+    f = grey + (f - grey) * rng.uniform(0.7, 1.3)
+    f = (f - f.mean()) * rng.uniform(0.75, 1.25) + f.mean() * rng.uniform(0.8, 1.2)
+    img = np.clip(f, 0, 255).astype(np.uint8)
+    r = rng.uniform()
+    if r < 0.35:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.8))
+    elif r < 0.7:
+        k = int(s * rng.uniform(0.3, 0.6))
+        img = cv2.resize(cv2.resize(img, (k, k), interpolation=cv2.INTER_AREA), (s, s), interpolation=cv2.INTER_LINEAR)
+    return img, tgt
+
+
+def fusion_samples(data: str | Path, names: list[str], fused, stride: int = 4, augment: int = 0,
                    log: Callable[[str], None] | None = None) -> tuple:
     """Both networks' log-probabilities at every ``stride``-th pixel of the fused parser's work
     grid, with the hand-made class there (the mask moved into the aligned crop; pixels outside
-    the photo dropped).  -> (lo (N, 19), lb (N, 19), target (N,)) tensors."""
+    the photo dropped); with ``augment`` > 0, that many augmented views of each photo
+    (:func:`augment_crop`, seeded) instead of the photo itself.
+    -> (lo (N, 19), lb (N, 19), target (N,)) tensors."""
     import cv2
     import torch
     from PIL import Image
@@ -179,13 +215,16 @@ def fusion_samples(data: str | Path, names: list[str], fused, stride: int = 4,
         m = np.asarray(fa.crop_matrix, np.float64) * (work / fa.crop.shape[0])
         tgt = cv2.warpAffine(gt, m, (work, work), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=255)
-        lo, lb = fused.log_probs(fa.crop)
-        sl = (slice(stride // 2, None, stride),) * 2
-        t = torch.from_numpy(tgt[sl].astype(np.int64)).reshape(-1)
-        keep = t < NUM_CLASSES
-        los.append(lo[:, sl[0], sl[1]].reshape(NUM_CLASSES, -1).T[keep])
-        lbs.append(lb[:, sl[0], sl[1]].reshape(NUM_CLASSES, -1).T[keep])
-        ts.append(t[keep])
+        views = [(fa.crop, tgt)] if augment <= 0 else [
+            augment_crop(fa.crop, tgt, np.random.default_rng([i, k])) for k in range(augment)]
+        for crop, tg in views:
+            lo, lb = fused.log_probs(crop)
+            sl = (slice(stride // 2, None, stride),) * 2
+            t = torch.from_numpy(tg[sl].astype(np.int64)).reshape(-1)
+            keep = t < NUM_CLASSES
+            los.append(lo[:, sl[0], sl[1]].reshape(NUM_CLASSES, -1).T[keep])
+            lbs.append(lb[:, sl[0], sl[1]].reshape(NUM_CLASSES, -1).T[keep])
+            ts.append(t[keep])
         if log and (i + 1) % 50 == 0:
             log(f"{i + 1}/{len(names)} training photos ({time.perf_counter() - t0:.0f} s)")
     return torch.cat(los), torch.cat(lbs), torch.cat(ts)
