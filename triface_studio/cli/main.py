@@ -116,4 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the package's own module, so that `python -m triface_studio.cli.main` and the commands'
+    # `from .main import CommandError` share one CommandError class (else it escapes as a traceback)
+    from triface_studio.cli.main import main as _main
+
+    sys.exit(_main())

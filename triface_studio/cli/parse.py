@@ -1,6 +1,9 @@
-"""``triface parse IMAGE... --out DIR [--color] [--json]``: face analysis and 19-class parsing of
-many photos in one run.  Writes DIR/NAME.png (class ids, CelebAMask-HQ order, on the aligned 512
-crop), DIR/NAME_crop.png, optionally DIR/NAME_color.png and DIR/NAME.json (landmarks, pose, camera)."""
+"""``triface parse IMAGE... --out DIR [--aligned] [--color] [--json] [--parser KIND]``: face analysis
+and 19-class parsing of many photos in one run.  Writes DIR/NAME.png (class ids, CelebAMask-HQ
+order, on the user's photo: same size as the input), DIR/NAME_crop.png (the aligned 512 crop),
+with ``--aligned`` DIR/NAME_aligned.png (the class ids on that crop), with ``--color`` colour-coded
+copies of each label map (NAME_color.png, NAME_aligned_color.png), with ``--json`` DIR/NAME.json
+(landmarks, pose, camera, crop matrix, the parser used)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,25 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("parse", help="detect, align and parse faces in photos")
+    p = sub.add_parser(
+        "parse", help="detect, align and parse faces in photos",
+        description="Finds the face, aligns it to the canonical 512 px crop, labels the crop with the 19 "
+                    "CelebAMask-HQ classes and writes, per photo: NAME.png, the class ids on YOUR PHOTO (same "
+                    "width and height as the input; pixels the crop does not reach are background), and "
+                    "NAME_crop.png, the aligned crop. --aligned adds NAME_aligned.png, the class ids on the "
+                    "aligned crop (512 x 512, pixel for pixel over NAME_crop.png), which is what the edit "
+                    "pipeline uses. Class ids: triface_studio/core/semantics.py (0 background, 1 skin, "
+                    "13 hair, ...).")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--color", action="store_true", help="also write colour-coded label maps")
+    p.add_argument("--aligned", action="store_true",
+                   help="also write NAME_aligned.png: the label map on the aligned 512 px crop (NAME_crop.png) "
+                        "instead of on the photo")
+    p.add_argument("--color", action="store_true",
+                   help="also write colour-coded label maps (NAME_color.png; with --aligned NAME_aligned_color.png)")
+    p.add_argument("--parser", default=None, choices=("auto", "fused", "bisenet", "shipped"),
+                   help="auto (default, or $TRIFACE_PARSER): the bundled parser fused with BiSeNet when "
+                        "`triface models install bisenet` has been run, else the bundled parser alone")
     p.add_argument("--json", action="store_true", help="also write landmarks, pose and camera per image")
     p.add_argument("--face-index", type=int, default=None, help="which face (0 = largest)")
     p.set_defaults(func=run)
@@ -27,6 +45,9 @@ def analysis_json(fa) -> dict:
         "camera_label": [float(v) for v in fa.camera_label()],
         "crop_size": fa.crop_size, "crop_matrix": fa.crop_matrix.tolist(),
         "landmarks": fa.landmarks.round(3).tolist(), "crop_landmarks": fa.crop_landmarks.round(3).tolist(),
+        "parser": fa.parser,
+        "labels": {"NAME.png": "class ids on the photo (its size)",
+                   "NAME_aligned.png": "class ids on the aligned crop (crop_size), with --aligned"},
     }
 
 
@@ -49,7 +70,12 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    analyzer = FaceAnalyzer("cpu")
+    analyzer = FaceAnalyzer("cpu", parser=args.parser)
+    try:
+        used = analyzer.parser_name          # loads it: a parser that cannot be had stops here
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"triface parse: parser {used or 'none (no weights)'}", file=sys.stderr)
     failures = 0
     for path in args.images:
         stem = Path(path).stem
@@ -64,9 +90,14 @@ def run(args) -> int:
             print(f"{path}: {note}", file=sys.stderr)
         save_image(out / f"{stem}_crop.png", fa.crop)
         if fa.labels is not None:
-            save_image(out / f"{stem}.png", fa.labels)
+            on_photo = fa.photo_labels()
+            save_image(out / f"{stem}.png", on_photo)
             if args.color:
-                save_image(out / f"{stem}_color.png", colorize(fa.labels))
+                save_image(out / f"{stem}_color.png", colorize(on_photo))
+            if args.aligned:
+                save_image(out / f"{stem}_aligned.png", fa.labels)
+                if args.color:
+                    save_image(out / f"{stem}_aligned_color.png", colorize(fa.labels))
         if args.json:
             atomic_write_bytes(out / f"{stem}.json", json.dumps(analysis_json(fa), indent=1).encode())
         print(f"{path}: face {fa.face_index + 1}/{fa.num_faces}, yaw {fa.pose[0]:.1f} pitch {fa.pose[1]:.1f} "

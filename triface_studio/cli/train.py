@@ -46,8 +46,59 @@ def run_parser(args) -> int:
     return 0
 
 
+def add_fusion_arguments(p) -> None:
+    p.add_argument("--data", required=True, metavar="DIR", help="celebamask-mini-like folder (images/, masks/)")
+    p.add_argument("--out", required=True, metavar="JSON",
+                   help="where to write the fusion weights (the shipped ones: resources/models/parser/fusion.json)")
+    p.add_argument("--split", default=None, metavar="JSON",
+                   help="split file (default: the bundled parser's); only its 'train' photos are used")
+    p.add_argument("--photos", type=int, default=300, metavar="N",
+                   help="training photos to sample (seeded choice; default 300)")
+    p.add_argument("--bisenet-size", type=int, default=512, metavar="S", help="BiSeNet's input side (default 512)")
+    p.add_argument("--stride", type=int, default=4, help="sample every S-th pixel of the 256 px grid (default 4)")
+    p.add_argument("--augment", type=int, default=0, metavar="K",
+                   help="fit on K augmented views of each photo instead of the photo (scale, rotation, "
+                        "colour, blur): the bundled parser has memorised its training photos")
+    p.add_argument("--threads", type=int, default=1)
+
+
+def run_fusion(args) -> int:
+    import numpy as np
+    import torch
+
+    from triface_studio.core.images import atomic_write_bytes
+    from triface_studio.evaluation.parsers import fusion_samples, split_names
+    from triface_studio.models.parser.bisenet import installed_bisenet_path, load_bisenet
+    from triface_studio.models.parser.fusion import FusedParser, FusionWeights, fit_fusion
+    from triface_studio.models.parser.inference import load_bundled_parser
+
+    from pathlib import Path
+
+    torch.set_num_threads(max(1, args.threads))
+    bis = installed_bisenet_path()
+    ours = load_bundled_parser()
+    if bis is None or ours is None:
+        raise ValueError("fitting the fusion needs BiSeNet (`triface models install bisenet`) and the bundled parser")
+    names = split_names(Path(args.data), args.split, "train")
+    if not names:
+        raise ValueError(f"{args.data}: none of the split's training photos are there")
+    names = sorted(np.random.default_rng(0).permutation(names)[:args.photos].tolist())
+    fused = FusedParser(ours, load_bisenet(bis), FusionWeights.identity(args.bisenet_size))
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    lo, lb, t = fusion_samples(args.data, names, fused, stride=args.stride, augment=args.augment, log=log)
+    fw = fit_fusion(lo.float(), lb.float(), t, bisenet_size=args.bisenet_size, log=log)
+    info = dict(fw.info or {}, photos=len(names), split="train", stride=args.stride, augment=args.augment,
+                command="triface train fusion " + " ".join(sys.argv[3:]))
+    doc = FusionWeights(fw.weight, fw.bias, fw.bisenet_size, fw.work, info).to_json()
+    atomic_write_bytes(Path(args.out), (json.dumps(doc, indent=1) + "\n").encode())
+    print(json.dumps({"out": str(args.out), **info}))
+    return 0
+
+
 TARGETS: dict = {
     "parser": ("train the bundled 19-class face parser", add_parser_arguments, run_parser),
+    "fusion": ("fit the per-class fusion of the bundled parser and BiSeNet on the training split",
+               add_fusion_arguments, run_fusion),
 }
 TARGETS.update(_NEURAL_TARGETS)
 

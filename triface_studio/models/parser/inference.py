@@ -16,6 +16,8 @@ from triface_studio.models.parser.network import ParserNet
 class Parser:
     """A loaded parser: ``parse(crop uint8 (S,S,3)) -> uint8 (S,S)``; ``logits(crop)`` (19,S,S)."""
 
+    name = "shipped"
+
     def __init__(self, model: ParserNet, size: int, device: str = "cpu", metrics: dict | None = None):
         self.model = model.to(device).eval()
         self.size = int(size)
@@ -86,3 +88,44 @@ def bundled_parser_path() -> Path:
 def load_bundled_parser(device: str = "cpu") -> Parser | None:
     p = bundled_parser_path()
     return load_parser(p, device) if p.exists() else None
+
+
+def labels_to_photo(labels: np.ndarray, crop_matrix: np.ndarray, photo_size: tuple[int, int],
+                    outside: int = 0) -> np.ndarray:
+    """A label map of the aligned crop moved back onto the photo it was cut from.
+
+    ``crop_matrix`` (2, 3) maps photo pixels to crop pixels (``FaceAnalysis.crop_matrix``).  Each
+    class's indicator is warped with bilinear interpolation and the photo pixel takes the class with
+    the most weight, so boundaries stay smooth when the photo is larger than the crop (a nearest
+    warp would show the crop's pixel grid).  Pixels the crop does not cover get ``outside``.
+
+    Shape: labels (S, S) uint8, photo_size (H, W) -> (H, W) uint8."""
+    import cv2
+
+    lab = np.asarray(labels)
+    h, w = int(photo_size[0]), int(photo_size[1])
+    out = np.full((h, w), outside, np.uint8)
+    inv = cv2.invertAffineTransform(np.asarray(crop_matrix, np.float64))
+    # only the crop's footprint is warped (a big photo gets no full-size float maps per class)
+    sh, sw = lab.shape[:2]
+    corners = np.array([[0, 0, 1], [sw, 0, 1], [0, sh, 1], [sw, sh, 1]], np.float64) @ inv.T
+    x0, y0 = (max(int(np.floor(v)) - 1, 0) for v in corners.min(0))
+    x1, y1 = min(int(np.ceil(corners[:, 0].max())) + 1, w), min(int(np.ceil(corners[:, 1].max())) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    win = inv.copy()
+    win[:, 2] -= (x0, y0)
+    size = (x1 - x0, y1 - y0)
+    warp = lambda m: cv2.warpAffine(m, win, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                    borderValue=0.0)  # noqa: E731
+    cover = warp(np.ones(lab.shape, np.float32))
+    best = np.zeros((size[1], size[0]), np.float32)
+    part = np.full((size[1], size[0]), outside, np.uint8)
+    for c in np.unique(lab):
+        ind = warp((lab == c).astype(np.float32))
+        take = ind > best
+        part[take] = c
+        best[take] = ind[take]
+    part[cover < 0.5] = outside
+    out[y0:y1, x0:x1] = part
+    return out
