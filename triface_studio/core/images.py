@@ -8,6 +8,8 @@ is renamed into place, so a crash or cancel never leaves half a PNG.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import os
 import tempfile
 from pathlib import Path
@@ -52,38 +54,36 @@ def check_size(im: Image.Image, path: Path) -> None:
                          f"at most {MAX_PIXELS / 1e6:.0f} Mpx are read)")
 
 
-def check_image_file(path: str | os.PathLike) -> tuple[int, int]:
-    """Read only the header of an image file: it exists, Pillow knows the format and it is within
-    ``MAX_PIXELS``. -> (width, height); anything else -> ImageError naming the file."""
-    path = Path(path)
+@contextmanager
+def _opened(path: Path, what: str = "image"):
+    """Open an image file with Pillow, its size checked against ``MAX_PIXELS`` from the header;
+    a missing, unreadable or oversized file -> ImageError naming it (and ``what`` it should be)."""
     try:
         with Image.open(path) as im:
             check_size(im, path)
-            return im.size
+            yield im
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: not a readable image ({e})") from None
+        raise ImageError(f"{path}: not a readable {what} ({e})") from None
+
+
+def check_image_file(path: str | os.PathLike) -> tuple[int, int]:
+    """Read only the header of an image file: it exists, Pillow knows the format and it is within
+    ``MAX_PIXELS``. -> (width, height); anything else -> ImageError naming the file."""
+    with _opened(Path(path)) as im:
+        return im.size
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3), applying its EXIF orientation; files over
     ``MAX_PIXELS`` are refused before they are decoded."""
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            check_size(im, path)
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = to_rgb_uint8(im)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: not a readable image ({e})") from None
+    with _opened(path) as im:
+        im.load()
+        arr = to_rgb_uint8(ImageOps.exif_transpose(im))
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:
         raise ImageError(f"{path}: image is too small ({arr.shape[1]}x{arr.shape[0]} pixels)")
     return np.ascontiguousarray(arr)
@@ -93,26 +93,18 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a mask image as float32 in [0, 1] (H, W); any colour image is reduced to luminance
     (alpha counts when the image has one)."""
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            check_size(im, path)
-            im.load()
-            if im.mode in ("RGBA", "LA"):
-                a = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
-            elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.asarray(im, dtype=np.float32)
-                a = a / (65535.0 if a.max() > 255 else 255.0)
-            elif im.mode == "F":                 # float masks: 0-1, or 0-255 when larger values occur
-                a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-                a = a / 255.0 if a.max() > 1.0 else a
-            else:
-                a = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: not a readable mask image ({e})") from None
+    with _opened(path, "mask image") as im:
+        im.load()
+        if im.mode in ("RGBA", "LA"):
+            a = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+        elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            a = np.asarray(im, dtype=np.float32)
+            a = a / (65535.0 if a.max() > 255 else 255.0)
+        elif im.mode == "F":                 # float masks: 0-1, or 0-255 when larger values occur
+            a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+            a = a / 255.0 if a.max() > 1.0 else a
+        else:
+            a = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
     return np.clip(a, 0.0, 1.0)
 
 

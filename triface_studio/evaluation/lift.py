@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from triface_studio.core.images import ImageError, load_image
+from triface_studio.core.images import ImageError, atomic_write_bytes, load_image
 from triface_studio.core.semantics import BACKGROUND, CLOTH
 
 KEY_LANDMARKS = (33, 133, 263, 362, 1, 61, 291, 199, 10, 152)
@@ -128,12 +128,15 @@ def evaluate_lift(data: str | Path, out_dir: str | Path, limit: int | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = ["name", "yaw", "pitch", "psnr_source", "psnr_source_parsed", "psnr_source_interior", "silhouette_iou",
             "landmark_px", "crop_landmark_px", "encode_s", "error"]
+    write_table(out_dir, "lift.csv", cols, rows, summary)
+    return summary
+
+
+def write_table(out_dir: Path, csv_name: str, cols: list[str], rows: list[dict], summary: dict) -> None:
+    """The per-item CSV and ``summary.json`` of an evaluation, each written atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    for fname, text in (("lift.csv", buf.getvalue()), ("summary.json", json.dumps(summary, indent=2))):
-        tmp = out_dir / (fname + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out_dir / fname)
-    return summary
+    atomic_write_bytes(out_dir / csv_name, buf.getvalue().encode())
+    atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())

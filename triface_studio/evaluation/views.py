@@ -23,18 +23,15 @@ lifted and rendered at 512 px from the orbit cameras the app uses (yaw +-15, +-3
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from triface_studio.core.images import load_image
+from triface_studio.core.images import atomic_write_bytes, encode_png, load_image
 from triface_studio.core.semantics import BACKGROUND, CLOTH
 
-from .lift import _psnr, held_out_names
+from .lift import _psnr, held_out_names, write_table
 
 #: (yaw, pitch) of the measured views
 VIEWS = ((-45, 0), (-30, 0), (-15, 0), (15, 0), (30, 0), (45, 0), (0, 20), (0, -20))
@@ -121,7 +118,6 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
     """Measure the orbit views of up to ``limit`` held-out photos; writes ``views.csv``,
     ``summary.json`` and ``contact_sheet.png`` into ``out_dir`` and returns the summary."""
     import torch
-    from PIL import Image
 
     from triface_studio.evaluation.evaluate import make_pipeline
     from triface_studio.models.face.analyzer import canonical_world_landmarks
@@ -184,16 +180,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                "psnr_head": stat("psnr_head"), "psnr_target": 30.0}
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = ["name", "yaw", "pitch", "found", "landmark_px", "streak_share", "empty_share", "psnr_head", "error"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    for fname, text in (("views.csv", buf.getvalue()), ("summary.json", json.dumps(summary, indent=2))):
-        tmp = out_dir / (fname + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out_dir / fname)
+    write_table(out_dir, "views.csv", cols, rows, summary)
     if sheet_rows:
-        tmp = out_dir / "contact_sheet.tmp.png"
-        Image.fromarray(np.concatenate(sheet_rows, 0)).save(tmp)
-        tmp.replace(out_dir / "contact_sheet.png")
+        atomic_write_bytes(out_dir / "contact_sheet.png", encode_png(np.concatenate(sheet_rows, 0)))
     return summary

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_fill_holes
 
-from triface_studio.core import colour, compositing, masks
+from triface_studio.core import colour, compositing
 from triface_studio.core.fill import texture_fill
 from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, HAT, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
                                            NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)

@@ -37,7 +37,6 @@ from triface_studio.core.images import ImageError, load_image, to_float, to_uint
 from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, NUM_CLASSES, attribute_classes
 
 from . import composite as composite_stage
-from .composite import FACE_PARTS, SKIN_TONED, bare_head  # noqa: F401 - kept importable from here
 from .errors import Cancelled, EditError
 from .refiners import ClassicalRefiner, make_refiner
 from .requests import EditRequest, EditResult, ReferenceSpec, validate_request
