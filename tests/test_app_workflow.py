@@ -244,7 +244,34 @@ def test_a_ticked_attribute_stands_out(qtbot, win):
     assert on[2] - on[0] > 60 and np.abs(on - off).sum() > 100
 
 
-# -- 4. autosave --------------------------------------------------------------------------------
+# -- 4. video timing, autosave ---------------------------------------------------------------------
+def test_exported_gif_plays_at_the_dialogs_frame_rate(qtbot, win, tmp_path):
+    from PIL import Image
+
+    from triface_studio.qt.export_dialog import ExportDialog
+    d = ExportDialog(win, str(tmp_path / "export"))
+    d.frames.setValue(6)
+    d.resolution.setValue(32)
+    d.video.setCurrentText("gif")
+    assert d.fps.value() == 12                      # the default
+    d.fps.setValue(8)
+    opts = d.options()
+    d.deleteLater()
+    assert opts.fps == 8 and opts.video == "gif"
+    open_pair(qtbot, win)
+    run_edit(qtbot, win)
+    with qtbot.waitSignal(win.worker.call_done, timeout=TIMEOUT, check_params_cb=lambda i, k, v: k == "export"):
+        win.start_export(opts)
+    with Image.open(tmp_path / "export" / "orbit.gif") as im:
+        assert im.n_frames == 6
+        delays = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            delays.append(im.info["duration"])
+    assert all(abs(x - 125) <= 10 for x in delays)       # 1/8 s (GIF stores centiseconds)
+
+
+# -- autosave --------------------------------------------------------------------------------
 def test_autosave_follows_a_change_within_seconds(qtbot, win):
     open_pair(qtbot, win)
     win.autosave.clear()
