@@ -46,6 +46,11 @@ fi
 
 case "$mode" in
     app)
+        # Qt's xcb plugin needs system libraries pip cannot install; name them (and install them
+        # as root with apt when TRIFACE_INSTALL_SYSTEM_DEPS=1) instead of Qt's generic abort.
+        install=()
+        [ "${TRIFACE_INSTALL_SYSTEM_DEPS:-0}" = "1" ] && install=(--install)
+        "$vpy" -m triface_studio.qt.xcb_check ${install[@]+"${install[@]}"} || exit 1
         exec "$venv/bin/triface-studio" "$@" ;;
     test)
         export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
