@@ -294,3 +294,29 @@ def test_job_board():
     assert seen == [["edit"], ["edit", "export"], ["export"]]
     with pytest.raises(ValueError, match="job kind"):
         jobs.start(5, "render")
+
+
+# -- 6. thread safety ---------------------------------------------------------------------------------
+def test_displayed_arrays_are_copies_and_slots_run_on_the_gui_thread(qtbot, win):
+    """What the worker hands over (renders, results, crops) is shown from a copy, so later changes
+    of those arrays (on any thread) never reach pyqtgraph's buffer; every handler runs on the GUI thread."""
+    import threading
+
+    on_gui = []
+    for sig in (win.worker.call_done, win.worker.edit_done, win.worker.render_done, win.worker.progress):
+        sig.connect(lambda *a: on_gui.append(threading.current_thread() is threading.main_thread()))
+    open_pair(qtbot, win)
+    run_edit(qtbot, win)
+    qtbot.waitUntil(lambda: win.last_render is not None, timeout=TIMEOUT)
+    assert on_gui and all(on_gui)
+    checks = [(win.orbit.image, win.last_render[0]), (win.result_panel.view.image, win.result.composite),
+              (win.identity.canvas.image, win.identity.fa.crop)]
+    win.orbit_mode.setCurrentText("RGB")
+    for item, source in checks:
+        shown = item.image
+        assert not np.shares_memory(shown, np.asarray(source))
+        src = np.asarray(source)
+        if src.flags.writeable:                          # (a result's arrays are read-only already)
+            before = shown.copy()
+            src[...] = 7                                 # the source changes after the hand-over
+            np.testing.assert_array_equal(item.image, before)
