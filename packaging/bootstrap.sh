@@ -46,6 +46,11 @@ fi
 
 case "$mode" in
     app)
+        # Qt's xcb plugin needs system libraries pip cannot install; name them (and install them
+        # as root with apt when TRIFACE_INSTALL_SYSTEM_DEPS=1) instead of Qt's generic abort.
+        install=()
+        [ "${TRIFACE_INSTALL_SYSTEM_DEPS:-0}" = "1" ] && install=(--install)
+        "$vpy" -m triface_studio.qt.xcb_check ${install[@]+"${install[@]}"} || exit 1
         # BiSeNet (the paper's face parser, fused with the bundled one for better masks) is optional:
         # TRIFACE_BISENET=1 installs it, =0 never asks; on a terminal we ask once per run. Without it
         # (or when the download fails) the app runs on the bundled parser.

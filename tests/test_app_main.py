@@ -37,6 +37,16 @@ def relief_pipeline():
     return EditPipeline(tier=ReliefTier(resolution=64), analyzer=AlignedAnalyzer(parser=geometric_parser))
 
 
+@pytest.fixture(autouse=True)
+def _closing_discards(monkeypatch):
+    """Tests that end with unsaved work or a running job close the window as a user who answers
+    "Discard" / "Yes" would (tests of the questions themselves set ``win.ask``)."""
+    from PySide6.QtWidgets import QMessageBox
+    B = QMessageBox.StandardButton
+    monkeypatch.setattr(MainWindow, "_ask_user",
+                        lambda self, title, text, buttons, default: B.Discard if buttons & B.Discard else B.Yes)
+
+
 @pytest.fixture
 def window(qtbot):
     win = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)

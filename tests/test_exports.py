@@ -167,3 +167,26 @@ def test_contact_sheet_tiles_rows():
     assert sheet.shape == (2 * 20 + 3 * 2, 2 * 20 + 3 * 2, 3)
     assert sheet[2:22, 2:22].max() == 0 and sheet[2:22, 24:44].min() == 255
     assert sheet[24:44, 24:44].max() == 24                   # the empty cell shows the background
+
+
+@pytest.mark.parametrize("fps", [10, 12])
+def test_video_frames_last_one_over_fps(tmp_path, fps):
+    """24 views play for 24/fps seconds: the GIF's frames carry a real delay, the MP4's length follows."""
+    import imageio.v2 as imageio
+    from PIL import Image
+
+    frames = [np.full((32, 32, 3), i * 10, np.uint8) for i in range(24)]
+    gif = exports.export_video(frames, tmp_path / "orbit.gif", fps=fps)
+    with Image.open(gif) as im:
+        delays = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            delays.append(im.info["duration"])
+    assert len(delays) == 24
+    assert all(abs(d - 1000 / fps) <= 10 for d in delays)          # GIF stores centiseconds
+    assert sum(delays) / 1000 == pytest.approx(24 / fps, abs=0.25)
+    mp4 = exports.export_video(frames, tmp_path / "orbit.mp4", fps=fps)
+    meta = imageio.get_reader(mp4, format="FFMPEG").get_meta_data()
+    assert meta["fps"] == pytest.approx(fps) and meta["duration"] == pytest.approx(24 / fps, abs=0.1)
+    with pytest.raises(exports.EditError, match="frame rate"):
+        exports.export_video(frames, tmp_path / "bad.gif", fps=0)

@@ -102,7 +102,7 @@ def paint_stroke(mask: np.ndarray, points, radius: float, hardness: float = 0.8,
 @dataclass
 class Reference:
     path: str = ""
-    attributes: list[str] = field(default_factory=lambda: ["hair"])
+    attributes: list[str] = field(default_factory=list)     # a new reference takes nothing until asked
     mask: np.ndarray | None = None          # painted on the reference crop
     mask_mode: str = "add"
 
@@ -123,6 +123,12 @@ class Session:
                                                      "seed": 0, "background": "identity"})
     path: str = ""                          # where it was saved / loaded
     dirty: bool = False
+    result_identity: str | None = None      # the identity the shown result was made from (None: no result)
+
+    @property
+    def result_out_of_date(self) -> bool:
+        """A result exists but was made from another identity than the one now open."""
+        return self.result_identity is not None and self.result_identity != self.identity_path
 
     # -- serialisation ----------------------------------------------------------------------
     def to_json(self) -> dict:

@@ -325,11 +325,17 @@ def export_views(pipe, asset, out_dir, poses, resolution: int = 256, rgb: bool =
 
 
 # -- video -----------------------------------------------------------------------------------
-def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 24) -> Path:
-    """Write frames (uint8 (H, W, 3)) as a .gif or .mp4 (imageio / imageio-ffmpeg), atomically."""
+VIDEO_FPS = 12
+
+
+def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = VIDEO_FPS) -> Path:
+    """Write frames (uint8 (H, W, 3)) as a .gif or .mp4 (imageio / imageio-ffmpeg), atomically.
+    Every frame lasts 1/fps s: N frames play for N/fps seconds in either format."""
     import imageio.v2 as imageio
 
     path = Path(path)
+    if not (isinstance(fps, (int, float)) and 1 <= fps <= 60):
+        raise EditError(f"the frame rate must be 1 to 60 frames per second, not {fps!r}")
     frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
     if not frames:
         raise EditError("a video needs at least one frame")
@@ -341,7 +347,9 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int
     os.close(fd)
     try:
         if suffix == ".gif":
-            imageio.mimsave(tmp, frames, format="GIF", duration=1.0 / fps, loop=0)
+            # imageio's GIF writer (Pillow) takes the delay in milliseconds; 1/fps there meant 0 ms,
+            # which viewers play as fast as they can (or at their own default).
+            imageio.mimsave(tmp, frames, format="GIF", duration=1000.0 / fps, loop=0)
         else:
             h, w = frames[0].shape[:2]
             if h % 2 or w % 2:  # yuv420p needs even sizes

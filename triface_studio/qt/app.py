@@ -22,6 +22,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.smoke:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from .xcb_check import check
+    xcb = check()          # on X11 only: say which system libraries Qt lacks instead of Qt's abort
+    if xcb.checked and not xcb.ok:
+        print(xcb.message(), file=sys.stderr)
+        return 3
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow, app_settings, default_pipeline_factory

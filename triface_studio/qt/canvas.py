@@ -14,10 +14,13 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy owned by the display: pyqtgraph keeps the array it is given (a view,
+    not a copy), and the caller's arrays (a crop, a result, a render) are also read on the worker
+    thread, so the view never shares memory with them."""
     a = np.asarray(img)
     if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, -1)
-    return np.ascontiguousarray(a)
+        return np.repeat(a[..., None], 3, -1)          # a new array already
+    return np.array(a, order="C", copy=True)
 
 
 class _ImageView(pg.GraphicsLayoutWidget):

@@ -18,6 +18,7 @@ class ExportOptions:
     semantic: bool = True
     transparent: bool = False
     video: str = ""                   # "" | "gif" | "mp4"
+    fps: int = 12                     # frame rate of the video: frames / fps seconds
     single_image: bool = True         # the edited photo (composite_full) as edited.png
     mesh: bool = False
     mesh_resolution: int = 96
@@ -41,7 +42,7 @@ def run_export(pipe, asset, result, opts: ExportOptions, progress, cancel) -> li
         if opts.video:
             from triface_studio.core.images import load_image
             frames = [load_image(p)[..., :3] for p in files if p.name.startswith("rgb_")]
-            files.append(exports.export_video(frames, out / f"orbit.{opts.video}"))
+            files.append(exports.export_video(frames, out / f"orbit.{opts.video}", fps=opts.fps))
     if cancel.is_set():
         from triface_studio.pipeline.errors import Cancelled
         raise Cancelled("the export was cancelled")
@@ -87,6 +88,9 @@ class ExportDialog(QDialog):
         self.video = QComboBox()
         self.video.addItems(["none", "gif", "mp4"])
         form.addRow("Video", self.video)
+        self.fps = QSpinBox(minimum=1, maximum=60, value=12, suffix=" fps")
+        self.fps.setToolTip("Frame rate of the GIF / MP4: the video lasts frames / fps seconds")
+        form.addRow("Frame rate", self.fps)
         self.single = QCheckBox("Edited photo (edited.png)", checked=True)
         self.mesh = QCheckBox("Mesh (mesh.ply)")
         form.addRow("", self.single)
@@ -105,5 +109,5 @@ class ExportDialog(QDialog):
         v = self.video.currentText()
         return ExportOptions(self.folder.text(), self.frames.value(), self.path.currentText(),
                              self.resolution.value(), self.rgb.isChecked(), self.semantic.isChecked(),
-                             self.transparent.isChecked(), "" if v == "none" else v, self.single.isChecked(),
-                             self.mesh.isChecked())
+                             self.transparent.isChecked(), "" if v == "none" else v, self.fps.value(),
+                             self.single.isChecked(), self.mesh.isChecked())

@@ -17,16 +17,19 @@ from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
 from triface_studio.core.semantics import colorize
-from triface_studio.document import (Autosave, Reference, Session, SessionError, load_mask_png, save_mask_png)
+from triface_studio.document import (Autosave, JobBoard, Reference, Session, SessionError, load_mask_png,
+                                     save_mask_png)
 
 from .canvas import OrbitView
 from .export_dialog import ExportDialog, ExportOptions, run_export
-from .panels import ImagePanel, ReferencePanel, ResultPanel, icon
+from .panels import ImagePanel, ReferencePanel, ResultPanel, icon, stale_banner
 from .worker import CallJob, EditJob, PipelineWorker, RenderJob
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
 SESSION_FILTER = "TriFace sessions (*.triface)"
 MAX_RECENT = 10
+AUTOSAVE_DELAY_MS = 2000          # the recovery file follows a change after this quiet time
+Button = QMessageBox.StandardButton
 
 
 def config_dir() -> Path:
@@ -92,6 +95,9 @@ class MainWindow(QMainWindow):
         self._export_id = 0
         self._export_dialog: QProgressDialog | None = None
         self.choose_face: Callable[[list[str]], int | None] = self._ask_face
+        # every yes/no/cancel question goes through here (tests answer it): (title, text, buttons, default) -> button
+        self.ask: Callable[[str, str, Button, Button], Button] = self._ask_user
+        self.jobs = JobBoard()          # the running edits and exports: the one source of "a job is running"
         self.references: list[ReferencePanel] = []
 
         self.worker = PipelineWorker(pipeline_factory or default_pipeline_factory(
@@ -102,13 +108,18 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
         self.worker.progress.connect(self._on_progress)
+        for sig in (self.worker.edit_done, self.worker.call_done, self.worker.failed):   # after the handlers above
+            sig.connect(lambda jid, *_: self.jobs.end(jid))
+        self.worker.cancelled.connect(self.jobs.end)
         self.worker.start()
 
         self._build_ui(device_label)
         self._build_menus()
         self._restore()
-        self._autosave_timer = QTimer(self, interval=60_000, timeout=self.autosave_now)
-        self._autosave_timer.start()
+        # debounced: every change restarts it, the recovery file is written once the user pauses
+        self._autosave_timer = QTimer(self, interval=AUTOSAVE_DELAY_MS, singleShot=True, timeout=self.autosave_now)
+        self.jobs.subscribe(self._refresh_state)
+        self._refresh_state()
 
     # ---------------------------------------------------------------------------------- UI
     def _build_ui(self, device_label: str) -> None:
@@ -152,6 +163,8 @@ class MainWindow(QMainWindow):
         head.addStretch(1)
         head.addWidget(self.orbit_mode)
         ol.addLayout(head)
+        self.orbit_stale = stale_banner()
+        ol.addWidget(self.orbit_stale)
         self.orbit = OrbitView()
         self.orbit.dragged.connect(self._orbit_dragged)
         ol.addWidget(self.orbit, 1)
@@ -243,7 +256,7 @@ class MainWindow(QMainWindow):
         from triface_studio.resources import sample_images
         for p in sample_images():
             a = self.samples_menu.addAction(p.stem.replace("_", " ").title())
-            a.triggered.connect(lambda _=False, p=p: self.open_image(str(p)))
+            a.triggered.connect(lambda _=False, p=p: self.open_sample(str(p)))
         self.samples_menu.setEnabled(bool(sample_images()))
         self.recent_menu = f.addMenu("Recent &Files")
         f.addSeparator()
@@ -341,6 +354,11 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About TriFace Studio",
                           f"TriFace Studio {__version__}\nReference-based, 3D-aware local facial attribute editing.")
 
+    def _ask_user(self, title: str, text: str, buttons: Button, default: Button) -> Button:
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self)
+        box.setDefaultButton(default)
+        return Button(box.exec())
+
     def _ask_face(self, names: list[str]) -> int | None:
         item, ok = QInputDialog.getItem(self, "Several faces", "Which face?", names, 0, False)
         return names.index(item) if ok else None
@@ -359,6 +377,11 @@ class MainWindow(QMainWindow):
         else:
             self.add_reference(path)
 
+    def open_sample(self, path: str) -> None:
+        """File > Open Sample: the sample becomes the identity (replacing one that is open), never a
+        reference; a result of the previous identity stays visible, marked out of date."""
+        self.open_identity(path)
+
     def open_identity_dialog(self) -> None:
         p, _ = QFileDialog.getOpenFileName(self, "Open identity photo", "", IMAGE_FILTER)
         if p:
@@ -370,12 +393,14 @@ class MainWindow(QMainWindow):
             self.add_reference(p)
 
     def open_identity(self, path: str, mask: np.ndarray | None = None) -> int:
+        self._identity_before = self.identity.path if self.identity.fa is not None else ""
         self.identity.pending_mask = mask
-        self.identity.path = path
+        self.identity.path = self.session.identity_path = path     # a result of another face is out of date now
+        self._refresh_state()
         self._identity_job = self._analyze(self.identity, path)
         return self._identity_job
 
-    def add_reference(self, path: str = "", attributes=("hair",), mask_mode="add",
+    def add_reference(self, path: str = "", attributes=(), mask_mode="add",
                       mask: np.ndarray | None = None) -> ReferencePanel:
         panel = ReferencePanel(len(self.references) + 1, self.undo_stack, attributes, mask_mode)
         self._mask_tools(panel)
@@ -543,31 +568,45 @@ class MainWindow(QMainWindow):
         except ValueError as e:
             self.show_error(str(e))
             return 0
-        self._edit_id = self.worker.submit(EditJob(req))
+        job = EditJob(req)
+        self._edit_id, self._edit_identity = job.id, self.session.identity_path
         self._edit_started = time.perf_counter()
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
-        self.progress.show()
+        self.jobs.start(job.id, "edit")
+        self.worker.submit(job)
         self.statusBar().showMessage("Editing...")
         return self._edit_id
 
-    def _end_job_ui(self) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.hide()
+    def _refresh_state(self, *_) -> None:
+        """Everything derived from the session and the job board: buttons, progress, title, banners."""
+        busy_edit = self.jobs.busy("edit")
+        self.run_button.setEnabled(not busy_edit)
+        self.cancel_button.setEnabled(self.jobs.busy())
+        self.progress.setVisible(self.jobs.busy())
+        s = self.session
+        name = Path(s.path).name if s.path else "untitled"
+        self.setWindowTitle(f"TriFace Studio - {name}{'*' if s.dirty else ''}")
+        stale = s.result_out_of_date
+        if stale:
+            text = (f"Out of date: this is the edit of {Path(s.result_identity).name or 'another photo'}; "
+                    "run the edit again for the identity now open")
+            for b in (self.result_panel.stale, self.orbit_stale):
+                b.setText(text)
+        self.result_panel.stale.setVisible(stale)
+        self.orbit_stale.setVisible(stale)
 
     def _on_edit(self, jid: int, result) -> None:
         if jid != self._edit_id:
             return
-        self._end_job_ui()
         self.result = result
+        self.session.result_identity = self._edit_identity
         self.timings["edit"] = time.perf_counter() - self._edit_started
         self.result_panel.set_result(result)
         self.orbit_asset = result.t_com
         notes = "; ".join(getattr(result, "notes", []) or [])
         self.statusBar().showMessage("Edit done" + (f" ({notes})" if notes else ""), 8000)
         self._update_timings()
+        self._refresh_state()
         self.request_full_render()
 
     def _on_progress(self, jid: int, stage: str, f: float) -> None:
@@ -578,13 +617,13 @@ class MainWindow(QMainWindow):
                 self._export_dialog.setValue(int(1000 * max(0.0, min(1.0, f))))
 
     _identity_job = 0
+    _identity_before = ""
 
     def _on_failed(self, jid: int, kind: str, message: str) -> None:
         self._calls.pop(jid, None)
-        if jid == self._identity_job and self.identity.fa is None:
-            self.identity.path = ""
-        if jid == self._edit_id:
-            self._end_job_ui()
+        if jid == self._identity_job:     # back to the identity that is still shown (or none)
+            self.identity.path = self.session.identity_path = self._identity_before
+            self._refresh_state()
         if jid == self._export_id:
             self._close_export_progress()
         if kind == "render" and jid != self.last_render_id:
@@ -594,8 +633,6 @@ class MainWindow(QMainWindow):
 
     def _on_cancelled(self, jid: int) -> None:
         self._calls.pop(jid, None)
-        if jid == self._edit_id:
-            self._end_job_ui()
         if jid == self._export_id:
             self._close_export_progress()
         self.statusBar().showMessage("Cancelled", 5000)
@@ -701,19 +738,37 @@ class MainWindow(QMainWindow):
         if self.orbit_asset is None:
             self.show_error("Open an identity (and run an edit) before exporting.")
             return
+        if not self._stale_export_confirmed():
+            return
         d = ExportDialog(self, str(self.settings.value("export/folder", str(Path.home() / "triface-export"))))
         if d.exec():
             opts = d.options()
             self.settings.setValue("export/folder", opts.out_dir)
-            self.start_export(opts)
+            self.start_export(opts, confirmed=True)
 
-    def start_export(self, opts: ExportOptions) -> int:
+    def _stale_export_confirmed(self) -> bool:
+        s = self.session
+        if not s.result_out_of_date:
+            return True
+        r = self.ask("Export an out-of-date result?",
+                     f"The result is the edit of {Path(s.result_identity).name or 'another photo'}, not of the "
+                     f"identity now open ({Path(s.identity_path).name or 'none'}). Export it anyway?",
+                     Button.Yes | Button.No, Button.No)
+        return r == Button.Yes
+
+    def start_export(self, opts: ExportOptions, confirmed: bool = False) -> int:
+        """Export on the worker; a result of another identity than the open one is written only
+        when the user agrees (``confirmed``: already asked)."""
         if self.orbit_asset is None:
             self.show_error("Nothing to export yet.")
             return 0
+        if not confirmed and not self._stale_export_confirmed():
+            return 0
         asset, result = self.orbit_asset, self.result
-        self._export_id = self.worker.submit(
-            CallJob(lambda pipe, progress, cancel: run_export(pipe, asset, result, opts, progress, cancel), "export"))
+        job = CallJob(lambda pipe, progress, cancel: run_export(pipe, asset, result, opts, progress, cancel), "export")
+        self._export_id = job.id
+        self.jobs.start(job.id, "export")
+        self.worker.submit(job)
         dlg = QProgressDialog("Exporting...", "Cancel", 0, 1000, self)
         dlg.setWindowModality(Qt.WindowModality.WindowModal)
         dlg.setAutoClose(False)
@@ -753,8 +808,9 @@ class MainWindow(QMainWindow):
         except (OSError, SessionError) as e:
             self.show_error(f"Could not save the session: {e}")
             return
+        self.autosave.clear()              # saved: the recovery file has served its purpose
         self._add_recent(str(path))
-        self.setWindowTitle(f"TriFace Studio - {Path(path).name}")
+        self._refresh_state()
 
     def save_session_dialog(self, as_new: bool = False) -> None:
         p = self.session.path
@@ -795,11 +851,13 @@ class MainWindow(QMainWindow):
             self.open_identity(s.identity_path, s.identity_mask)
         for r in s.references:
             self.add_reference(r.path, r.attributes, r.mask_mode, r.mask)
-        self.session.dirty = False
-        self.setWindowTitle(f"TriFace Studio - {Path(s.path).name if s.path else 'recovered'}")
+        self.session.dirty = bool(not s.path)      # a recovered session is unsaved work
+        self._refresh_state()
 
     def _mark_dirty(self, *_):
         self.session.dirty = True
+        self._autosave_timer.start()       # (re)start: debounced
+        self._refresh_state()
 
     def autosave_now(self) -> None:
         if self.session.dirty and (self.identity.path or self.references):
@@ -846,8 +904,39 @@ class MainWindow(QMainWindow):
         if self.worker.isRunning():
             self.worker.stop()
 
+    def has_unsaved_work(self) -> bool:
+        return self.session.dirty and bool(self.identity.path or self.references)
+
+    def may_close(self) -> bool:
+        """Ask before losing anything: a running edit/export (stop it?), unsaved work (save / discard
+        / cancel).  Answers are collected first, so that Cancel at any question changes nothing.
+        The recovery file is removed only on Save or Discard."""
+        if not self.worker.isRunning():
+            return True                    # already shut down
+        if self.jobs.busy():
+            what = self.jobs.describe()
+            r = self.ask("Close TriFace Studio", f"{what[0].upper()}{what[1:]} is running. Stop it and close?",
+                         Button.Yes | Button.Cancel, Button.Cancel)
+            if r != Button.Yes:
+                return False
+        if self.has_unsaved_work():
+            r = self.ask("Unsaved changes", "Save the changes to this session before closing?",
+                         Button.Save | Button.Discard | Button.Cancel, Button.Save)
+            if r == Button.Cancel:
+                return False
+            if r == Button.Save:
+                self.save_session_dialog()
+                if self.session.dirty:     # the file dialog was cancelled or the save failed
+                    return False
+            else:
+                self.autosave.clear()
+        return True
+
     def closeEvent(self, ev):
+        if not self.may_close():
+            ev.ignore()
+            return
         self._save_settings()
-        self.shutdown()
-        self.autosave.clear()
+        self._close_export_progress()
+        self.shutdown()                    # cancels the running job and joins the worker
         super().closeEvent(ev)

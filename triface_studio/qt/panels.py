@@ -34,6 +34,22 @@ def icon(name: str, color: str = "#d8d8d8"):
         return None
 
 
+# a ticked attribute must stand out from an unticked one on the dark theme (not grey on grey)
+CHECKED_ACCENT = "#2f80ed"
+PICKER_STYLE = (f"QToolButton {{ padding: 2px 4px; border: 1px solid #4a4d52; border-radius: 3px; }}"
+                f"QToolButton:checked {{ background-color: {CHECKED_ACCENT}; color: #ffffff; "
+                f"border: 1px solid #8cb8f5; font-weight: bold; }}")
+
+
+def stale_banner() -> QLabel:
+    """An amber strip shown over a panel whose content was made from another identity."""
+    b = QLabel()
+    b.setWordWrap(True)
+    b.setStyleSheet("background-color: #8a5a00; color: #ffffff; padding: 4px; border-radius: 3px;")
+    b.hide()
+    return b
+
+
 def grouped_attributes() -> dict[str, list[str]]:
     """ATTRIBUTES grouped for the picker; anything not in a group lands in "Other"."""
     out = {g: [a for a in names if a in ATTRIBUTES] for g, names in ATTRIBUTE_GROUPS.items()}
@@ -47,8 +63,9 @@ def grouped_attributes() -> dict[str, list[str]]:
 class AttributePicker(QWidget):
     changed = Signal()
 
-    def __init__(self, selected=("hair",), parent=None):
+    def __init__(self, selected=(), parent=None):
         super().__init__(parent)
+        self.setStyleSheet(PICKER_STYLE)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.buttons: dict[str, QToolButton] = {}
@@ -129,7 +146,7 @@ class ReferencePanel(ImagePanel):
     removeRequested = Signal(object)
     predictedRequested = Signal(object)
 
-    def __init__(self, index: int, undo_stack, attributes=("hair",), mask_mode="add", parent=None):
+    def __init__(self, index: int, undo_stack, attributes=(), mask_mode="add", parent=None):
         super().__init__(f"Reference {index}", undo_stack, (255, 170, 40), parent)
         self.picker = AttributePicker(attributes)
         self.lay.addWidget(self.picker)
@@ -164,6 +181,8 @@ class ResultPanel(QFrame):
         head.addStretch(1)
         head.addWidget(self.which)
         lay.addLayout(head)
+        self.stale = stale_banner()
+        lay.addWidget(self.stale)
         self.view = _ImageView()
         lay.addWidget(self.view, 1)
         self.result = None
