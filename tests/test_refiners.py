@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from triface_studio.pipeline.refiners import ClassicalRefiner, local_fill, poisson_fill
+from triface_studio.core.fill import local_fill, poisson_fill
+from triface_studio.pipeline.refiners import ClassicalRefiner
 
 
 def _two_tone(h=120):

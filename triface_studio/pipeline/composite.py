@@ -56,18 +56,25 @@ def _t(a) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, np.float32))
 
 
+def outline_points(mask: np.ndarray) -> np.ndarray:
+    """The points of a mask's outer outlines: a convex hull of them is the hull of the whole mask,
+    from a few hundred points instead of every pixel. Shape: (H, W) -> (N, 2) int32 (x, y)"""
+    contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.int32)
+
+
 def bare_head(labels: np.ndarray) -> np.ndarray | None:
     """Where the identity's bare head can be, from its labels: the convex hull of its face,
-    ears and neck (and :func:`face_hull`'s mirror image of the face), and above the brows the whole width of that hull (the cranium).  A region
+    ears and neck (and :func:`face_hull`'s mirror image of the face), and above the brows the
+    whole width of that hull (the cranium).  A region
     the edit removes outside it (long hair beside the neck, a fringe beyond the temples) is
     background, not skin.  -> (H, W) bool, or None when the labels show no face."""
     lab = np.asarray(labels)
     face = np.isin(lab, FACE_PARTS)
     if face.sum() < 64:
         return None
-    pts = cv2.findNonZero(face.astype(np.uint8))
     hull = np.zeros(lab.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
+    cv2.fillConvexPoly(hull, cv2.convexHull(outline_points(face)), 1)
     out = hull.astype(bool) | face_hull(lab)
     rows = np.nonzero(np.isin(lab, (L_BROW, R_BROW, L_EYE, R_EYE)).any(1))[0]
     if rows.size:
@@ -105,7 +112,7 @@ def inner_face(labels: np.ndarray, grow: int = 6) -> np.ndarray:
     m = np.isin(np.asarray(labels), INNER_FACE).astype(np.uint8)
     out = np.zeros_like(m)
     if m.sum() >= 16:
-        cv2.fillConvexPoly(out, cv2.convexHull(cv2.findNonZero(m)), 1)
+        cv2.fillConvexPoly(out, cv2.convexHull(outline_points(m)), 1)
         out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     return out.astype(bool)
 
@@ -247,7 +254,7 @@ def face_hull(labels: np.ndarray) -> np.ndarray:
     out = np.zeros_like(m)
     if m.sum() < 16:
         return out.astype(bool)
-    pts = cv2.findNonZero(m).reshape(-1, 2)
+    pts = outline_points(m)
     nose = np.nonzero(lab == NOSE)[1]
     axis = float(np.median(nose)) if nose.size else 0.5 * (pts[:, 0].min() + pts[:, 0].max())
     mirrored = np.stack([np.clip(2 * axis - pts[:, 0], 0, lab.shape[1] - 1), pts[:, 1]], -1)

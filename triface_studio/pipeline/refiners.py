@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from triface_studio.core import colour
-from triface_studio.core.fill import local_fill, poisson_fill  # noqa: F401 - re-exported for callers
+from triface_studio.core.fill import poisson_fill
 
 from .errors import EditError
 
@@ -24,16 +24,6 @@ from .errors import EditError
 class Refiner(Protocol):
     def refine(self, image: np.ndarray, mask: np.ndarray, *, seed: int = 0,
                progress: Callable[[float], None] | None = None) -> np.ndarray: ...
-
-
-def colour_stats(image: np.ndarray, mask: np.ndarray):
-    """Kept for callers: :func:`triface_studio.core.colour.stats`."""
-    return colour.stats(image, mask)
-
-
-def harmonise(image: np.ndarray, region: np.ndarray, target, strength: float = 0.8) -> np.ndarray:
-    """Kept for callers: :func:`triface_studio.core.colour.transfer`."""
-    return colour.transfer(image, region, target, strength)
 
 
 def feather(image: np.ndarray, seams: np.ndarray, sigma: float = 1.2) -> np.ndarray:
@@ -68,7 +58,7 @@ class ClassicalRefiner:
         img = np.asarray(image, dtype=np.float32)
         out = img
         if region is not None and target is not None and self.harmonise_strength > 0:
-            out = harmonise(out, region, target, self.harmonise_strength)
+            out = colour.transfer(out, region, target, self.harmonise_strength)
         if progress is not None:
             progress(0.33)
         if holes is not None:
