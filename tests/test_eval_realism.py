@@ -55,6 +55,32 @@ def test_a_hard_cut_out_has_a_high_seam_contrast():
     assert hard > 2.5 > soft
 
 
+def test_new_hair_against_the_background_is_an_edge_not_a_seam():
+    """Blonde hair that now falls over a dark wall: the parser sees hair meet background, the
+    strong edge there is a photo's own and does not count; the same step inside one class (new
+    hair cut off against the old) does."""
+    rng = np.random.default_rng(0)
+    inp = np.empty((128, 128, 3), np.float32)
+    inp[:] = (0.1, 0.1, 0.12)                                    # a dark wall
+    lab = np.full((128, 128), BACKGROUND, np.uint8)
+    inp[:, 64:], lab[:, 64:] = (0.8, 0.6, 0.5), SKIN             # the face
+    inp[:40, 64:], lab[:40, 64:] = (0.15, 0.1, 0.08), HAIR       # its dark hair
+    inp = (np.clip(inp + rng.normal(0, 0.02, inp.shape), 0, 1) * 255).astype(np.uint8)
+    strands = np.clip(200 + rng.normal(0, 25, (128, 128, 3)), 0, 255).astype(np.uint8)
+    out, lab_out = inp.copy(), lab.copy()
+    fall = np.zeros(lab.shape, bool)
+    fall[40:100, 20:64] = True                                   # new hair beside the face, over the wall
+    out[fall], lab_out[fall] = strands[fall], HAIR
+    r = realism.realism_metrics("hair", inp, out, lab, lab_out, [HAIR])
+    assert r["seam_contrast_all"] > 2.5
+    assert not r["seam_contrast"] > 2.5                          # low, or nothing left to measure
+    cut = inp.copy()
+    part = np.zeros(lab.shape, bool)
+    part[:40, 64:100] = True                                     # new hair stops mid-way in the old
+    cut[part] = strands[part]
+    assert realism.realism_metrics("hair", inp, cut, lab, lab, [HAIR])["seam_contrast"] > 2.5
+
+
 def test_the_reference_complexion_on_the_result_is_foreign_skin():
     inp, lab = _portrait()
     ref = inp.copy()

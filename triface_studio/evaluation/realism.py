@@ -13,8 +13,13 @@ parser labels of both (CelebAMask-HQ ids) and, where it matters, the reference c
   eyebrows (the scalp), as a share of the identity's hair above the brows.  Zero unless the
   edit was asked to make someone bald.
 - ``seam_contrast``: mean gradient magnitude of the result along the boundary of the changed
-  region, divided by the same on the input there.  ~1: the boundary is no sharper than what
-  the photo had; a hard cut-out through smooth skin or background scores several times more.
+  region, divided by the same on the input there, counted only where the result's labels are
+  one class across the boundary (``SEAM_WINDOW``): hair meeting hair, skin meeting skin,
+  background meeting background.  ~1: the boundary is no sharper than what the photo had; a
+  hard cut through smooth skin or background, or a step inside the hair, scores several times
+  more.  Where the parser sees new hair meet background or skin, an edge is what a photo has
+  there (blonde hair against a dark wall is a strong edge), so it is not counted; the measure
+  over the whole boundary, which also charges those, is ``seam_contrast_all``.
 - ``foreign_skin``: share of the changed pixels whose colour is the reference's complexion and
   not the identity's (within ``SKIN_DE`` of the reference's median skin colour and more than
   ``2 * SKIN_DE`` from the identity's); NaN when the two complexions are too alike to tell.
@@ -43,6 +48,8 @@ MIN_CHANGED_PX = 150
 #: a result with more than this share of flat changed pixels, or this seam contrast, reads as fake
 FLAT_FAIL, SEAM_FAIL, FOREIGN_FAIL = 0.05, 2.5, 0.05
 PARTS = ((L_EYE, R_EYE), (NOSE,), (MOUTH, U_LIP, L_LIP))
+#: the seam is measured where the result's labels are one class across a window this wide
+SEAM_WINDOW = 7
 
 
 def lab(image: np.ndarray) -> np.ndarray:
@@ -94,12 +101,19 @@ def bald_share(lab_in_ids: np.ndarray, lab_out_ids: np.ndarray) -> float:
     return float(((lab_out_ids == SKIN) & old).sum() / old.sum())
 
 
-def seam_contrast(l_in: np.ndarray, l_out: np.ndarray, changed: np.ndarray) -> float:
+def seam_contrast(l_in: np.ndarray, l_out: np.ndarray, changed: np.ndarray,
+                  lab_out_ids: np.ndarray | None = None) -> float:
     if changed.sum() < MIN_CHANGED_PX:
         return float("nan")
     m = changed.astype(np.uint8)
     band = cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).astype(bool)
     band[:2], band[-2:], band[:, :2], band[:, -2:] = False, False, False, False
+    if lab_out_ids is not None:
+        # only where one class of the result meets itself across the boundary: a step there is
+        # a seam; where the parser sees hair meet background or skin an edge is the photo's own
+        ids = np.asarray(lab_out_ids, np.uint8)
+        k = np.ones((SEAM_WINDOW, SEAM_WINDOW), np.uint8)
+        band &= cv2.dilate(ids, k) == cv2.erode(ids, k)
     if band.sum() < 32:
         return float("nan")
 
@@ -176,7 +190,8 @@ def realism_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in_ids: np.
         "changed_frac": float(changed.mean()),
         "flat_fill": flat_fill(tex_in, tex_out, lab_in_ids, lab_out_ids, changed),
         "bald_px": bald_share(lab_in_ids, lab_out_ids) if task == "hair" else 0.0,
-        "seam_contrast": seam_contrast(l_in[..., 0], l_out[..., 0], changed),
+        "seam_contrast": seam_contrast(l_in[..., 0], l_out[..., 0], changed, lab_out_ids),
+        "seam_contrast_all": seam_contrast(l_in[..., 0], l_out[..., 0], changed),
         "foreign_skin": foreign_skin(l_out, l_in, lab_in_ids, changed, l_ref, lab_ref_ids),
         "no_op": is_no_op(task, l_in, l_out, lab_out_ids, changed),
         "agree_iou": agreement(placed, lab_out_ids, classes),
@@ -189,5 +204,5 @@ def realism_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in_ids: np.
     return row
 
 
-REALISM_FIELDS = ("changed_frac", "flat_fill", "bald_px", "seam_contrast", "foreign_skin", "no_op", "agree_iou",
+REALISM_FIELDS = ("changed_frac", "flat_fill", "bald_px", "seam_contrast", "seam_contrast_all", "foreign_skin", "no_op", "agree_iou",
                   "parts_kept", "looks_broken")
