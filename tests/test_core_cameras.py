@@ -79,3 +79,22 @@ def test_projection_inverts_ray_generation():
     expected = torch.stack([jj.reshape(-1) + 0.5, ii.reshape(-1) + 0.5], -1).double()
     torch.testing.assert_close(uv, expected, atol=1e-9, rtol=0)
     assert (z > 0).all()
+
+
+def test_source_pixels_of_a_view_in_its_own_photo_are_its_pixel_centres():
+    """A view's pixels followed to a surface and projected back with the same camera land on
+    themselves; with another camera they land where that camera sees the same points."""
+    from triface_studio.core.cameras import Camera
+    from triface_studio.core.rays import camera_rays, source_pixels
+
+    cam = Camera.orbit(20.0, 5.0)
+    o, d = camera_rays(cam.cam2world[None], cam.K[None], 32)
+    t = -(o[0, :, 2]) / d[0, :, 2]                     # the plane z = 0
+    depth = t.reshape(32, 32)
+    uv = source_pixels(depth, cam, cam)
+    centres = torch.stack(torch.meshgrid(torch.arange(32) + 0.5, torch.arange(32) + 0.5, indexing="xy"), -1)
+    assert torch.allclose(uv, centres.float(), atol=1e-3)
+    front = Camera.frontal()
+    points = (o[0] + d[0] * t[:, None]).reshape(32, 32, 3)
+    expect, _ = front.project(points, 64)
+    assert torch.allclose(source_pixels(depth, cam, front, 64), expect, atol=1e-3)

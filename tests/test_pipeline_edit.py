@@ -150,6 +150,13 @@ def test_user_mask_modes(scene):
     assert sub.composite[left].astype(float).mean() < 60
     assert sub.composite[right].astype(float).mean() > 150
     assert rep.composite[left].astype(float).mean() > 150
+    # the kept half is the identity's photo itself (not a render of it), and the border between
+    # kept and new hair is a ramp, not a cut
+    deep = left.copy()
+    deep[:, 200:] = False
+    assert np.abs(sub.composite[deep].astype(int) - scene["ident"][deep].astype(int)).mean() < 4
+    row = sub.composite[100, 226:290].astype(float).mean(-1)
+    assert np.abs(np.diff(row)).max() < 0.6 * (row.max() - row.min())
     with pytest.raises(EditError, match="empty"):
         run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=band * 0, mask_mode="replace")])
 
@@ -354,3 +361,22 @@ def test_a_fringe_over_an_eye_never_turns_into_background():
     reg = regions(lab, s_blend, [HAIR])
     assert (reg.m_bg[fringe] > 0.5).mean() < 0.05
     assert (reg.gap[fringe] > 0.5).mean() > 0.9
+
+
+def test_pasted_hair_keeps_the_reference_photo_s_strands_not_the_render_s_blur(scene):
+    """Fine strands (2 px stripes) in the reference's hair survive the edit: the hair pixels are
+    read from the reference's photo where its surface point lands, not from the 128 px render."""
+    ref = scene["ref"].copy()
+    hair = scene["lab_ref"] == HAIR
+    stripes = (np.arange(512) // 2 % 2 == 0)[None, :] & hair
+    ref[stripes] = (ref[stripes].astype(int) - 70).clip(0, 255).astype(np.uint8)
+    scene["an"].add(ref, scene["lab_ref"])
+    res = run(scene, [ReferenceSpec(ref, ("hair",))])
+    both = hair & (scene["lab_id"] == HAIR)
+    both[:, :200] = False
+    both[:, 312:] = False
+    both[:60] = False
+    lum = res.composite.astype(float).mean(-1)
+    across = np.abs(np.diff(lum, axis=1))[both[:, 1:] & both[:, :-1]]
+    assert across.mean() > 25                       # the stripes are still there
+    assert lum[both].mean() > 120                   # and the hair is the reference's blonde

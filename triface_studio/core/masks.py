@@ -114,3 +114,13 @@ def combine_user_mask(predicted, user, mode: MaskMode = "add") -> torch.Tensor:
     else:
         raise ValueError(f"mask mode must be replace, add or subtract, not {mode!r}")
     return _back(out, nd)
+
+
+def large_pieces(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """``mask`` (bool (H, W), numpy) without its 8-connected pieces of fewer than ``min_area``
+    pixels: patches kept, specks dropped. -> bool (H, W)"""
+    import cv2
+
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(np.asarray(mask, np.uint8), connectivity=8)
+    big = np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]
+    return np.isin(comp, big[big > 0])

@@ -30,3 +30,16 @@ def camera_rays(cam2world: torch.Tensor, K: torch.Tensor, resolution: int,
     dirs = torch.nn.functional.normalize(d_cam @ cam2world[:, :3, :3].transpose(1, 2), dim=-1)
     origins = cam2world[:, None, :3, 3].expand_as(dirs)
     return origins, dirs
+
+
+def source_pixels(depth: torch.Tensor, camera, source, resolution: int | None = None) -> torch.Tensor:
+    """Where each pixel of a view from ``camera`` lies in a photo taken by ``source``: the
+    pixel's ray is followed to its rendered ``depth`` (distance along the ray) and the point
+    projected with ``source`` (x right, y down, pixel centres at +0.5, in pixels of a
+    ``resolution`` image; default the view's own size).  Shape: depth (R, R) -> (R, R, 2)"""
+    R = depth.shape[-1]
+    d = depth.reshape(-1).to(torch.float64)
+    origins, dirs = camera_rays(camera.cam2world[None].double(), camera.K[None].double(), R)
+    points = origins[0] + dirs[0] * d[:, None]
+    uv, _ = source.project(points, int(resolution or R))
+    return uv.reshape(R, R, 2).to(torch.float32)

@@ -1,7 +1,8 @@
 """The 2D half of the edit (paper eqs. 13-18), as named stages with one typed result.
 
 On the identity's 512 px crop, after T^blend has been rendered at the identity's camera
-(I^ref_hat, S^blend):
+(I^ref_hat, S^blend; where the render shows a reference's attribute its colour has been read
+back from that reference's photo at full sharpness, ``EditPipeline._photo_texels``):
 
 :func:`regions`       which pixels show the attribute (M_k), background (M_bg) and the gap the
                       old region leaves (eqs. 15-16), the gap split by where it lies: on the
@@ -461,17 +462,33 @@ def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, s
 
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
-          bare: np.ndarray | None = None, ref_border: np.ndarray | None = None) -> Composite:
+          bare: np.ndarray | None = None, ref_border: np.ndarray | None = None,
+          kept: np.ndarray | None = None) -> Composite:
     """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
     image, filled at least where ``holes`` (the identity's foreground that becomes background).
-    ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each pixel's pasted hair was to its reference crop's edge (1 at
-    the edge): that hair fades out, over background, instead of ending in a straight cut."""
+    ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each
+    pixel's pasted hair was to its reference crop's edge (1 at the edge): that hair fades out,
+    over background, instead of ending in a straight cut.  ``kept``: where a subtract mask keeps
+    the identity's own region (1): what no reference gives there keeps the identity's labels
+    and its photo, whatever the render says at the region's outline, and the border between
+    kept and new is feathered."""
     notes: list[str] = []
     classes = sorted(set(classes))
     taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
     if HAIR in classes:
         labels_id = grow_old_hair(i_id, labels_id)
+    mine = np.zeros(np.asarray(from_ref).shape, bool)   # the identity's own, kept by a mask
+    if kept is not None:
+        mine = (np.asarray(kept) > 0.5) & (np.asarray(from_ref) < 0.5)
+        s_blend = np.where(mine, np.asarray(labels_id), s_blend).astype(np.asarray(s_blend).dtype)
+    if HAIR in classes:
         s_blend = drop_old_hair(s_blend, i_ref_hat, i_id, labels_id, refs, taken)
+        # hair that no reference gave and no mask kept is the identity's old hair, still
+        # standing in 3D where the XY plane's mask did not reach: it goes like the rest
+        untaken = (np.asarray(s_blend) == HAIR) & (np.asarray(from_ref) < 0.3) & (np.asarray(labels_id) == HAIR)
+        if kept is not None:
+            untaken &= np.asarray(kept) < 0.5
+        s_blend = np.where(untaken, SKIN, s_blend).astype(np.asarray(s_blend).dtype)
     reg = regions(labels_id, s_blend, classes, bare)
     s_out = reg.s_blend
 
@@ -479,7 +496,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     alpha = reg.m_k.copy()
     if HAIR in classes:
         hair = (s_out == HAIR) & (reg.m_k > 0.5)
-        alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)))
+        # where the identity's own hair stays (a subtract mask kept it) its photo shows, not the
+        # render of it; the border between kept and new hair is feathered, not a straight cut
+        own = np.where(reg.m_k_id > 0.5, 1.0 - cv2.GaussianBlur(mine.astype(np.float32), (0, 0), 4.0), 1.0)
+        alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)) * own)
     others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
     if others.any():
         feathered = cv2.GaussianBlur(others.astype(np.float32), (0, 0), 1.0)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
+from triface_studio.core.rays import source_pixels
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
 from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, NUM_CLASSES, attribute_classes
 
@@ -95,14 +96,21 @@ class _Job:
         self.check()
 
 
-def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: float = 0.0) -> torch.Tensor:
+def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: float = 0.0,
+                   surface: torch.Tensor | None = None) -> torch.Tensor:
     """Inverse of :func:`triface_studio.core.blending.plane_mask`: read an XY-plane mask where
-    each pixel's ray meets the plane z = ``depth``. Shape: (R, R) -> (size, size)"""
+    each pixel's ray meets the plane z = ``depth``, or, with ``surface`` ((size, size) ray
+    distances of a render, inf or NaN where nothing was hit), at the surface the pixel shows
+    (a turned head's side, far from z = 0, then reads its own texels).  Beyond the plane's box
+    the mask reads 0.  Shape: (R, R) -> (size, size)"""
     from triface_studio.core.rays import camera_rays
 
     cam = camera.to(plane_mask.device)
     o, d = camera_rays(cam.cam2world[None].float(), cam.K[None].float(), size)
     t = (depth - o[..., 2]) / torch.where(d[..., 2].abs() < 1e-6, torch.full_like(d[..., 2], 1e-6), d[..., 2])
+    if surface is not None:
+        hit = surface.reshape(1, -1).to(t)
+        t = torch.where(torch.isfinite(hit), hit, t)
     p = o + t[..., None] * d                                        # (1, M, 3)
     grid = (p[..., :2] / triplane.BOX_HALF).reshape(1, size, size, 2)  # x -> columns, y -> rows
     out = F.grid_sample(plane_mask.float()[None, None], grid, mode="bilinear", padding_mode="zeros",
@@ -333,7 +341,7 @@ class EditPipeline:
         cam_id = getattr(fa_id, "camera", None) or frontal
         align_res = 96          # frontal semantics only feed plane masks; 96 px is plenty
         all_classes: set[int] = set()
-        steps, borders = [], []
+        steps, borders, kept = [], [], []
         with job("align"):
             # identity's frontal semantics (its M_-k is taken per reference below)
             sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3)).semantics
@@ -373,6 +381,7 @@ class EditPipeline:
                 if spec.user_mask is not None and spec.mask_mode == "subtract":
                     # what the user subtracts is kept from the identity, not removed from it
                     plane_not = torch.maximum(plane_not, plane_user)
+                    kept.append((plane_user, blending.plane_mask(torch.ones_like(torch.from_numpy(um)), R, ref_cam), um))
                 if float(plane_mk.max()) < 0.5:
                     raise EditError(f"the region to take from {ref_name} is empty "
                                     f"(the mask removed all of it)")
@@ -385,8 +394,6 @@ class EditPipeline:
 
         with job("blend"):
             planes = blending.blend_sequence(t_id.planes, steps)
-            from_ref = plane_to_image(torch.stack([m for _, m, _ in steps]).amax(0).cpu(), cam_id, CROP)
-            ref_border = plane_to_image(torch.stack(borders).amax(0).cpu(), cam_id, CROP).numpy() if borders else None
             t_blend = t_id.replace(planes, edit="blend")
 
         with job("render"):
@@ -397,8 +404,20 @@ class EditPipeline:
                 rgb = F.interpolate(rgb, size=(CROP, CROP), mode="bilinear", align_corners=False)
                 sem = F.interpolate(sem, size=(CROP, CROP), mode="bilinear", align_corners=False)
             i_ref_hat = rgb[0].permute(1, 2, 0).cpu().numpy()
+            # plane masks read where each pixel's ray meets the rendered surface
+            hit = torch.where(out.opacity[0, 0] > 0.5, out.depth[0, 0], torch.full_like(out.depth[0, 0], float("nan")))
+            surface = F.interpolate(hit[None, None].float().cpu(), size=(CROP, CROP), mode="nearest")[0, 0]
+            from_ref = plane_to_image(torch.stack([m for _, m, _ in steps]).amax(0).cpu(), cam_id, CROP,
+                                      surface=surface)
+            ref_border = plane_to_image(torch.stack(borders).amax(0).cpu(), cam_id, CROP,
+                                        surface=surface).numpy() if borders else None
+            i_ref_hat, beyond = self._photo_texels(i_ref_hat, out, cam_id, refs, steps)
+            kept_img = self._kept(kept, cam_id, surface) if kept else None
             s_blend_probs = sem[0].cpu()
             s_blend = s_blend_probs.argmax(0).to(torch.uint8).numpy()
+            # what shows the reference's own background is background: the new region's outline
+            # is the photo's, not the tri-plane's coarser one
+            s_blend[beyond & np.isin(s_blend, list(all_classes))] = BACKGROUND
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
@@ -411,7 +430,7 @@ class EditPipeline:
             comp = composite_stage.build(
                 i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref.numpy(), layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
-                background=request.background, ref_border=ref_border,
+                background=request.background, ref_border=ref_border, kept=kept_img,
                 bare=None if request.bare_mask is None else crop_mask(request.bare_mask, "the bare-scalp mask", notes))
             notes.extend(comp.notes)
             s_blend = comp.s_blend
@@ -461,6 +480,58 @@ class EditPipeline:
             identity=fa_id, references=[fa for _, fa, _ in refs], request=request, alpha=alpha,
             s_blend_probs=None,
         )
+
+    @staticmethod
+    def _kept(kept, cam_id, surface) -> np.ndarray:
+        """Where subtract masks keep the identity's own region, on its crop: each mask read
+        through the XY plane (it was painted on its reference, whose pose may differ), and
+        where the plane holds nothing of the reference's crop (the crown at the top edge) the
+        mask as painted, the crops being aligned alike. -> (CROP, CROP)"""
+        out = np.zeros((CROP, CROP), np.float32)
+        for plane_user, cover, painted in kept:
+            read = plane_to_image(plane_user.cpu(), cam_id, CROP, surface=surface).numpy()
+            inside = plane_to_image(cover.cpu(), cam_id, CROP, surface=surface).numpy() > 0.99
+            out = np.maximum(out, np.where(inside, read, np.asarray(painted, np.float32)))
+        return out
+
+    def _photo_texels(self, render: np.ndarray, out, cam_id, refs, steps) -> tuple[np.ndarray, np.ndarray]:
+        """The render of T^blend with every pixel that shows a reference's attribute taken from
+        that reference's own crop instead: the pixel's surface point (rendered depth) projected
+        into the reference's camera (:func:`core.rays.source_pixels`) is where the tri-plane's
+        texel was read from, so this is the same colour at the photo's sharpness instead of
+        the tri-plane's (a 256 px render of 256 px planes blurs strands).  Pixels whose point
+        falls on something else in the reference keep the render; those on the reference's
+        background are returned as ``beyond`` (the new region's outline is the photo's there).
+        Shape: (CROP, CROP, 3) -> (CROP, CROP, 3), (CROP, CROP) bool"""
+        d = out.depth[0, 0].float().cpu()
+        rr = d.shape[-1]
+        hit = F.interpolate((out.opacity[0:1, 0:1] > 0.5).float().cpu(), size=(CROP, CROP), mode="nearest")[0, 0] > 0.5
+        weights = torch.stack([plane_to_image(plane_mk.cpu(), cam_id, rr) for _, plane_mk, _ in steps])
+        strong, pick = weights.max(0)
+        up = lambda t: F.interpolate(t[None, None].float(), size=(CROP, CROP), mode="nearest")[0, 0]  # noqa: E731
+        strong, pick = up(strong).numpy() > 0.5, up(pick.float()).numpy().round().astype(int)
+        result = np.asarray(render, np.float32).copy()
+        beyond = np.zeros((CROP, CROP), bool)
+        for i, ((spec, fa, _img), _step) in enumerate(zip(refs, steps)):
+            sel = strong & (pick == i) & hit.numpy()
+            if not sel.any():
+                continue
+            ref_cam = getattr(fa, "camera", None) or Camera.frontal()
+            uv = source_pixels(d, cam_id, ref_cam, CROP).permute(2, 0, 1)[None]
+            uv = F.interpolate(uv, size=(CROP, CROP), mode="bilinear", align_corners=False)[0].numpy() - 0.5
+            mx, my = np.ascontiguousarray(uv[0]), np.ascontiguousarray(uv[1])
+            labels = cv2.remap(self._labels(fa).astype(np.uint8), mx, my, cv2.INTER_NEAREST,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+            own = np.isin(labels, list(self._classes(spec.attributes)))
+            # whole patches only: a pixel here and there on the background is the reference's
+            # own edge (strand tips), not a region to remove
+            beyond |= masks.large_pieces(sel & (labels == BACKGROUND), 40)
+            # the photo where the attribute is all around, fading into the render at its edges
+            sure = cv2.erode((sel & own).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+            w = (cv2.GaussianBlur(sure, (0, 0), 1.5) * (sel & own))[..., None]
+            photo = cv2.remap(to_float(fa.crop), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            result = result * (1 - w) + photo * w
+        return result.astype(np.float32), beyond
 
     def _glasses_render(self, spec, fa, t_ref, cam_id, rr, notes, fa_id=None) -> dict:
         """For a reference that gives eyeglasses: the reference's crop seen from the identity
