@@ -380,3 +380,16 @@ def test_pasted_hair_keeps_the_reference_photo_s_strands_not_the_render_s_blur(s
     across = np.abs(np.diff(lum, axis=1))[both[:, 1:] & both[:, :-1]]
     assert across.mean() > 25                       # the stripes are still there
     assert lum[both].mean() > 120                   # and the hair is the reference's blonde
+
+
+def test_tinted_glasses_lose_the_specks_the_parser_puts_beside_them():
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene((0.12, 0.10, 0.10))
+    speck = (abs(xx - 40) < 2) & (abs(yy - 100) < 2)
+    region = region.copy()
+    region[speck] = 1.0
+    layer = glasses_layer(img, lab, region)
+    assert layer.tinted
+    assert layer.alpha[speck].max() < 0.1
+    assert layer.alpha[np.hypot(xx - 40, yy - 60) < 14].mean() > 0.9

@@ -326,7 +326,8 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     tinted = bool(inside.sum() > 0 and eyes[inside].mean() < 0.01 and lens_l.size > 0.6 * inside.sum()
                   and np.median(lens_l) < 0.6 * skin_l)
     if tinted:
-        alpha = np.ones_like(alpha)
+        # the whole pair is opaque; specks the parser puts apart from it (a nostril, a shadow) are not
+        alpha = attached_to_frame(glasses, share=0.1, reach=1.0)
     else:
         alpha[eyes] = 0.0
         alpha = attached_to_frame(alpha * glasses)
