@@ -233,7 +233,7 @@ def test_save_and_reopen_session(qtbot, window, tmp_path):
     window.yaw.setValue(10.0)
     path = tmp_path / "s.triface"
     window.save_session(str(path))
-    assert path.is_file() and not window.session.dirty
+    assert path.is_file() and not window.setup.dirty
     win2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
     qtbot.addWidget(win2)
     try:

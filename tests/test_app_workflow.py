@@ -15,7 +15,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from triface_studio.document import JobBoard, Session  # noqa: E402
+from triface_studio.document import EditSetup, JobBoard  # noqa: E402
 from triface_studio.qt.export_dialog import ExportOptions  # noqa: E402
 from triface_studio.qt.main_window import MainWindow, app_settings  # noqa: E402
 
@@ -61,7 +61,7 @@ def stroke(canvas):
 def test_close_with_unsaved_work_asks_and_keeps_the_recovery_file(qtbot, win, tmp_path):
     open_pair(qtbot, win)
     stroke(win.identity.canvas)
-    assert win.session.dirty and win.windowTitle().endswith("*")
+    assert win.setup.dirty and win.windowTitle().endswith("*")
     win.autosave_now()
     assert win.autosave.pending()
     # Cancel: the window stays, the work and the recovery file too
@@ -78,7 +78,7 @@ def test_close_with_unsaved_work_asks_and_keeps_the_recovery_file(qtbot, win, tm
     win.ask = Answers(B.Save)
     assert win.close()
     assert not win.worker.isRunning() and not win.autosave.pending()
-    assert Session.load(path).references[0].mask.any()          # the last stroke reached the file
+    assert EditSetup.load(path).references[0].mask.any()          # the last stroke reached the file
 
 
 def test_close_discard_removes_the_recovery_file_and_a_clean_close_keeps_it(qtbot, tmp_path):
@@ -92,7 +92,7 @@ def test_close_discard_removes_the_recovery_file_and_a_clean_close_keeps_it(qtbo
     # a recovery file left by an earlier crash survives a window that had nothing unsaved
     w2 = MainWindow(relief_pipeline, app_settings())
     qtbot.addWidget(w2)
-    w2.autosave.save(Session(identity_path=SAMPLES["astronaut"], dirty=True))
+    w2.autosave.save(EditSetup(identity=SAMPLES["astronaut"]))
     w2.ask = Answers()                  # no question: nothing to lose
     assert w2.close() and w2.autosave.pending()
 
@@ -121,7 +121,7 @@ def test_close_during_an_edit_asks_then_cancels_and_joins(qtbot, win):
     win.ask = Answers(B.Cancel, B.Yes, B.Discard)
 
     def on_progress(jid, stage, f):
-        if jid == win._edit_id and not closed:
+        if jid == win.edits.edit_id and not closed:
             closed.append(win.close())         # first report: "Cancel" -> the edit goes on
     win.worker.progress.connect(on_progress)
     run_edit(qtbot, win)
@@ -132,7 +132,7 @@ def test_close_during_an_edit_asks_then_cancels_and_joins(qtbot, win):
     closed.clear()
     win.result = None
     win.worker.progress.disconnect(on_progress)
-    win.worker.progress.connect(lambda jid, s, f: jid == win._edit_id and not closed and closed.append(win.close()))
+    win.worker.progress.connect(lambda jid, s, f: jid == win.edits.edit_id and not closed and closed.append(win.close()))
     win.run_edit()
     qtbot.waitUntil(lambda: bool(closed), timeout=TIMEOUT)
     assert closed == [True] and not win.worker.isRunning() and win.result is None
@@ -146,7 +146,7 @@ def test_close_during_an_export_asks_then_stops_it(qtbot, win, tmp_path):
     out = tmp_path / "export"
     win.ask = Answers(B.Yes)
     closed = []
-    win.worker.progress.connect(lambda jid, s, f: jid == win._export_id and not closed and closed.append(win.close()))
+    win.worker.progress.connect(lambda jid, s, f: jid == win.exports.export_id and not closed and closed.append(win.close()))
     jid = win.start_export(ExportOptions(str(out), frames=24, resolution=32))
     assert win.jobs.running("export") == [jid]
     qtbot.waitUntil(lambda: bool(closed), timeout=TIMEOUT)
@@ -159,13 +159,13 @@ def test_close_during_an_export_asks_then_stops_it(qtbot, win, tmp_path):
 def test_a_result_of_the_previous_identity_is_marked_and_export_asks(qtbot, win, tmp_path):
     open_pair(qtbot, win)
     run_edit(qtbot, win)
-    assert not win.session.result_out_of_date
+    assert not win.setup.result_out_of_date
     assert not win.result_panel.stale.isVisible() and not win.orbit_stale.isVisible()
     with qtbot.waitSignal(win.worker.call_done, timeout=TIMEOUT):
         win.open_identity(SAMPLES["grace_hopper"])
     qtbot.waitUntil(lambda: win.identity.path == SAMPLES["grace_hopper"] and win.identity.fa is not None,
                     timeout=TIMEOUT)
-    assert win.session.result_out_of_date
+    assert win.setup.result_out_of_date
     assert win.result_panel.stale.isVisible() and win.orbit_stale.isVisible()
     assert "astronaut" in win.result_panel.stale.text()
     # Export: "No" writes nothing, "Yes" writes the old edit
@@ -186,7 +186,7 @@ def test_a_result_of_the_previous_identity_is_marked_and_export_asks(qtbot, win,
     win.references[0].picker.set_selected(["hair"])
     run_edit(qtbot, win)
     qtbot.waitUntil(lambda: not win.result_panel.stale.isVisible(), timeout=TIMEOUT)
-    assert not win.session.result_out_of_date and not win.orbit_stale.isVisible()
+    assert not win.setup.result_out_of_date and not win.orbit_stale.isVisible()
 
 
 def test_a_failed_identity_leaves_the_result_up_to_date(qtbot, win):
@@ -194,7 +194,7 @@ def test_a_failed_identity_leaves_the_result_up_to_date(qtbot, win):
     run_edit(qtbot, win)
     with qtbot.waitSignal(win.worker.failed, timeout=TIMEOUT):
         win.open_identity(__file__)               # not an image
-    assert win.identity.path == SAMPLES["astronaut"] and not win.session.result_out_of_date
+    assert win.identity.path == SAMPLES["astronaut"] and not win.setup.result_out_of_date
     assert not win.result_panel.stale.isVisible()
 
 
@@ -220,7 +220,7 @@ def test_a_new_reference_takes_nothing_until_ticked(qtbot, win):
     assert ref.picker.selected() == []
     with pytest.raises(ValueError, match="choose at least one attribute"):
         win.build_request()
-    assert win.sync_session().references[0].attributes == []
+    assert win.setup.references[0].attributes == []
 
 
 def test_a_ticked_attribute_stands_out(qtbot, win):

@@ -50,9 +50,13 @@ class TriPlaneAsset:
         return TriPlaneAsset(planes, self.tier, self.source_camera, {**self.extra, **extra}, dict(self.tensors))
 
     def save(self, path: str | os.PathLike) -> None:
-        from safetensors.torch import save as st_save
-
         from .images import atomic_write_bytes
+
+        atomic_write_bytes(path, self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (safetensors) that :meth:`load` reads back."""
+        from safetensors.torch import save as st_save
 
         meta = {
             "format": FORMAT,
@@ -67,7 +71,7 @@ class TriPlaneAsset:
         tensors = {"planes": self.planes.detach().float().cpu().contiguous()}
         for k, v in self.tensors.items():
             tensors[k] = v.detach().cpu().contiguous()
-        atomic_write_bytes(path, st_save(tensors, metadata=meta))
+        return st_save(tensors, metadata=meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device=None, channels: int | None = None) -> "TriPlaneAsset":
@@ -113,12 +117,12 @@ class TriPlaneAsset:
             raise AssetError(f"{path}: metadata 'extra' must be a JSON object, not {type(extra).__name__}")
         tier = meta.get("tier", "bundled")
         if tier not in TIERS:
-            raise AssetError(f"{path}: unknown tier {tier!r} (bundled or neural)")
+            raise AssetError(f"{path}: unknown tier {tier!r} ({', '.join(TIERS)})")
         return cls(planes.to(device), tier, cam, extra, {k: v.to(device) for k, v in tensors.items()})
 
 
 #: what ``TriPlaneAsset.load`` accepts: tiers, the largest plane side and file size
-TIERS = ("bundled", "neural")
+TIERS = ("bundled", "neural", "relief")
 MAX_RESOLUTION = 1024
 MAX_FILE_BYTES = 4 << 30
 

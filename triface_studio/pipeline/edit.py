@@ -45,6 +45,16 @@ CROP = 512
 #: a reference needs at least this many pixels of an attribute (in its 512 px crop)
 MIN_ATTRIBUTE_PIXELS = 60
 ProgressFn = Callable[[str, float], None]
+#: the stages of :meth:`EditPipeline.run`, in the order they run (progress reports name them)
+STAGES = ("analyze", "encode", "align", "blend", "render", "composite", "refine", "final", "reencode")
+
+
+def overall_progress(stage: str, fraction: float) -> float | None:
+    """A stage's own progress as the whole edit's: each stage is an equal share, in order; None
+    for a name that is not one of :data:`STAGES`."""
+    if stage not in STAGES:
+        return None
+    return (STAGES.index(stage) + min(1.0, max(0.0, float(fraction)))) / len(STAGES)
 
 
 def content_key(image: np.ndarray, *extra) -> str:
