@@ -170,9 +170,13 @@ def test_identity_mask_goes_into_the_request(qtbot, window):
     assert req.identity_mask is not canvas.mask          # a copy: later strokes do not change a queued edit
 
 
-def test_edit_with_the_bundled_models(qtbot):
+def test_edit_with_the_bundled_models(qtbot, tmp_path):
     """The real thing, on the shipped models (face analysis, parser, bundled tier): open the two
-    samples, take Grace Hopper's glasses, get a result and a turned view; no thread survives."""
+    samples, take Grace Hopper's glasses with a painted mask, get a result and a turned view; the
+    session saved from the app re-runs with `triface edit --from` to the same pixels; no thread
+    survives."""
+    from triface_studio.cli.main import main as cli
+    from triface_studio.core.images import load_image
     from triface_studio.qt.main_window import default_pipeline_factory
 
     win = MainWindow(default_pipeline_factory("bundled", "cpu"), app_settings(), orbit_resolution=48,
@@ -196,9 +200,26 @@ def test_edit_with_the_bundled_models(qtbot):
                         timeout=TIMEOUT)
         rgb, labels = win.last_render
         assert rgb.shape[2] == 3 and (labels == EYEGLASSES).any()
+        # round trip: a soft stroke that protects part of the frames, a seed, the background
+        c = win.identity.canvas
+        c.brush_radius, c.hardness = 30, 0.3
+        c.begin_stroke(180, 250)
+        c.extend_stroke(200, 260)
+        c.end_stroke()
+        win.setup_bar.seed.setValue(5)
+        win.result = None
+        run_edit(qtbot, win)
+        app_result = win.result
+        assert not np.array_equal(app_result.composite, r.composite)        # the mask changed the edit
+        session = tmp_path / "glasses.triface"
+        win.save_session(str(session))
     finally:
         win.close()
     assert not win.worker.isRunning()
+    out = tmp_path / "again"
+    assert cli(["edit", "--from", str(session), "--out", str(out), "--views", "0", "--quiet"]) == 0
+    np.testing.assert_array_equal(load_image(out / "edited.png"), app_result.composite_full)
+    np.testing.assert_array_equal(load_image(out / "edited_crop.png"), app_result.composite)
 
 
 def test_edit_errors_are_messages(qtbot, window):

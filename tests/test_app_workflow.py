@@ -320,3 +320,183 @@ def test_displayed_arrays_are_copies_and_slots_run_on_the_gui_thread(qtbot, win)
             before = shown.copy()
             src[...] = 7                                 # the source changes after the hand-over
             np.testing.assert_array_equal(item.image, before)
+
+
+# -- 7. the document's settings reach the request; tier, models and progress at runtime ---------
+def make_score_model(folder):
+    """A tiny random diffusers UNet + DDPM scheduler, saved as `triface train score` saves one."""
+    import torch
+    from diffusers import UNet2DModel
+
+    from triface_studio.models.neural.sdedit import default_scheduler
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
+    unet.save_pretrained(folder / "unet")
+    default_scheduler().save_pretrained(folder / "scheduler")
+    return folder
+
+
+def test_gui_sdedit_with_a_tiny_score_model(qtbot, win, tmp_path):
+    open_pair(qtbot, win)
+    win.setup_bar.refiner.setCurrentText("sdedit")
+    with qtbot.waitSignal(win.worker.failed, timeout=TIMEOUT):       # no score model yet: a message
+        win.run_edit()
+    assert "score model" in win.last_error and win.result is None
+    score = make_score_model(tmp_path / "score")
+    win.setup_bar.set_score_model(str(score))
+    win.setup.update(refine={"steps": 3, "t0": 0.4})
+    assert win.setup_bar.score_button.text() == "Score: score" and win.setup.refine.refiner == "sdedit"
+    run_edit(qtbot, win)
+    sde = win.result
+    assert sde.request.refine.refiner == "sdedit" and sde.request.refine.score_model == str(score)
+    win.setup_bar.refiner.setCurrentText("classical")
+    win.result = None
+    run_edit(qtbot, win)
+    inside = sde.sde_mask > 0.5
+    assert inside.sum() > 1000
+    # the score model repainted M^sde: it differs from the classical refiner's there, not outside
+    assert np.abs(sde.refined[inside] - win.result.refined[inside]).mean() > 0.01
+    outside = sde.sde_mask == 0
+    np.testing.assert_allclose(sde.refined[outside], win.result.refined[outside], atol=1e-5)
+
+
+def test_the_background_setting_reaches_the_request(qtbot, win):
+    open_pair(qtbot, win)
+    assert win.build_request().background == "identity"
+    win.setup_bar.background.setCurrentText("transparent")
+    assert win.setup.background == "transparent" and win.build_request().background == "transparent"
+    win.setup_bar.seed.setValue(11)
+    assert win.build_request().seed == 11
+    run_edit(qtbot, win)
+    assert win.result.request.background == "transparent" and win.result.alpha is not None
+    assert (win.result.alpha < 0.5).any() and (win.result.alpha > 0.5).any()
+    # a value set on the document shows in the widget
+    win.setup.update(background="reference")
+    assert win.setup_bar.background.currentText() == "reference"
+
+
+def test_the_tier_can_be_changed_at_runtime(qtbot):
+    from test_app_main import relief_pipeline
+    made = []
+
+    def tier_factory(tier, device):
+        def make():
+            made.append(tier)
+            return relief_pipeline()
+        return make
+    w = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96,
+                   tier_factory=tier_factory)
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.worker.call_done, timeout=TIMEOUT):
+            w.open_identity(SAMPLES["astronaut"])
+        assert made == [] and w.setup.tier == "bundled"
+        first = w.worker.pipe
+        w.setup_bar.tier.setCurrentText("neural")
+        assert w.setup.tier == "neural"
+        ref = w.add_reference(SAMPLES["grace_hopper"], ("hair",))
+        qtbot.waitUntil(lambda: ref.fa is not None, timeout=TIMEOUT)
+        assert w.build_request().tier == "neural" and made == ["neural"] and w.worker.pipe is not first         # no restart needed
+        assert app_settings().value("tier") == "neural"                  # and the next launch starts there
+    finally:
+        w.ask = lambda *a: B.Discard if a[2] & B.Discard else B.Yes
+        w.close()
+
+
+def test_a_model_imported_in_the_models_dialog_is_used_without_a_restart(qtbot, win, monkeypatch, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from triface_studio.models import registry
+    from triface_studio.qt.models_dialog import ModelsDialog
+    open_pair(qtbot, win)
+    first = win.worker.pipe
+    src = tmp_path / "weights.safetensors"
+    save_file({"w": torch.ones(2)}, str(src))
+
+    def exec_(dlg):                          # the user imports a model, then closes the dialog
+        dlg.select("inception-fid")
+        assert dlg.import_path(src)
+        return 0
+    monkeypatch.setattr(ModelsDialog, "exec", exec_)
+    win.open_models_dialog()
+    assert registry.find_model("inception-fid") is not None
+    run_edit(qtbot, win)
+    assert win.worker.pipe is not first and win.result is not None
+
+
+def test_the_progress_bar_covers_the_whole_edit(qtbot, win):
+    open_pair(qtbot, win)
+    seen = []
+    win.worker.progress.connect(lambda jid, stage, f: seen.append((stage, win.progress.value())))
+    run_edit(qtbot, win)
+    stages = [s for s, _ in seen]
+    values = [v for _, v in seen]
+    assert len(set(stages)) >= 8                        # every stage reported ...
+    assert values == sorted(values) and values[-1] == 1000 and values[len(values) // 2] < 900   # ... on one bar
+
+
+def test_the_bare_scalp_brush_paints_the_bare_mask(qtbot, win):
+    open_pair(qtbot, win)
+    win.identity_brush.setCurrentText("Bare scalp")
+    stroke(win.identity.canvas)
+    req = win.build_request()
+    assert req.bare_mask is not None and req.identity_mask is None
+    win.identity_brush.setCurrentText("Protect")
+    win.identity.canvas.brush_radius = 6
+    win.identity.canvas.begin_stroke(300, 300)
+    win.identity.canvas.end_stroke()
+    req = win.build_request()
+    assert req.identity_mask is not None and req.identity_mask[300, 300] > 0.9 and req.identity_mask[120, 120] == 0
+    assert req.bare_mask[120, 120] > 0.9 and req.bare_mask[300, 300] == 0
+    win.undo_stack.undo()                   # each stroke undoes on the mask it painted
+    win.undo_stack.undo()
+    req = win.build_request()
+    assert req.identity_mask is None and req.bare_mask is None
+
+
+def test_the_app_opens_an_edit_json(qtbot, win, tmp_path):
+    import json
+
+    from triface_studio.document import empty_mask, save_mask_png
+    m = empty_mask()
+    m[:100] = 1
+    save_mask_png(m, tmp_path / "top.png")
+    (tmp_path / "edit.json").write_text(json.dumps({"format": "triface-edit", "exports": {}, "request": {
+        "identity": SAMPLES["astronaut"], "background": "transparent", "seed": 4,
+        "references": [{"image": SAMPLES["grace_hopper"], "attributes": ["hair"], "mask": "top.png",
+                        "mask_mode": "replace"}]}}))
+    win.open_any(str(tmp_path / "edit.json"))
+    qtbot.waitUntil(lambda: win.identity.fa is not None and win.references and win.references[0].fa is not None,
+                    timeout=TIMEOUT)
+    assert win.setup_bar.background.currentText() == "transparent" and win.setup_bar.seed.value() == 4
+    ref = win.references[0]
+    assert ref.picker.selected() == ["hair"] and ref.mode.currentText() == "replace"
+    req = win.build_request()
+    np.testing.assert_array_equal(req.references[0].user_mask, m)
+    assert not win.setup.dirty and not win.windowTitle().endswith("*")      # opened, not changed
+    ref.picker.buttons["eyes"].setChecked(True)
+    assert win.setup.dirty and win.build_request().references[0].attributes == ("hair", "eyes")
+
+
+def test_a_session_keeps_its_result(qtbot, win, tmp_path):
+    open_pair(qtbot, win)
+    run_edit(qtbot, win)
+    path = tmp_path / "with-result.triface"
+    win.save_session(str(path))
+    w2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
+    qtbot.addWidget(w2)
+    try:
+        w2.open_session(str(path))
+        assert w2.result is not None and not w2.setup.result_out_of_date and not w2.setup.dirty
+        np.testing.assert_array_equal(w2.result_panel.current_image(), win.result.composite)
+        assert w2.orbit_asset is w2.result.t_com
+        out = tmp_path / "export"
+        with qtbot.waitSignal(w2.worker.call_done, timeout=TIMEOUT, check_params_cb=lambda i, k, v: k == "export"):
+            assert w2.start_export(ExportOptions(str(out), frames=2, resolution=32)) > 0
+        from triface_studio.core.images import load_image
+        np.testing.assert_array_equal(load_image(out / "edited.png"), win.result.composite_full)
+    finally:
+        w2.close()
