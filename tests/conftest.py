@@ -34,6 +34,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def tiny_score_model(tmp_path_factory) -> Path:
+    """A tiny random score model for the SDEdit refiner, built as ``triface train score`` builds one
+    (``make_unet``) and saved as a diffusers folder (unet/ + scheduler/)."""
+    from triface_studio.models.neural.sdedit import default_scheduler
+    from triface_studio.models.neural.training import ScoreTrainConfig, make_unet
+
+    torch.manual_seed(0)
+    unet = make_unet(ScoreTrainConfig(resolution=16, block_out_channels=(8, 16), layers_per_block=1))
+    d = tmp_path_factory.mktemp("score")
+    unet.save_pretrained(d / "unet")
+    default_scheduler().save_pretrained(d / "scheduler")
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep settings, caches and user model folders of tests out of the real home folder."""

@@ -323,31 +323,16 @@ def test_displayed_arrays_are_copies_and_slots_run_on_the_gui_thread(qtbot, win)
 
 
 # -- 7. the document's settings reach the request; tier, models and progress at runtime ---------
-def make_score_model(folder):
-    """A tiny random diffusers UNet + DDPM scheduler, saved as `triface train score` saves one."""
-    import torch
-    from diffusers import UNet2DModel
-
-    from triface_studio.models.neural.sdedit import default_scheduler
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
-    unet.save_pretrained(folder / "unet")
-    default_scheduler().save_pretrained(folder / "scheduler")
-    return folder
-
-
-def test_gui_sdedit_with_a_tiny_score_model(qtbot, win, tmp_path):
+def test_gui_sdedit_with_a_tiny_score_model(qtbot, win, tiny_score_model):
     open_pair(qtbot, win)
     win.setup_bar.refiner.setCurrentText("sdedit")
     with qtbot.waitSignal(win.worker.failed, timeout=TIMEOUT):       # no score model yet: a message
         win.run_edit()
     assert "score model" in win.last_error and win.result is None
-    score = make_score_model(tmp_path / "score")
+    score = tiny_score_model
     win.setup_bar.set_score_model(str(score))
     win.setup.update(refine={"steps": 3, "t0": 0.4})
-    assert win.setup_bar.score_button.text() == "Score: score" and win.setup.refine.refiner == "sdedit"
+    assert win.setup_bar.score_button.text() == f"Score: {score.name}" and win.setup.refine.refiner == "sdedit"
     run_edit(qtbot, win)
     sde = win.result
     assert sde.request.refine.refiner == "sdedit" and sde.request.refine.score_model == str(score)
