@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-
-from triface_studio.models.neural.sdedit import ScoreModelError, SDEditRefiner, default_scheduler
+from triface_studio.models.neural.sdedit import ScoreModelError, SDEditRefiner
 
 
 @pytest.fixture

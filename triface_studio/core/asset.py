@@ -50,7 +50,7 @@ class TriPlaneAsset:
         return TriPlaneAsset(planes, self.tier, self.source_camera, {**self.extra, **extra}, dict(self.tensors))
 
     def save(self, path: str | os.PathLike) -> None:
-        from .images import atomic_write_bytes
+        from .files import atomic_write_bytes
 
         atomic_write_bytes(path, self.to_bytes())
 

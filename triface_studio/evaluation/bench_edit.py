@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "celebamask-mini"
 

@@ -8,7 +8,7 @@ from triface_studio.core import scenes
 from triface_studio.core.cameras import Camera
 from triface_studio.core.rendering import RenderOptions, render
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 
 @stage("render")

@@ -52,7 +52,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from triface_studio.core.images import atomic_write_bytes, encode_png, load_image, to_float
+from triface_studio.core.images import encode_png, load_image, to_float
+
+from triface_studio.core.files import atomic_write_bytes
 from triface_studio.core.semantics import EYEGLASSES, HAIR, attribute_classes
 
 from . import metrics, protocol, realism

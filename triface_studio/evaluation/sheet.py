@@ -24,7 +24,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from triface_studio.core.images import atomic_write_bytes, encode_png, load_image
+from triface_studio.core.images import encode_png, load_image
+
+from triface_studio.core.files import atomic_write_bytes
 
 from . import protocol, realism
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from triface_studio.core import triplane
-from triface_studio.core.images import current_umask, encode_png, save_image, to_uint8
+from triface_studio.core.images import encode_png, save_image, to_uint8
+from triface_studio.core.files import atomic_path, atomic_write_bytes
 from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
@@ -342,10 +343,7 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: flo
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise EditError(f"{path}: videos are written as .gif or .mp4")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.fchmod(fd, 0o666 & ~current_umask())
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix) as tmp:
         if suffix == ".gif":
             # imageio's GIF writer (Pillow) takes the delay in milliseconds; 1/fps there meant 0 ms,
             # which viewers play as fast as they can (or at their own default).
@@ -358,13 +356,6 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: flo
                                     pixelformat="yuv420p", macro_block_size=1) as wr:
                 for f in frames:
                     wr.append_data(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
 
 
@@ -438,8 +429,6 @@ def export_mesh(pipe, asset, path: str | os.PathLike, resolution: int = 128) -> 
 
     mesh = extract_mesh(pipe.tier, asset, check_int(resolution, "mesh_resolution"))
     data = mesh.export(file_type=suffix[1:])
-    from triface_studio.core.images import atomic_write_bytes
-
     atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
     return path
 

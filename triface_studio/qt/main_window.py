@@ -18,8 +18,7 @@ from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
 from triface_studio.core.semantics import colorize
-from triface_studio.document import (Autosave, EditSetup, JobBoard, ReferenceSetup, SetupError, load_mask_png,
-                                     save_mask_png)
+from triface_studio.document import Autosave, EditSetup, JobBoard, ReferenceSetup, load_mask_png, save_mask_png
 
 from .canvas import OrbitView
 from .controllers import EditController, ExportController, SessionController

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from triface_studio.core.cameras import Camera
+from triface_studio.core.files import atomic_path
 from triface_studio.core.rendering import RenderOptions, render
 from triface_studio.core.semantics import NUM_CLASSES
 
@@ -322,9 +322,8 @@ class _Log:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _load_state(path: Path) -> dict | None:
