@@ -80,8 +80,7 @@ class TriPlaneAsset:
         camera, an ``extra`` object), planes of shape (1, 3, C, R, R) with C >= 1 (``channels``
         when given) and 8 <= R <= ``MAX_RESOLUTION``, a floating dtype (float16 and bfloat16
         are widened to float32) and only finite values."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from .files import SafetensorsError, read_safetensors, safetensors_header
 
         path = Path(path)
         if not path.is_file():
@@ -89,18 +88,12 @@ class TriPlaneAsset:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise AssetError(f"{path}: {path.stat().st_size / 2**30:.1f} GB is too large for a tri-plane file")
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                if "planes" in f.keys():
-                    shape = tuple(f.get_slice("planes").get_shape())
-                    _check_shape(path, shape, channels)
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError, TypeError) as e:
-            if isinstance(e, AssetError):
-                raise
-            raise AssetError(f"{path}: not a safetensors tri-plane file ({e})") from None
+            _meta, shapes = safetensors_header(path)
+            if "planes" in shapes:               # before reading gigabytes of a wrong shape
+                _check_shape(path, shapes["planes"], channels)
+            tensors, meta = read_safetensors(path)
+        except SafetensorsError as e:           # the message names the file already
+            raise AssetError(f"{e} (a tri-plane file is expected)") from None
         if meta.get("format") != FORMAT or "planes" not in tensors:
             raise AssetError(f"{path}: not a TriFace tri-plane (format {meta.get('format')!r})")
         version = _meta_int(path, meta, "format_version", "0")

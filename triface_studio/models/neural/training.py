@@ -282,9 +282,12 @@ def _load_tensor_file(path) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise TrainingError(f"{p}: perceptual weights file not found")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from triface_studio.core.files import SafetensorsError, read_safetensors
 
-        return load_file(str(p))
+        try:
+            return read_safetensors(p)[0]
+        except SafetensorsError as e:
+            raise TrainingError(str(e)) from None
     try:
         sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
