@@ -1,6 +1,6 @@
 """The desktop app end to end (offscreen, pytest-qt), on a deterministic stand-in pipeline.
 
-The pipeline is the real EditPipeline with pipeline.testing's ReliefTier and AlignedAnalyzer
+The pipeline is the real EditPipeline with pipeline.relief's ReliefTier and AlignedAnalyzer
 (labels from a simple geometric parser) so that every test runs in seconds on 2 CPU cores.
 """
 
@@ -33,7 +33,7 @@ def geometric_parser(crop: np.ndarray) -> np.ndarray:
 
 def relief_pipeline():
     from triface_studio.pipeline import EditPipeline
-    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
     return EditPipeline(tier=ReliefTier(resolution=64), analyzer=AlignedAnalyzer(parser=geometric_parser))
 
 
@@ -400,7 +400,7 @@ def test_drop_images_and_drag_the_viewport(qtbot, window):
 def test_identity_opens_without_a_model_tier(qtbot):
     """No usable tier (e.g. models not installed): the photo still opens and the user is told why."""
     from triface_studio.pipeline import EditPipeline
-    from triface_studio.pipeline.testing import AlignedAnalyzer
+    from triface_studio.pipeline.relief import AlignedAnalyzer
 
     win = MainWindow(lambda: EditPipeline(tier="no-such-tier", analyzer=AlignedAnalyzer(parser=geometric_parser)),
                      app_settings())

@@ -18,7 +18,7 @@ from test_pipeline_edit import BLACK, BLONDE, portrait  # noqa: E402
 import triface_studio.pipeline as pipeline_pkg  # noqa: E402
 from triface_studio.cli.main import main  # noqa: E402
 from triface_studio.core.images import load_image, save_image  # noqa: E402
-from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier  # noqa: E402
+from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier  # noqa: E402
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from triface_studio.core.images import load_image  # noqa: E402
 from triface_studio.core.semantics import HAIR  # noqa: E402
 from triface_studio.pipeline import Cancelled, EditError, EditPipeline, EditRequest, ReferenceSpec  # noqa: E402
 from triface_studio.pipeline import exports  # noqa: E402
-from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier  # noqa: E402
+from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier  # noqa: E402
 
 
 @pytest.fixture(scope="module")

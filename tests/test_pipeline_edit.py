@@ -10,7 +10,7 @@ import pytest
 
 from triface_studio.core.semantics import EYEGLASSES, HAIR, SKIN
 from triface_studio.pipeline import Cancelled, EditError, EditPipeline, EditRequest, ReferenceSpec, RefineSettings
-from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
 BG = (90, 140, 200)
 BLACK, BLONDE = (20, 15, 10), (230, 200, 120)

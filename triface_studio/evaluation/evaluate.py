@@ -75,7 +75,7 @@ def make_pipeline(tier: str, device: str = "cpu"):
     from triface_studio.pipeline import EditPipeline
 
     if tier == "relief":
-        from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+        from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
         return EditPipeline(tier=ReliefTier(device=device), device=device, analyzer=AlignedAnalyzer())
     return EditPipeline(tier=tier, device=device)

@@ -35,6 +35,7 @@ from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
 from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, NUM_CLASSES, attribute_classes
+from triface_studio.models.face.errors import NoFaceError
 
 from . import composite as composite_stage
 from .errors import Cancelled, EditError
@@ -210,11 +211,9 @@ class EditPipeline:
             try:
                 which = {} if face_index is None else {"face_index": face_index}
                 fa = self.analyzer.analyze(arr, name=nm, parse=True, **which)
-            except ValueError as e:  # NoFaceError is a ValueError
-                if type(e).__name__ == "NoFaceError":
-                    detail = str(e).split(": ", 1)[-1]           # the analyser's reason, without the name
-                    raise EditError(f"{role} {nm}: {detail}") from None
-                raise
+            except NoFaceError as e:
+                detail = str(e).split(": ", 1)[-1]               # the analyser's reason, without the name
+                raise EditError(f"{role} {nm}: {detail}") from None
             fa = _outside_is_background(fa)
             with self._lock:
                 self._analyses[key] = fa
