@@ -31,9 +31,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from triface_studio.core.images import ImageError, check_size, encode_png, load_mask, to_uint8
-
 from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import ImageError, check_size, encode_png, load_mask, to_uint8
 from triface_studio.core.semantics import ATTRIBUTES
 from triface_studio.pipeline.errors import EditError
 from triface_studio.pipeline.requests import (BACKGROUNDS, MASK_MODES, EditRequest, ReferenceSpec, RefineSettings,

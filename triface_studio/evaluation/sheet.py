@@ -24,9 +24,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from triface_studio.core.images import encode_png, load_image
-
 from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import encode_png, load_image
 
 from . import protocol, realism
 

@@ -28,9 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from triface_studio.core.images import encode_png, load_image
-
 from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import encode_png, load_image
 from triface_studio.core.semantics import BACKGROUND, CLOTH
 
 from .lift import _psnr, held_out_names, write_table

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from triface_studio.core import triplane
-from triface_studio.core.images import encode_png, save_image, to_uint8
 from triface_studio.core.files import atomic_path, atomic_write_bytes
+from triface_studio.core.images import encode_png, save_image, to_uint8
 from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
