@@ -18,15 +18,16 @@ from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
 from triface_studio.core.semantics import colorize
-from triface_studio.document import Autosave, EditSetup, JobBoard, ReferenceSetup, load_mask_png, save_mask_png
+from triface_studio.document import Autosave, EditSetup, JobBoard
 
 from .canvas import OrbitView
 from .controllers import EditController, ExportController, SessionController
 from .export_dialog import ExportOptions
 from .panels import ImagePanel, ReferencePanel, ResultPanel, icon, stale_banner
+from .photos import PhotoController
 from .router import JobRouter
 from .setup_bar import SetupBar
-from .worker import CallJob, PipelineWorker, RenderJob
+from .worker import PipelineWorker, RenderJob
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
 MAX_RECENT = 10
@@ -56,16 +57,6 @@ def default_pipeline_factory(tier: str = "bundled", device: str | None = None) -
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return EditPipeline(tier=tier, device=dev)
     return make
-
-
-def _crop_around(image: np.ndarray, bbox, scale: float = 2.2) -> np.ndarray:
-    """A square crop of ``image`` centred on a face box (to analyse a chosen face on its own)."""
-    x0, y0, x1, y1 = [float(v) for v in bbox[:4]]
-    cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale / 2
-    H, W = image.shape[:2]
-    a, b = int(max(0, cx - s)), int(min(W, cx + s))
-    c, d = int(max(0, cy - s)), int(min(H, cy + s))
-    return np.ascontiguousarray(image[c:d, a:b])
 
 
 class MainWindow(QMainWindow):
@@ -110,6 +101,7 @@ class MainWindow(QMainWindow):
         self.edits = EditController(self)
         self.exports = ExportController(self)
         self.sessions = SessionController(self, Autosave(config_dir() / "recovery"))
+        self.photos = PhotoController(self)
 
         self._build_ui(device_label)
         self._build_menus()
@@ -157,7 +149,7 @@ class MainWindow(QMainWindow):
     def _build_ui(self, device_label: str) -> None:
         self.identity = ImagePanel("Identity", self.undo_stack, (255, 64, 64))
         self.identity.tool("mdi6.folder-open-outline", "Open identity photo", lambda: self.open_identity_dialog())
-        self._mask_tools(self.identity)
+        self.photos.mask_tools(self.identity)
         self.identity.canvas.setToolTip("Paint on the identity to protect those parts: they are kept exactly "
                                         "as in the photo, whatever the references bring")
         self.identity.canvas.maskChanged.connect(lambda: self.setup.masks_changed())
@@ -165,7 +157,7 @@ class MainWindow(QMainWindow):
         self.identity_brush.addItems(["Protect", "Bare scalp"])
         self.identity_brush.setToolTip("What the brush paints on the identity: parts to protect (kept as in the "
                                        "photo) or where old hair the new hair does not cover becomes bare skin")
-        self.identity_brush.currentIndexChanged.connect(self._identity_brush_changed)
+        self.identity_brush.currentIndexChanged.connect(lambda *_: self.photos.bind_identity_masks())
         self.identity.head.addWidget(self.identity_brush)
 
         self.ref_box = QWidget()
@@ -252,14 +244,14 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Brush "))
         self.brush_size = QSpinBox(minimum=1, maximum=200, value=16)
         self.brush_size.setToolTip("Brush radius in crop pixels ([ and ])")
-        self.brush_size.valueChanged.connect(self._brush_changed)
+        self.brush_size.valueChanged.connect(lambda *_: self.photos.brush_changed())
         tb.addWidget(self.brush_size)
         tb.addWidget(QLabel(" Hardness "))
         self.hardness = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.8, singleStep=0.1)
-        self.hardness.valueChanged.connect(self._brush_changed)
+        self.hardness.valueChanged.connect(lambda *_: self.photos.brush_changed())
         tb.addWidget(self.hardness)
         self.erase = QCheckBox("Erase")
-        self.erase.toggled.connect(self._brush_changed)
+        self.erase.toggled.connect(lambda *_: self.photos.brush_changed())
         tb.addWidget(self.erase)
         tb.addSeparator()
         settings_bar = QToolBar("Edit settings")
@@ -279,11 +271,6 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.timing_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.device_label)
-
-    def _mask_tools(self, panel: ImagePanel) -> None:
-        panel.tool("mdi6.eraser-variant", "Clear the mask", lambda: self.clear_mask(panel))
-        panel.tool("mdi6.file-image-plus-outline", "Load a mask PNG", lambda: self.load_mask_dialog(panel))
-        panel.tool("mdi6.content-save-outline", "Save the mask as PNG", lambda: self.save_mask_dialog(panel))
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -349,7 +336,7 @@ class MainWindow(QMainWindow):
             self.restoreState(s)
         self.brush_size.setValue(int(self.settings.value("brush/size", 16)))
         self.hardness.setValue(float(self.settings.value("brush/hardness", 0.8)))
-        self._brush_changed()
+        self.photos.brush_changed()
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -437,185 +424,19 @@ class MainWindow(QMainWindow):
             self.add_reference(p)
 
     def open_identity(self, path: str, mask: np.ndarray | None = None) -> int:
-        """A new identity (its masks start empty, or ``mask`` protects); a result of the previous
-        one stays, marked out of date."""
-        s = self.setup
-        before = (s.identity if self.identity.fa is not None else "", s.identity_mask, s.bare_mask)
-        self.identity.pending_mask = mask
-        self.identity.path = path
-        s.update(identity=path, identity_mask=mask, bare_mask=None)
+        return self.photos.open_identity(path, mask)
 
-        def failed(kind, message):              # back to the identity that is still shown (or none)
-            self.identity.path = before[0]
-            s.update(identity=before[0], identity_mask=before[1], bare_mask=before[2])
-            self.show_error(message, "Could not open the image")
-        return self._analyze(self.identity, path, failed=failed)
-
-    def add_reference(self, path: str = "", attributes=(), mask_mode="add",
-                      mask: np.ndarray | None = None) -> ReferencePanel:
-        ref = ReferenceSetup(path, list(attributes), mask, mask_mode)
-        panel = self._reference_panel(ref)
-        self.setup.add_reference(ref)
-        return panel
-
-    def _reference_panel(self, ref: ReferenceSetup) -> ReferencePanel:
-        """A panel bound to ``ref``: its picker, mask mode and canvas write into the document."""
-        panel = ReferencePanel(len(self.references) + 1, self.undo_stack, ref.attributes, ref.mask_mode)
-        panel.ref = ref
-        self._mask_tools(panel)
-        panel.removeRequested.connect(self.remove_reference)
-        panel.predictedRequested.connect(self.update_predicted)
-        panel.canvas.maskChanged.connect(lambda: self.setup.masks_changed())
-        panel.picker.changed.connect(lambda: self.setup.update_reference(ref, attributes=panel.picker.selected()))
-        panel.mode.currentTextChanged.connect(lambda m: self.setup.update_reference(ref, mask_mode=m))
-        self._apply_brush(panel.canvas)
-        self.references.append(panel)
-        self.ref_layout.insertWidget(self.ref_layout.count() - 2, panel)
-        panel.pending_mask = ref.mask
-        if ref.path:
-            self._analyze(panel, ref.path)
-        return panel
+    def add_reference(self, path: str = "", attributes=(), mask_mode="add", mask=None) -> ReferencePanel:
+        return self.photos.add_reference(path, attributes, mask_mode, mask)
 
     def remove_reference(self, panel: ReferencePanel) -> None:
-        if panel in self.references:
-            self.references.remove(panel)
-            panel.setParent(None)
-            panel.deleteLater()
-            self.undo_stack.clear()   # its strokes point at a mask that is gone
-            for i, p in enumerate(self.references):
-                p.title.setText(f"<b>Reference {i + 1}</b>")
-            self.setup.remove_reference(panel.ref)
-
-    def _analyze(self, panel: ImagePanel, path: str, image: np.ndarray | None = None, ask: bool = True,
-                 failed=None) -> int:
-        """Analyse (and for the identity encode) on the worker.  Several faces -> ``choose_face``;
-        the chosen face is then analysed on a crop around it (``ask=False``: no second question),
-        so that the edit, which analyses by image content, uses the same face."""
-        role = "identity" if panel is self.identity else "reference"
-
-        def job(pipe, progress, cancel, path=path, image=image):
-            arr = image if image is not None else pipe.load(path, Path(path).name, role)[0]
-            fa = pipe.analyze(arr, Path(path).name, role)
-            asset, problem = None, ""
-            if role == "identity":
-                from triface_studio.pipeline.errors import EditError
-                try:
-                    asset = pipe.encode(fa)
-                except EditError as e:     # e.g. no model tier yet: the photo still opens
-                    problem = str(e)
-            boxes = None
-            if ask and int(getattr(fa, "num_faces", 1) or 1) > 1:
-                try:
-                    boxes = pipe.analyzer.detect(arr)
-                except Exception:
-                    boxes = None
-            return arr, fa, asset, (pipe.device, pipe.tier_name), problem, boxes
-
-        self.statusBar().showMessage(f"Analysing {Path(path).name}...")
-        return self.router.submit(CallJob(job, "analyze"),
-                                  done=lambda val, panel=panel, path=path: self._analysed(panel, path, val),
-                                  failed=failed or (lambda kind, msg: self.show_error(msg, "Could not open the image")))
-
-    def _analysed(self, panel: ImagePanel, path: str, val) -> None:
-        arr, fa, asset, (device, tier), problem, boxes = val
-        if panel is not self.identity and panel not in self.references:
-            return
-        if boxes is not None and len(boxes) > 1:
-            idx = self.choose_face([f"Face {i + 1} ({int(b[2] - b[0])} px wide)" for i, b in enumerate(boxes)])
-            if idx is not None and idx != 0:
-                self._analyze(panel, path, _crop_around(arr, boxes[idx]), ask=False)
-                return
-        panel.set_analysis(path, arr, fa)
-        self._apply_brush(panel.canvas)
-        self.device_label.setText(f"Device: {device} | tier: {tier}")
-        if self.setup.device != device:
-            self.setup.device = device      # where the pipeline runs: no change of the user's work
-        if path:
-            self.add_recent(path)
-        self.statusBar().showMessage(f"Opened {Path(path).name}" + (f" ({'; '.join(fa.notes)})" if getattr(fa, "notes", None) else ""), 5000)
-        if problem:
-            self.show_error(f"{Path(path).name} opened, but the 3D view is not available: {problem}")
-        if panel is self.identity:
-            self._bind_identity_masks()
-            if self.result is None and asset is not None:
-                self.orbit_asset = asset
-                self.request_full_render()
-        else:
-            self.setup.update_reference(panel.ref, mask=panel.canvas.mask)
-            if panel.show_pred.isChecked():
-                self.update_predicted(panel)
-
-    # --------------------------------------------------------------------------- masks
-    def _bind_identity_masks(self) -> None:
-        """The identity's canvas paints the document's protect mask or its bare-scalp mask (the
-        brush box on the identity panel says which); both are the document's arrays."""
-        c = self.identity.canvas
-        if c.mask is None:
-            return
-        bare = self.identity_brush.currentIndex() == 1
-        if self.setup.identity_mask is None or self.setup.identity_mask.shape != c.mask.shape:
-            self.setup.update(identity_mask=c.mask if not bare else np.zeros_like(c.mask))
-        if self.setup.bare_mask is None or self.setup.bare_mask.shape != c.mask.shape:
-            self.setup.update(bare_mask=np.zeros_like(c.mask) if not bare else c.mask)
-        c.mask = self.setup.bare_mask if bare else self.setup.identity_mask
-        c.colour = (80, 200, 120) if bare else (255, 64, 64)
-        c.refresh_overlay()
-
-    def _identity_brush_changed(self, *_) -> None:
-        self._bind_identity_masks()
-
-    def _brush_changed(self, *_):
-        for c in self._canvases():
-            self._apply_brush(c)
-
-    def _apply_brush(self, canvas) -> None:
-        canvas.brush_radius = float(self.brush_size.value())
-        canvas.hardness = float(self.hardness.value())
-        canvas.erase = self.erase.isChecked()
-
-    def _canvases(self):
-        return [self.identity.canvas] + [p.canvas for p in self.references]
+        self.photos.remove_reference(panel)
 
     def clear_mask(self, panel: ImagePanel) -> None:
-        if panel.canvas.mask is not None:
-            panel.canvas.replace_mask(np.zeros_like(panel.canvas.mask), "Clear mask")
-
-    def load_mask_dialog(self, panel: ImagePanel) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Load mask", "", "PNG masks (*.png)")
-        if p:
-            self.load_mask(panel, p)
+        self.photos.clear_mask(panel)
 
     def load_mask(self, panel: ImagePanel, path: str) -> None:
-        if panel.canvas.mask is None:
-            self.show_error("Open an image before loading a mask.")
-            return
-        try:
-            m = load_mask_png(path, panel.canvas.mask.shape[0])
-        except (OSError, ValueError) as e:
-            self.show_error(f"Could not read the mask {Path(path).name}: {e}")
-            return
-        panel.canvas.replace_mask(m, "Load mask")
-
-    def save_mask_dialog(self, panel: ImagePanel) -> None:
-        if panel.canvas.mask is None:
-            return
-        p, _ = QFileDialog.getSaveFileName(self, "Save mask", "mask.png", "PNG (*.png)")
-        if p:
-            try:
-                save_mask_png(panel.canvas.mask, p)
-            except OSError as e:
-                self.show_error(f"Could not save the mask: {e}")
-
-    def update_predicted(self, panel: ReferencePanel) -> None:
-        if not panel.show_pred.isChecked() or panel.fa is None:
-            panel.canvas.set_predicted(None)
-            return
-        attrs, fa = tuple(panel.picker.selected()), panel.fa
-        if not attrs:
-            panel.canvas.set_predicted(None)
-            return
-        self.router.submit(CallJob(lambda pipe, p, c: pipe.predicted_mask(fa, attrs), "predicted"),
-                           done=lambda m, panel=panel: panel in self.references and panel.canvas.set_predicted(m))
+        self.photos.load_mask(panel, path)
 
     # ---------------------------------------------------------------------------- edit
     def build_request(self):
@@ -786,10 +607,10 @@ class MainWindow(QMainWindow):
         if s.identity:
             self.identity.path = s.identity
             self.identity.pending_mask = s.bare_mask if self.identity_brush.currentIndex() == 1 else s.identity_mask
-            self._analyze(self.identity, s.identity, failed=lambda kind, msg: self.show_error(msg, "Could not open "
+            self.photos.analyze(self.identity, s.identity, failed=lambda kind, msg: self.show_error(msg, "Could not open "
                                                                                                "the identity"))
         for r in s.references:
-            self._reference_panel(r)
+            self.photos.reference_panel(r)
         self._refresh_state()
 
     def open_models_dialog(self) -> None:
