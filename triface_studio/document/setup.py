@@ -123,6 +123,7 @@ class EditSetup:
         self.result_identity: str | None = None     # the identity the result was made from
         self._revision = self._saved_revision = 0
         self._listeners: list[Callable[[str], None]] = []
+        self._encoded: tuple | None = None         # (result, its encoded members)
 
     # -- change notification -------------------------------------------------------------
     def subscribe(self, fn: Callable[[str], None]) -> None:
@@ -269,12 +270,22 @@ class EditSetup:
             if r.mask is not None:
                 files[f"reference_{i}_mask.png"] = _png(r.mask)
         if self.result is not None:
-            for k, n in _RESULT_PNGS.items():
-                a = getattr(self.result, k, None)
-                if a is not None:
-                    a = np.asarray(a)
-                    files[f"result/{n}"] = encode_png(a if a.dtype == np.uint8 else to_uint8(a))
-            files[f"result/{_RESULT_ASSET}"] = self.result.t_com.to_bytes()
+            files.update(self._result_files())
+        return files
+
+    def _result_files(self) -> dict[str, bytes]:
+        """The result's members, encoded once per result (autosave writes the session often; a
+        6000 x 4000 photo takes a second to encode)."""
+        if self._encoded is not None and self._encoded[0] is self.result:
+            return self._encoded[1]
+        files = {}
+        for k, n in _RESULT_PNGS.items():
+            a = getattr(self.result, k, None)
+            if a is not None:
+                a = np.asarray(a)
+                files[f"result/{n}"] = encode_png(a if a.dtype == np.uint8 else to_uint8(a))
+        files[f"result/{_RESULT_ASSET}"] = self.result.t_com.to_bytes()
+        self._encoded = (self.result, files)
         return files
 
     def write(self, path: str | os.PathLike) -> Path:
