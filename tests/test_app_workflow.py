@@ -485,3 +485,25 @@ def test_a_session_keeps_its_result(qtbot, win, tmp_path):
         np.testing.assert_array_equal(load_image(out / "edited.png"), win.result.composite_full)
     finally:
         w2.close()
+
+
+def test_a_bad_session_or_edit_json_is_a_message_and_the_open_work_stays(qtbot, win, tmp_path):
+    import json
+    import pickle
+    import zipfile
+    ref = open_pair(qtbot, win)
+    stroke(ref.canvas)
+    bad = tmp_path / "broken.triface"
+    with zipfile.ZipFile(bad, "w") as z:                   # a pickle where the tri-plane should be
+        z.writestr("session.json", json.dumps({"format": "triface-session", "version": 2,
+                                               "request": {"identity": SAMPLES["astronaut"]},
+                                               "result": {"files": {"t_com": "result/t.safetensors"}}}))
+        z.writestr("result/t.safetensors", pickle.dumps(object))
+    odd = tmp_path / "edit.json"
+    odd.write_text(json.dumps({"format": "triface-edit", "request": {"identity": "a.png", "seed": -4}}))
+    for path, words in ((bad, ("broken.triface", "incomplete")), (odd, ("edit.json", "seed"))):
+        assert not win.open_session(str(path))
+        assert all(w in win.last_error for w in words), win.last_error
+        assert "Traceback" not in win.last_error
+        assert win.setup.identity == SAMPLES["astronaut"] and win.references == [ref] and ref.canvas.mask.any()
+        assert win.setup.dirty and win.setup.references[0].mask is ref.canvas.mask
