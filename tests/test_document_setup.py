@@ -108,6 +108,9 @@ def test_changes_notify_and_dirty_is_derived(tmp_path):
     ref.mask[3, 3] = 1.0
     s.masks_changed()
     assert s.dirty
+    other = s.add_reference(ReferenceSetup("r2.png", ["nose"], empty_mask()))
+    s.remove_reference(other)                        # by identity, not by comparing masks
+    assert s.references == [ref]
     with pytest.raises(SetupError, match="seed"):
         s.update(seed=-1)
     with pytest.raises(SetupError, match="unknown attribute"):

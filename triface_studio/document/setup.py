@@ -54,7 +54,7 @@ class SetupError(ValueError):
     """A setup or session file that cannot be used (the message names the file or the field)."""
 
 
-@dataclass
+@dataclass(eq=False)                # one reference is itself, whatever its values (and masks are arrays)
 class ReferenceSetup:
     """One reference portrait: what to take from it and how its painted mask refines that."""
 
@@ -102,7 +102,7 @@ class EditSetup:
     Change it through ``update``, ``add_reference``, ``update_reference``, ``remove_reference``,
     ``masks_changed``, ``set_view`` and ``set_result``; every change calls the subscribers with
     the name of what changed ("identity", "references", "masks", "settings", "view", "result",
-    "path", "saved").  The view (yaw, pitch) is saved but does not make the setup dirty: turning
+    "saved").  The view (yaw, pitch) is saved but does not make the setup dirty: turning
     the head is not work that could be lost.
     """
 

@@ -38,7 +38,8 @@ class EditController:
         w = self.win
         if w.identity.image is None:
             raise SetupError("Open an identity photo first.")
-        return w.setup.to_request(w.identity.image, [p.image for p in w.references])
+        loaded = {id(p.ref): p.image for p in w.references}         # the photos as analysed (a chosen face)
+        return w.setup.to_request(w.identity.image, [loaded.get(id(r)) for r in w.setup.references])
 
     def run(self) -> int:
         w = self.win
