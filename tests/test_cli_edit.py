@@ -156,6 +156,16 @@ def test_edit_from_a_session_file(photos, tmp_path, capsys):
     assert main(["edit", "--from", str(path), "--seed", "9", "--out", str(tmp_path / "o9"), "--views", "0",
                  "--quiet"]) == 0
     assert json.loads((tmp_path / "o9" / "edit.json").read_text())["request"]["seed"] == 9
+    # the session's result is not needed to re-run it (a broken one does not stop the edit)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    doc = json.loads(members["session.json"])
+    doc["result"] = {"files": {"t_com": "result/missing.safetensors"}}
+    members["session.json"] = json.dumps(doc).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    assert main(["edit", "--from", str(path), "--out", str(tmp_path / "o2"), "--views", "0", "--quiet"]) == 0
     # a broken session: one line naming it, exit 2, nothing written
     bad = tmp_path / "bad.triface"
     with zipfile.ZipFile(bad, "w") as z:

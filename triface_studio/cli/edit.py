@@ -110,7 +110,7 @@ def _read_edit_json(path: str) -> tuple[dict, dict]:
         from triface_studio.document import EditSetup, SetupError
 
         try:
-            return _session_request(EditSetup.load(path)), {}
+            return _session_request(EditSetup.load(path, with_result=False)), {}
         except SetupError as e:
             raise CommandError(str(e)) from None
     try:

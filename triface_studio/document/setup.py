@@ -315,8 +315,9 @@ class EditSetup:
         return p
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "EditSetup":
-        """A ``.triface`` session (zip or folder, this format or version 1) or an ``edit.json``.
+    def load(cls, path: str | os.PathLike, with_result: bool = True) -> "EditSetup":
+        """A ``.triface`` session (zip or folder, this format or version 1) or an ``edit.json``;
+        ``with_result=False`` leaves a session's result unread (to re-run its edit).
         Anything unreadable -> SetupError naming the file; nothing is unpickled."""
         p = Path(path)
         try:
@@ -328,13 +329,14 @@ class EditSetup:
                     if f.stat().st_size > MAX_MEMBER_BYTES:
                         raise SetupError(f"{p.name}: {n} is too large")
                     return f.read_bytes()
-                return cls._from_session(p, json.loads(read("session.json")), read, p)
+                return cls._from_session(p, json.loads(read("session.json")), read, p, with_result)
             with zipfile.ZipFile(p) as z:
                 def read(n):
                     if z.getinfo(n).file_size > MAX_MEMBER_BYTES:
                         raise SetupError(f"{p.name}: {n} is too large")
                     return z.read(n)
-                return cls._from_session(p, json.loads(read("session.json")), read, p.absolute().parent)
+                return cls._from_session(p, json.loads(read("session.json")), read, p.absolute().parent,
+                                         with_result)
         except SetupError:
             raise
         except EditError as e:
@@ -360,7 +362,7 @@ class EditSetup:
         return cls._from_request(req, base, None, mask, p.name)
 
     @classmethod
-    def _from_session(cls, p: Path, doc, read, base: Path) -> "EditSetup":
+    def _from_session(cls, p: Path, doc, read, base: Path, with_result: bool = True) -> "EditSetup":
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise SetupError(f"{p.name}: not a TriFace session file")
         version = doc.get("version", 0)
@@ -378,7 +380,7 @@ class EditSetup:
         s.yaw = check_float(view.get("yaw", 0.0), f"{p.name}: view.yaw", "yaw")
         s.pitch = check_float(view.get("pitch", 0.0), f"{p.name}: view.pitch", "pitch")
         res = doc.get("result")
-        if isinstance(res, dict) and isinstance(res.get("files"), dict):
+        if with_result and isinstance(res, dict) and isinstance(res.get("files"), dict):
             s.result = _read_result(res, read, p.name)
             ident = res.get("identity")
             s.result_identity = _resolve(ident, base, old) if isinstance(ident, str) and ident else s.identity
