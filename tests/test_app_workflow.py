@@ -507,3 +507,23 @@ def test_a_bad_session_or_edit_json_is_a_message_and_the_open_work_stays(qtbot, 
         assert "Traceback" not in win.last_error
         assert win.setup.identity == SAMPLES["astronaut"] and win.references == [ref] and ref.canvas.mask.any()
         assert win.setup.dirty and win.setup.references[0].mask is ref.canvas.mask
+
+
+def test_recovery_after_a_crash_brings_the_work_back_unsaved(qtbot, win):
+    ref = open_pair(qtbot, win)
+    stroke(ref.canvas)
+    win.setup_bar.background.setCurrentText("reference")
+    win.autosave_now()
+    assert win.autosave.pending()
+    w2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
+    qtbot.addWidget(w2)
+    try:
+        w2.ask = Answers(B.Yes)
+        w2.offer_recovery()
+        assert w2.ask.asked[0][0] == "Recover session" and not w2.autosave.pending()    # offered once
+        qtbot.waitUntil(lambda: w2.references and w2.references[0].fa is not None, timeout=TIMEOUT)
+        assert w2.setup.dirty and w2.windowTitle().endswith("*") and w2.setup.background == "reference"
+        np.testing.assert_allclose(w2.references[0].canvas.mask, ref.canvas.mask, atol=1 / 255)
+    finally:
+        w2.ask = lambda *a: B.Discard if a[2] & B.Discard else B.Yes
+        w2.close()
