@@ -223,6 +223,15 @@ def test_a_new_reference_takes_nothing_until_ticked(qtbot, win):
     assert win.setup.references[0].attributes == []
 
 
+def test_reference_panels_show_their_reference(qtbot, win):
+    ref = open_pair(qtbot, win)
+    r = win.setup.references[0]
+    win.setup.update_reference(r, attributes=["nose", "lips"], mask_mode="subtract")     # not through the panel
+    assert ref.picker.selected() == ["nose", "lips"] and ref.mode.currentText() == "subtract"
+    ref.picker.buttons["nose"].setChecked(False)
+    assert r.attributes == ["lips"] and win.build_request().references[0].attributes == ("lips",)
+
+
 def test_a_ticked_attribute_stands_out(qtbot, win):
     from triface_studio.qt.theme import apply_dark
     apply_dark(QApplication.instance())
