@@ -567,12 +567,14 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
     return [out / w for w in sorted(written + ["edit.json"])]
 
 
-def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24)) -> np.ndarray:
+def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24), captions=None) -> np.ndarray:
     """Tile rows of images (each uint8 (H, W, 3), any size) into one sheet, every image
-    resized to ``cell`` x ``cell``: e.g. rows of (input, reference, result, view 1, 2, 3)."""
+    resized to ``cell`` x ``cell``: e.g. rows of (input, reference, result, view 1, 2, 3).
+    ``captions``: rows of texts (or None) written on a dark strip at the top of their cell."""
     from PIL import Image
 
     rows = [list(r) for r in rows]
+    captions = [list(c or []) for c in (captions or [])]
     if not rows:
         raise ValueError("a contact sheet needs at least one row")
     ncol = max(len(r) for r in rows)
@@ -584,6 +586,18 @@ def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24)) 
         for j, im in enumerate(r):
             a = np.asarray(im)[..., :3]
             t = np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((cell, cell), Image.LANCZOS))
+            text = captions[i][j] if i < len(captions) and j < len(captions[i]) else None
+            if text:
+                t = _captioned(t, text)
             y, x = gap + i * (cell + gap), gap + j * (cell + gap)
             sheet[y:y + cell, x:x + cell] = t
     return sheet
+
+
+def _captioned(tile: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    out = tile.copy()
+    cv2.rectangle(out, (0, 0), (out.shape[1], 18), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
