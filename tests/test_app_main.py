@@ -415,10 +415,13 @@ def test_identity_opens_without_a_model_tier(qtbot):
 
 
 def test_several_faces_let_the_user_choose(qtbot, window):
-    """Two faces side by side: the user picks the second; that face is analysed on its own crop."""
-    import numpy as np
+    """Two faces side by side: the user picks the second.  For the identity that is the setup's
+    face index (the edit, and triface edit --from, analyse that face of the whole photo); a
+    reference is analysed on a crop around the chosen face."""
+    import tempfile
 
-    from triface_studio.core.images import load_image
+    from triface_studio.core.images import load_image, save_image
+    from triface_studio.pipeline.relief import AlignedAnalyzer
 
     face = load_image(SAMPLES["astronaut"])[:256, :256]
     pair = np.concatenate([face, face[:, ::-1]], 1)
@@ -429,6 +432,8 @@ def test_several_faces_let_the_user_choose(qtbot, window):
             self.inner = inner
 
         def analyze(self, image, name="", parse=True, face_index=None):
+            if face_index:                       # the chosen face of the pair: its half
+                image = image[:, 256 * face_index:256 * (face_index + 1)]
             fa = self.inner.analyze(image, name, parse)
             fa.num_faces = 2 if image.shape[1] > image.shape[0] else 1
             return fa
@@ -442,19 +447,22 @@ def test_several_faces_let_the_user_choose(qtbot, window):
     pipe._analyzer = TwoFaces(pipe.analyzer)
     asked = []
     window.choose_face = lambda names: asked.append(names) or 1
-    import tempfile
-    from triface_studio.core.images import save_image
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/pair.png"
         save_image(path, pair)
         window.open_identity(path)
         qtbot.waitUntil(lambda: window.identity.fa is not None, timeout=TIMEOUT)
-    assert len(asked) == 1 and len(asked[0]) == 2
-    assert window.identity.image.shape[1] <= 512 and window.identity.image.shape[0] == 256
+        assert len(asked) == 1 and len(asked[0]) == 2
+        assert window.setup.identity_face_index == 1 and window.identity.image.shape == pair.shape
+        np.testing.assert_array_equal(window.identity.fa.crop, AlignedAnalyzer._crop(pair[:, 256:]))
+        ref = window.add_reference(path, ("hair",))
+        qtbot.waitUntil(lambda: ref.fa is not None, timeout=TIMEOUT)
+    assert len(asked) == 2
     # a crop around the chosen (right) face: it reaches the right edge, not the left one
-    w = window.identity.image.shape[1]
-    np.testing.assert_array_equal(window.identity.image, pair[:, 512 - w:])
-    assert w < 512
+    w = ref.image.shape[1]
+    np.testing.assert_array_equal(ref.image, pair[:, 512 - w:])
+    assert w < 512 and ref.image.shape[0] == 256
+    assert window.build_request().identity_face_index == 1
 
 
 def test_bench_ui_measures_latency():

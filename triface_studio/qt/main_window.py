@@ -607,8 +607,9 @@ class MainWindow(QMainWindow):
         if s.identity:
             self.identity.path = s.identity
             self.identity.pending_mask = s.bare_mask if self.identity_brush.currentIndex() == 1 else s.identity_mask
-            self.photos.analyze(self.identity, s.identity, failed=lambda kind, msg: self.show_error(msg, "Could not open "
-                                                                                               "the identity"))
+            self.photos.analyze(self.identity, s.identity, ask=s.identity_face_index is None,
+                                face_index=s.identity_face_index,
+                                failed=lambda kind, msg: self.show_error(msg, "Could not open the identity"))
         for r in s.references:
             self.photos.reference_panel(r)
         self._refresh_state()

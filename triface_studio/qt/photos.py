@@ -40,14 +40,15 @@ class PhotoController:
         """A new identity (its masks start empty, or ``mask`` protects); a result of the previous
         one stays, marked out of date."""
         s = self.win.setup
-        before = (s.identity if self.win.identity.fa is not None else "", s.identity_mask, s.bare_mask)
+        before = (s.identity if self.win.identity.fa is not None else "", s.identity_mask, s.bare_mask,
+                  s.identity_face_index)
         self.win.identity.pending_mask = mask
         self.win.identity.path = path
-        s.update(identity=path, identity_mask=mask, bare_mask=None)
+        s.update(identity=path, identity_mask=mask, bare_mask=None, identity_face_index=None)
 
         def failed(kind, message):              # back to the identity that is still shown (or none)
             self.win.identity.path = before[0]
-            s.update(identity=before[0], identity_mask=before[1], bare_mask=before[2])
+            s.update(identity=before[0], identity_mask=before[1], bare_mask=before[2], identity_face_index=before[3])
             self.win.show_error(message, "Could not open the image")
         return self.analyze(self.win.identity, path, failed=failed)
 
@@ -98,15 +99,16 @@ class PhotoController:
             self.win.setup.remove_reference(panel.ref)
 
     def analyze(self, panel: ImagePanel, path: str, image: np.ndarray | None = None, ask: bool = True,
-                 failed=None) -> int:
-        """Analyse (and for the identity encode) on the worker.  Several faces -> ``choose_face``;
-        the chosen face is then analysed on a crop around it (``ask=False``: no second question),
-        so that the edit, which analyses by image content, uses the same face."""
+                 failed=None, face_index: int | None = None) -> int:
+        """Analyse (and for the identity encode) on the worker.  Several faces -> ``choose_face``
+        (``ask=False``: no question): the identity's chosen face is the setup's face index, which
+        the edit (and ``triface edit --from``) analyses the same way; a reference's is analysed on a
+        crop around it (the edit analyses references by image content)."""
         role = "identity" if panel is self.win.identity else "reference"
 
         def job(pipe, progress, cancel, path=path, image=image):
             arr = image if image is not None else pipe.load(path, Path(path).name, role)[0]
-            fa = pipe.analyze(arr, Path(path).name, role)
+            fa = pipe.analyze(arr, Path(path).name, role, face_index=face_index)
             asset, problem = None, ""
             if role == "identity":
                 from triface_studio.pipeline.errors import EditError
@@ -133,6 +135,10 @@ class PhotoController:
             return
         if boxes is not None and len(boxes) > 1:
             idx = self.win.choose_face([f"Face {i + 1} ({int(b[2] - b[0])} px wide)" for i, b in enumerate(boxes)])
+            if idx is not None and idx != 0 and panel is self.win.identity:
+                self.win.setup.update(identity_face_index=idx)
+                self.analyze(panel, path, arr, ask=False, face_index=idx)
+                return
             if idx is not None and idx != 0:
                 self.analyze(panel, path, _crop_around(arr, boxes[idx]), ask=False)
                 return
