@@ -171,8 +171,8 @@ class SessionController:
         self.timer = QTimer(win, interval=AUTOSAVE_DELAY_MS, singleShot=True, timeout=self.autosave_now)
 
     def changed(self, what: str) -> None:
-        if self.win.setup.dirty and what not in ("saved", "view", "result"):
-            self.timer.start()                # (re)start
+        if self.win.setup.dirty and what not in ("saved", "view"):
+            self.timer.start()                # (re)start; a new result too: it belongs to the session
 
     def save(self, path: str) -> bool:
         w = self.win
