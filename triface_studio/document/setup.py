@@ -22,24 +22,24 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
-from PIL import Image
 
 from triface_studio.core.files import atomic_write_bytes
-from triface_studio.core.images import ImageError, check_size, encode_png, load_mask, to_uint8
+from triface_studio.core.images import ImageError, load_mask
 from triface_studio.core.semantics import ATTRIBUTES
 from triface_studio.pipeline.errors import EditError
 from triface_studio.pipeline.requests import (BACKGROUNDS, MASK_MODES, EditRequest, ReferenceSpec, RefineSettings,
                                               check_background, check_choice, check_float, check_int,
                                               decode_edit_json, decode_request, request_to_json)
 
-from .brush import MASK_SIZE, quantized
+from .brush import quantized
+from .codec import (RESULT_ASSET, RESULT_PNGS, SetupError, mask_png, png_mask, read_result, relative_path, resolve_path,
+                    result_files, upgrade_v1)
 
 FORMAT = "triface-session"
 FORMAT_VERSION = 2
@@ -47,11 +47,6 @@ TIERS = ("bundled", "neural")
 REFINERS = ("classical", "sdedit")
 #: the largest member of a session file that is read (masks, result images, the tri-plane)
 MAX_MEMBER_BYTES = 1 << 30
-MAX_MASK_SIDE = 4096
-
-
-class SetupError(ValueError):
-    """A setup or session file that cannot be used (the message names the file or the field)."""
 
 
 @dataclass(eq=False)                # one reference is itself, whatever its values (and masks are arrays)
@@ -71,29 +66,6 @@ class ReferenceSetup:
                 raise SetupError(f"unknown attribute {a!r}; known: {', '.join(ATTRIBUTES)}")
         if self.mask_mode not in MASK_MODES:
             raise SetupError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {self.mask_mode!r}")
-
-
-@dataclass
-class SavedResult:
-    """An edit's result as a session keeps it: what the result panel, the orbit and the exports
-    read (the same fields as :class:`~triface_studio.pipeline.EditResult`)."""
-
-    composite: np.ndarray
-    composite_full: np.ndarray
-    coarse: np.ndarray
-    s_blend: np.ndarray
-    sde_mask: np.ndarray
-    gap_mask: np.ndarray
-    t_com: Any
-    alpha: np.ndarray | None = None
-    notes: list = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
-    request: EditRequest | None = None
-
-
-_RESULT_PNGS = {"composite": "edited_crop.png", "composite_full": "edited.png", "coarse": "coarse.png",
-                "s_blend": "labels.png", "sde_mask": "mask_sde.png", "gap_mask": "mask_gap.png", "alpha": "alpha.png"}
-_RESULT_ASSET = "t_com.safetensors"
 
 
 class EditSetup:
@@ -247,28 +219,28 @@ class EditSetup:
                  "identity_mask": "identity_mask.png" if self.identity_mask is not None else None,
                  "bare_mask": "bare_mask.png" if self.bare_mask is not None else None}
         doc = request_to_json(req, masks)
-        doc["identity"] = _relative(doc["identity"], base)
+        doc["identity"] = relative_path(doc["identity"], base)
         for r in doc["references"]:
-            r["image"] = _relative(r["image"], base)
-        doc["refine"]["score_model"] = _relative(self.refine.score_model, base)
+            r["image"] = relative_path(r["image"], base)
+        doc["refine"]["score_model"] = relative_path(self.refine.score_model, base)
         result = None
         if self.result is not None:
-            result = {"identity": _relative(self.result_identity or None, base), "notes": list(self.result.notes),
-                      "files": {k: f"result/{n}" for k, n in _RESULT_PNGS.items()
+            result = {"identity": relative_path(self.result_identity or None, base), "notes": list(self.result.notes),
+                      "files": {k: f"result/{n}" for k, n in RESULT_PNGS.items()
                                 if getattr(self.result, k, None) is not None}}
-            result["files"]["t_com"] = f"result/{_RESULT_ASSET}"
+            result["files"]["t_com"] = f"result/{RESULT_ASSET}"
         return {"format": FORMAT, "version": FORMAT_VERSION, "paths_from": str(base) if base else None,
                 "request": doc, "view": {"yaw": self.yaw, "pitch": self.pitch}, "result": result}
 
     def _files(self, base: Path | None) -> dict[str, bytes]:
         files = {"session.json": (json.dumps(self.to_json(base), indent=2) + "\n").encode()}
         if self.identity_mask is not None:
-            files["identity_mask.png"] = _png(self.identity_mask)
+            files["identity_mask.png"] = mask_png(self.identity_mask)
         if self.bare_mask is not None:
-            files["bare_mask.png"] = _png(self.bare_mask)
+            files["bare_mask.png"] = mask_png(self.bare_mask)
         for i, r in enumerate(self.references):
             if r.mask is not None:
-                files[f"reference_{i}_mask.png"] = _png(r.mask)
+                files[f"reference_{i}_mask.png"] = mask_png(r.mask)
         if self.result is not None:
             files.update(self._result_files())
         return files
@@ -278,13 +250,7 @@ class EditSetup:
         6000 x 4000 photo takes a second to encode)."""
         if self._encoded is not None and self._encoded[0] is self.result:
             return self._encoded[1]
-        files = {}
-        for k, n in _RESULT_PNGS.items():
-            a = getattr(self.result, k, None)
-            if a is not None:
-                a = np.asarray(a)
-                files[f"result/{n}"] = encode_png(a if a.dtype == np.uint8 else to_uint8(a))
-        files[f"result/{_RESULT_ASSET}"] = self.result.t_com.to_bytes()
+        files = result_files(self.result)
         self._encoded = (self.result, files)
         return files
 
@@ -356,7 +322,7 @@ class EditSetup:
 
         def mask(name):
             try:
-                return load_mask(_resolve(name, base, None))
+                return load_mask(resolve_path(name, base, None))
             except ImageError as e:
                 raise SetupError(f"{p.name}: {e}") from None
         return cls._from_request(req, base, None, mask, p.name)
@@ -369,21 +335,21 @@ class EditSetup:
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise SetupError(f"{p.name}: session format {version!r} is newer than this app understands")
         if version < 2:
-            doc = _upgrade_v1(doc)
+            doc = upgrade_v1(doc)
         req = doc.get("request")
         if not isinstance(req, dict):
             raise SetupError(f"{p.name}: has no \"request\" object")
         req = decode_request(req, f"{p.name}: request")
         old = doc.get("paths_from") if isinstance(doc.get("paths_from"), str) else None
-        s = cls._from_request(req, base, old, lambda n: _unpng(read(n), f"{p.name}: {n}"), p.name)
+        s = cls._from_request(req, base, old, lambda n: png_mask(read(n), f"{p.name}: {n}"), p.name)
         view = doc.get("view") if isinstance(doc.get("view"), dict) else {}
         s.yaw = check_float(view.get("yaw", 0.0), f"{p.name}: view.yaw", "yaw")
         s.pitch = check_float(view.get("pitch", 0.0), f"{p.name}: view.pitch", "pitch")
         res = doc.get("result")
         if with_result and isinstance(res, dict) and isinstance(res.get("files"), dict):
-            s.result = _read_result(res, read, p.name)
+            s.result = read_result(res, read, p.name)
             ident = res.get("identity")
-            s.result_identity = _resolve(ident, base, old) if isinstance(ident, str) and ident else s.identity
+            s.result_identity = resolve_path(ident, base, old) if isinstance(ident, str) and ident else s.identity
         s.path = str(p.absolute())
         return s
 
@@ -406,11 +372,11 @@ class EditSetup:
             refiner=check_choice(rs.get("refiner") or "classical", f"{where}: request.refine.refiner", REFINERS),
             dilate_radius=rnum(check_int, "dilate_radius", 9), blur_sigma=rnum(check_float, "blur_sigma", 4.0),
             t0=rnum(check_float, "t0", 0.5), steps=rnum(check_int, "steps", 50), repeats=rnum(check_int, "repeats", 1),
-            score_model=_resolve(score, base, old) if score else None)
+            score_model=resolve_path(score, base, old) if score else None)
         refs = []
         for i, r in enumerate(req.get("references") or []):
             try:
-                refs.append(ReferenceSetup(_resolve(r["image"], base, old) if r.get("image") else "",
+                refs.append(ReferenceSetup(resolve_path(r["image"], base, old) if r.get("image") else "",
                                            list(r.get("attributes") or []),
                                            read_mask(r["mask"]) if r.get("mask") else None,
                                            r.get("mask_mode") or "add", r.get("name") or ""))
@@ -418,7 +384,7 @@ class EditSetup:
                 raise SetupError(f"{where}: reference {i + 1}: {e}") from None
         bg = req.get("background")
         face = req.get("identity_face_index")
-        s = cls(identity=_resolve(req["identity"], base, old) if req.get("identity") else "", references=refs,
+        s = cls(identity=resolve_path(req["identity"], base, old) if req.get("identity") else "", references=refs,
                 identity_mask=read_mask(req["identity_mask"]) if req.get("identity_mask") else None,
                 bare_mask=read_mask(req["bare_mask"]) if req.get("bare_mask") else None, refine=refine,
                 background="identity" if bg is None else check_background(bg, f"{where}: request.background"),
@@ -478,119 +444,6 @@ def _equivalent(a, b) -> bool:
 
 def _mask_copy(mask) -> np.ndarray | None:
     return quantized(mask) if mask is not None and np.asarray(mask).any() else None
-
-
-def _relative(path: str | None, base: Path | None) -> str | None:
-    """``path`` relative to ``base`` (the session's folder) where it can be, else absolute."""
-    if not path:
-        return None
-    p = Path(path).absolute()
-    if base is None:
-        return str(p)
-    try:
-        return os.path.relpath(p, base)
-    except ValueError:                 # another drive (Windows)
-        return str(p)
-
-
-def _resolve(path: str, base: Path, old: str | None) -> str:
-    """A path from a file: absolute as it is; relative to the file's folder, or when nothing is
-    there, to the folder it was saved from (a session moved on its own)."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return str(p)
-    here = (base / p).resolve()
-    if not here.exists() and old:
-        there = (Path(old) / p).resolve()
-        if there.exists():
-            return str(there)
-    return str(here)
-
-
-def _png(mask: np.ndarray) -> bytes:
-    return encode_png(np.clip(np.asarray(mask) * 255 + 0.5, 0, 255).astype(np.uint8))
-
-
-def _image_bytes(data: bytes, what: str) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            check_size(im, what)
-            im.load()
-            return np.asarray(im)
-    except (ImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        if isinstance(e, SetupError):
-            raise
-        raise SetupError(f"{what}: not a readable PNG ({e})") from None
-
-
-def _unpng(data: bytes, what: str = "mask") -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if max(im.size) > MAX_MASK_SIDE:
-                raise SetupError(f"{what}: a {im.size[0]}x{im.size[1]} mask is larger than a crop can be")
-            a = np.asarray(im.convert("L"), np.float32) / 255.0
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        if isinstance(e, SetupError):
-            raise
-        raise SetupError(f"{what}: not a readable mask PNG ({e})") from None
-    if a.shape != (MASK_SIZE, MASK_SIZE):
-        a = np.asarray(Image.fromarray(a).resize((MASK_SIZE, MASK_SIZE), Image.BILINEAR), np.float32)
-    return a
-
-
-def _read_result(res: dict, read, where: str) -> SavedResult:
-    from triface_studio.core.asset import AssetError, TriPlaneAsset
-
-    files = res["files"]
-    got = {}
-    for k in _RESULT_PNGS:
-        name = files.get(k)
-        if isinstance(name, str):
-            got[k] = _image_bytes(read(name), f"{where}: {name}")
-    missing = [k for k in ("composite", "composite_full", "coarse", "s_blend", "sde_mask", "gap_mask") if k not in got]
-    name = files.get("t_com")
-    if missing or not isinstance(name, str):
-        raise SetupError(f"{where}: the saved result is incomplete ({', '.join(missing) or 't_com'} missing)")
-    with tempfile.TemporaryDirectory(prefix="triface-session-") as tmp:
-        f = Path(tmp) / "t_com.safetensors"
-        f.write_bytes(read(name))
-        try:
-            asset = TriPlaneAsset.load(f)
-        except AssetError as e:
-            raise SetupError(f"{where}: the saved tri-plane: {str(e).replace(str(f), name)}") from None
-    as_float = {k: got[k].astype(np.float32) / 255.0 for k in ("coarse", "sde_mask", "gap_mask", "alpha") if k in got}
-    notes = res.get("notes") if isinstance(res.get("notes"), list) else []
-    return SavedResult(composite=got["composite"][..., :3], composite_full=got["composite_full"][..., :3],
-                       coarse=as_float["coarse"][..., :3], s_blend=got["s_blend"], sde_mask=as_float["sde_mask"],
-                       gap_mask=as_float["gap_mask"], t_com=asset, alpha=as_float.get("alpha"),
-                       notes=[str(n) for n in notes])
-
-
-def _upgrade_v1(doc: dict) -> dict:
-    """A version 1 session (identity / references / settings) in this version's terms."""
-    ident = doc.get("identity") if isinstance(doc.get("identity"), dict) else {}
-    st = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
-    refs = [{"image": r.get("path") or None, "attributes": r.get("attributes", []), "mask": r.get("mask"),
-             "mask_mode": r.get("mask_mode", "add")}
-            for r in doc.get("references", []) if isinstance(r, dict)]
-    return {"request": {"identity": ident.get("path") or None, "identity_mask": ident.get("mask"), "references": refs,
-                        "refine": {"refiner": st.get("refiner", "classical")}, "seed": st.get("seed"),
-                        "background": st.get("background")},
-            "view": {"yaw": st.get("yaw", 0.0), "pitch": st.get("pitch", 0.0)}, "paths_from": None}
-
-
-def load_mask_png(path: str | os.PathLike, size: int = MASK_SIZE) -> np.ndarray:
-    """A mask file at the crop's size (ImageError naming the file when it cannot be read)."""
-    a = load_mask(path)
-    if a.shape != (size, size):
-        a = np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR), np.float32)
-    return a
-
-
-def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
-    p = Path(path)
-    atomic_write_bytes(p, _png(mask))
-    return p
 
 
 class Autosave:
