@@ -3,7 +3,8 @@
 - Qt runs headless (offscreen platform) and QSettings go to a temporary folder.
 - torch uses at most 2 threads so the suite behaves the same on the 2-core CI machine.
 - ``shared_data`` points at ../shared/data/celebamask-mini and skips cleanly when absent.
-- Every test fails if it leaves a Python thread running.
+- Every test fails if it leaves a Python thread running (or a foreign thread, e.g. a QThread, that ran
+  Python code and still exists).
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def tiny_score_model(tmp_path_factory) -> Path:
+    """A tiny random score model for the SDEdit refiner, built as ``triface train score`` builds one
+    (``make_unet``) and saved as a diffusers folder (unet/ + scheduler/)."""
+    from triface_studio.models.neural.sdedit import default_scheduler
+    from triface_studio.models.neural.training import ScoreTrainConfig, make_unet
+
+    torch.manual_seed(0)
+    unet = make_unet(ScoreTrainConfig(resolution=16, block_out_channels=(8, 16), layers_per_block=1))
+    d = tmp_path_factory.mktemp("score")
+    unet.save_pretrained(d / "unet")
+    default_scheduler().save_pretrained(d / "scheduler")
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep settings, caches and user model folders of tests out of the real home folder."""
@@ -45,12 +61,30 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     yield
 
 
+def _native_thread_alive(t: threading.Thread, wait: float = 5.0) -> bool:
+    """A thread Python did not start (a QThread that ran Python code shows up as a
+    ``_DummyThread``, which cannot be joined): alive while its OS thread exists."""
+    import time
+
+    task = Path(f"/proc/self/task/{t.native_id}")
+    if t.native_id is None or not Path("/proc/self/task").is_dir():
+        return False
+    deadline = time.monotonic() + wait
+    while task.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return task.exists()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_threads():
     before = set(threading.enumerate())
     yield
     leaked = []
     for t in set(threading.enumerate()) - before:
+        if isinstance(t, threading._DummyThread):
+            if _native_thread_alive(t):
+                leaked.append(t.name)
+            continue
         t.join(timeout=5.0)
         if t.is_alive() and not t.daemon:
             leaked.append(t.name)

@@ -4,7 +4,7 @@ Every case builds its inputs in a fresh folder, runs ``triface ...`` and is *han
 command ends as the house rules ask: a refusal exits 2 with a one-line ``error:`` message, no
 traceback, no internal path (``.part``) and the folder exactly as it was (nothing written,
 nothing lost); a case that should succeed says so with its own check.  The edit pipeline runs
-on the weight-free stand-ins (``pipeline.testing``) so that the table is fast; the few cases
+on the weight-free stand-ins (``pipeline.relief``) so that the table is fast; the few cases
 that need the bundled models are marked ``real``.
 
 ``tests/test_hostile_inputs.py`` runs the table under pytest; ``python tests/hostile_cases.py``
@@ -50,7 +50,7 @@ def install_stand_ins() -> None:
     reference that they know, and mark the start of the real work on stderr."""
     import triface_studio.models.face as face_pkg
     import triface_studio.pipeline as pipeline_pkg
-    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
     an = _analyzer()
 
@@ -99,7 +99,7 @@ def portraits():
 def _analyzer():
     global _AN
     if _AN is None:
-        from triface_studio.pipeline.testing import AlignedAnalyzer
+        from triface_studio.pipeline.relief import AlignedAnalyzer
 
         _AN = AlignedAnalyzer()
         for img, lab in portraits():

@@ -1,6 +1,6 @@
 """The desktop app end to end (offscreen, pytest-qt), on a deterministic stand-in pipeline.
 
-The pipeline is the real EditPipeline with pipeline.testing's ReliefTier and AlignedAnalyzer
+The pipeline is the real EditPipeline with pipeline.relief's ReliefTier and AlignedAnalyzer
 (labels from a simple geometric parser) so that every test runs in seconds on 2 CPU cores.
 """
 
@@ -33,7 +33,7 @@ def geometric_parser(crop: np.ndarray) -> np.ndarray:
 
 def relief_pipeline():
     from triface_studio.pipeline import EditPipeline
-    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
     return EditPipeline(tier=ReliefTier(resolution=64), analyzer=AlignedAnalyzer(parser=geometric_parser))
 
 
@@ -170,9 +170,13 @@ def test_identity_mask_goes_into_the_request(qtbot, window):
     assert req.identity_mask is not canvas.mask          # a copy: later strokes do not change a queued edit
 
 
-def test_edit_with_the_bundled_models(qtbot):
+def test_edit_with_the_bundled_models(qtbot, tmp_path):
     """The real thing, on the shipped models (face analysis, parser, bundled tier): open the two
-    samples, take Grace Hopper's glasses, get a result and a turned view; no thread survives."""
+    samples, take Grace Hopper's glasses with a painted mask, get a result and a turned view; the
+    session saved from the app re-runs with `triface edit --from` to the same pixels; no thread
+    survives."""
+    from triface_studio.cli.main import main as cli
+    from triface_studio.core.images import load_image
     from triface_studio.qt.main_window import default_pipeline_factory
 
     win = MainWindow(default_pipeline_factory("bundled", "cpu"), app_settings(), orbit_resolution=48,
@@ -196,9 +200,26 @@ def test_edit_with_the_bundled_models(qtbot):
                         timeout=TIMEOUT)
         rgb, labels = win.last_render
         assert rgb.shape[2] == 3 and (labels == EYEGLASSES).any()
+        # round trip: a soft stroke that protects part of the frames, a seed, the background
+        c = win.identity.canvas
+        c.brush_radius, c.hardness = 30, 0.3
+        c.begin_stroke(180, 250)
+        c.extend_stroke(200, 260)
+        c.end_stroke()
+        win.setup_bar.seed.setValue(5)
+        win.result = None
+        run_edit(qtbot, win)
+        app_result = win.result
+        assert not np.array_equal(app_result.composite, r.composite)        # the mask changed the edit
+        session = tmp_path / "glasses.triface"
+        win.save_session(str(session))
     finally:
         win.close()
     assert not win.worker.isRunning()
+    out = tmp_path / "again"
+    assert cli(["edit", "--from", str(session), "--out", str(out), "--views", "0", "--quiet"]) == 0
+    np.testing.assert_array_equal(load_image(out / "edited.png"), app_result.composite_full)
+    np.testing.assert_array_equal(load_image(out / "edited_crop.png"), app_result.composite)
 
 
 def test_edit_errors_are_messages(qtbot, window):
@@ -233,7 +254,7 @@ def test_save_and_reopen_session(qtbot, window, tmp_path):
     window.yaw.setValue(10.0)
     path = tmp_path / "s.triface"
     window.save_session(str(path))
-    assert path.is_file() and not window.session.dirty
+    assert path.is_file() and not window.setup.dirty
     win2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
     qtbot.addWidget(win2)
     try:
@@ -379,7 +400,7 @@ def test_drop_images_and_drag_the_viewport(qtbot, window):
 def test_identity_opens_without_a_model_tier(qtbot):
     """No usable tier (e.g. models not installed): the photo still opens and the user is told why."""
     from triface_studio.pipeline import EditPipeline
-    from triface_studio.pipeline.testing import AlignedAnalyzer
+    from triface_studio.pipeline.relief import AlignedAnalyzer
 
     win = MainWindow(lambda: EditPipeline(tier="no-such-tier", analyzer=AlignedAnalyzer(parser=geometric_parser)),
                      app_settings())
@@ -394,10 +415,13 @@ def test_identity_opens_without_a_model_tier(qtbot):
 
 
 def test_several_faces_let_the_user_choose(qtbot, window):
-    """Two faces side by side: the user picks the second; that face is analysed on its own crop."""
-    import numpy as np
+    """Two faces side by side: the user picks the second.  For the identity that is the setup's
+    face index (the edit, and triface edit --from, analyse that face of the whole photo); a
+    reference is analysed on a crop around the chosen face."""
+    import tempfile
 
-    from triface_studio.core.images import load_image
+    from triface_studio.core.images import load_image, save_image
+    from triface_studio.pipeline.relief import AlignedAnalyzer
 
     face = load_image(SAMPLES["astronaut"])[:256, :256]
     pair = np.concatenate([face, face[:, ::-1]], 1)
@@ -408,6 +432,8 @@ def test_several_faces_let_the_user_choose(qtbot, window):
             self.inner = inner
 
         def analyze(self, image, name="", parse=True, face_index=None):
+            if face_index:                       # the chosen face of the pair: its half
+                image = image[:, 256 * face_index:256 * (face_index + 1)]
             fa = self.inner.analyze(image, name, parse)
             fa.num_faces = 2 if image.shape[1] > image.shape[0] else 1
             return fa
@@ -421,19 +447,22 @@ def test_several_faces_let_the_user_choose(qtbot, window):
     pipe._analyzer = TwoFaces(pipe.analyzer)
     asked = []
     window.choose_face = lambda names: asked.append(names) or 1
-    import tempfile
-    from triface_studio.core.images import save_image
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/pair.png"
         save_image(path, pair)
         window.open_identity(path)
         qtbot.waitUntil(lambda: window.identity.fa is not None, timeout=TIMEOUT)
-    assert len(asked) == 1 and len(asked[0]) == 2
-    assert window.identity.image.shape[1] <= 512 and window.identity.image.shape[0] == 256
+        assert len(asked) == 1 and len(asked[0]) == 2
+        assert window.setup.identity_face_index == 1 and window.identity.image.shape == pair.shape
+        np.testing.assert_array_equal(window.identity.fa.crop, AlignedAnalyzer._crop(pair[:, 256:]))
+        ref = window.add_reference(path, ("hair",))
+        qtbot.waitUntil(lambda: ref.fa is not None, timeout=TIMEOUT)
+    assert len(asked) == 2
     # a crop around the chosen (right) face: it reaches the right edge, not the left one
-    w = window.identity.image.shape[1]
-    np.testing.assert_array_equal(window.identity.image, pair[:, 512 - w:])
-    assert w < 512
+    w = ref.image.shape[1]
+    np.testing.assert_array_equal(ref.image, pair[:, 512 - w:])
+    assert w < 512 and ref.image.shape[0] == 256
+    assert window.build_request().identity_face_index == 1
 
 
 def test_bench_ui_measures_latency():

@@ -15,7 +15,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from triface_studio.document import JobBoard, Session  # noqa: E402
+from triface_studio.document import EditSetup, JobBoard  # noqa: E402
 from triface_studio.qt.export_dialog import ExportOptions  # noqa: E402
 from triface_studio.qt.main_window import MainWindow, app_settings  # noqa: E402
 
@@ -61,7 +61,7 @@ def stroke(canvas):
 def test_close_with_unsaved_work_asks_and_keeps_the_recovery_file(qtbot, win, tmp_path):
     open_pair(qtbot, win)
     stroke(win.identity.canvas)
-    assert win.session.dirty and win.windowTitle().endswith("*")
+    assert win.setup.dirty and win.windowTitle().endswith("*")
     win.autosave_now()
     assert win.autosave.pending()
     # Cancel: the window stays, the work and the recovery file too
@@ -78,7 +78,7 @@ def test_close_with_unsaved_work_asks_and_keeps_the_recovery_file(qtbot, win, tm
     win.ask = Answers(B.Save)
     assert win.close()
     assert not win.worker.isRunning() and not win.autosave.pending()
-    assert Session.load(path).references[0].mask.any()          # the last stroke reached the file
+    assert EditSetup.load(path).references[0].mask.any()          # the last stroke reached the file
 
 
 def test_close_discard_removes_the_recovery_file_and_a_clean_close_keeps_it(qtbot, tmp_path):
@@ -92,7 +92,7 @@ def test_close_discard_removes_the_recovery_file_and_a_clean_close_keeps_it(qtbo
     # a recovery file left by an earlier crash survives a window that had nothing unsaved
     w2 = MainWindow(relief_pipeline, app_settings())
     qtbot.addWidget(w2)
-    w2.autosave.save(Session(identity_path=SAMPLES["astronaut"], dirty=True))
+    w2.autosave.save(EditSetup(identity=SAMPLES["astronaut"]))
     w2.ask = Answers()                  # no question: nothing to lose
     assert w2.close() and w2.autosave.pending()
 
@@ -121,7 +121,7 @@ def test_close_during_an_edit_asks_then_cancels_and_joins(qtbot, win):
     win.ask = Answers(B.Cancel, B.Yes, B.Discard)
 
     def on_progress(jid, stage, f):
-        if jid == win._edit_id and not closed:
+        if jid == win.edits.edit_id and not closed:
             closed.append(win.close())         # first report: "Cancel" -> the edit goes on
     win.worker.progress.connect(on_progress)
     run_edit(qtbot, win)
@@ -132,7 +132,7 @@ def test_close_during_an_edit_asks_then_cancels_and_joins(qtbot, win):
     closed.clear()
     win.result = None
     win.worker.progress.disconnect(on_progress)
-    win.worker.progress.connect(lambda jid, s, f: jid == win._edit_id and not closed and closed.append(win.close()))
+    win.worker.progress.connect(lambda jid, s, f: jid == win.edits.edit_id and not closed and closed.append(win.close()))
     win.run_edit()
     qtbot.waitUntil(lambda: bool(closed), timeout=TIMEOUT)
     assert closed == [True] and not win.worker.isRunning() and win.result is None
@@ -146,7 +146,7 @@ def test_close_during_an_export_asks_then_stops_it(qtbot, win, tmp_path):
     out = tmp_path / "export"
     win.ask = Answers(B.Yes)
     closed = []
-    win.worker.progress.connect(lambda jid, s, f: jid == win._export_id and not closed and closed.append(win.close()))
+    win.worker.progress.connect(lambda jid, s, f: jid == win.exports.export_id and not closed and closed.append(win.close()))
     jid = win.start_export(ExportOptions(str(out), frames=24, resolution=32))
     assert win.jobs.running("export") == [jid]
     qtbot.waitUntil(lambda: bool(closed), timeout=TIMEOUT)
@@ -159,13 +159,13 @@ def test_close_during_an_export_asks_then_stops_it(qtbot, win, tmp_path):
 def test_a_result_of_the_previous_identity_is_marked_and_export_asks(qtbot, win, tmp_path):
     open_pair(qtbot, win)
     run_edit(qtbot, win)
-    assert not win.session.result_out_of_date
+    assert not win.setup.result_out_of_date
     assert not win.result_panel.stale.isVisible() and not win.orbit_stale.isVisible()
     with qtbot.waitSignal(win.worker.call_done, timeout=TIMEOUT):
         win.open_identity(SAMPLES["grace_hopper"])
     qtbot.waitUntil(lambda: win.identity.path == SAMPLES["grace_hopper"] and win.identity.fa is not None,
                     timeout=TIMEOUT)
-    assert win.session.result_out_of_date
+    assert win.setup.result_out_of_date
     assert win.result_panel.stale.isVisible() and win.orbit_stale.isVisible()
     assert "astronaut" in win.result_panel.stale.text()
     # Export: "No" writes nothing, "Yes" writes the old edit
@@ -186,7 +186,7 @@ def test_a_result_of_the_previous_identity_is_marked_and_export_asks(qtbot, win,
     win.references[0].picker.set_selected(["hair"])
     run_edit(qtbot, win)
     qtbot.waitUntil(lambda: not win.result_panel.stale.isVisible(), timeout=TIMEOUT)
-    assert not win.session.result_out_of_date and not win.orbit_stale.isVisible()
+    assert not win.setup.result_out_of_date and not win.orbit_stale.isVisible()
 
 
 def test_a_failed_identity_leaves_the_result_up_to_date(qtbot, win):
@@ -194,7 +194,7 @@ def test_a_failed_identity_leaves_the_result_up_to_date(qtbot, win):
     run_edit(qtbot, win)
     with qtbot.waitSignal(win.worker.failed, timeout=TIMEOUT):
         win.open_identity(__file__)               # not an image
-    assert win.identity.path == SAMPLES["astronaut"] and not win.session.result_out_of_date
+    assert win.identity.path == SAMPLES["astronaut"] and not win.setup.result_out_of_date
     assert not win.result_panel.stale.isVisible()
 
 
@@ -220,7 +220,16 @@ def test_a_new_reference_takes_nothing_until_ticked(qtbot, win):
     assert ref.picker.selected() == []
     with pytest.raises(ValueError, match="choose at least one attribute"):
         win.build_request()
-    assert win.sync_session().references[0].attributes == []
+    assert win.setup.references[0].attributes == []
+
+
+def test_reference_panels_show_their_reference(qtbot, win):
+    ref = open_pair(qtbot, win)
+    r = win.setup.references[0]
+    win.setup.update_reference(r, attributes=["nose", "lips"], mask_mode="subtract")     # not through the panel
+    assert ref.picker.selected() == ["nose", "lips"] and ref.mode.currentText() == "subtract"
+    ref.picker.buttons["nose"].setChecked(False)
+    assert r.attributes == ["lips"] and win.build_request().references[0].attributes == ("lips",)
 
 
 def test_a_ticked_attribute_stands_out(qtbot, win):
@@ -320,3 +329,210 @@ def test_displayed_arrays_are_copies_and_slots_run_on_the_gui_thread(qtbot, win)
             before = shown.copy()
             src[...] = 7                                 # the source changes after the hand-over
             np.testing.assert_array_equal(item.image, before)
+
+
+# -- 7. the document's settings reach the request; tier, models and progress at runtime ---------
+def test_gui_sdedit_with_a_tiny_score_model(qtbot, win, tiny_score_model):
+    open_pair(qtbot, win)
+    win.setup_bar.refiner.setCurrentText("sdedit")
+    with qtbot.waitSignal(win.worker.failed, timeout=TIMEOUT):       # no score model yet: a message
+        win.run_edit()
+    assert "score model" in win.last_error and win.result is None
+    score = tiny_score_model
+    win.setup_bar.set_score_model(str(score))
+    win.setup.update(refine={"steps": 3, "t0": 0.4})
+    assert win.setup_bar.score_button.text() == f"Score: {score.name}" and win.setup.refine.refiner == "sdedit"
+    run_edit(qtbot, win)
+    sde = win.result
+    assert sde.request.refine.refiner == "sdedit" and sde.request.refine.score_model == str(score)
+    win.setup_bar.refiner.setCurrentText("classical")
+    win.result = None
+    run_edit(qtbot, win)
+    inside = sde.sde_mask > 0.5
+    assert inside.sum() > 1000
+    # the score model repainted M^sde: it differs from the classical refiner's there, not outside
+    assert np.abs(sde.refined[inside] - win.result.refined[inside]).mean() > 0.01
+    outside = sde.sde_mask == 0
+    np.testing.assert_allclose(sde.refined[outside], win.result.refined[outside], atol=1e-5)
+
+
+def test_the_background_setting_reaches_the_request(qtbot, win):
+    open_pair(qtbot, win)
+    assert win.build_request().background == "identity"
+    win.setup_bar.background.setCurrentText("transparent")
+    assert win.setup.background == "transparent" and win.build_request().background == "transparent"
+    win.setup_bar.seed.setValue(11)
+    assert win.build_request().seed == 11
+    run_edit(qtbot, win)
+    assert win.result.request.background == "transparent" and win.result.alpha is not None
+    assert (win.result.alpha < 0.5).any() and (win.result.alpha > 0.5).any()
+    # a value set on the document shows in the widget
+    win.setup.update(background="reference")
+    assert win.setup_bar.background.currentText() == "reference"
+
+
+def test_the_tier_can_be_changed_at_runtime(qtbot):
+    from test_app_main import relief_pipeline
+    made = []
+
+    def tier_factory(tier, device):
+        def make():
+            made.append(tier)
+            return relief_pipeline()
+        return make
+    w = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96,
+                   tier_factory=tier_factory)
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.worker.call_done, timeout=TIMEOUT):
+            w.open_identity(SAMPLES["astronaut"])
+        assert made == [] and w.setup.tier == "bundled"
+        first = w.worker.pipe
+        w.setup_bar.tier.setCurrentText("neural")
+        assert w.setup.tier == "neural"
+        ref = w.add_reference(SAMPLES["grace_hopper"], ("hair",))
+        qtbot.waitUntil(lambda: ref.fa is not None, timeout=TIMEOUT)
+        assert w.build_request().tier == "neural" and made == ["neural"] and w.worker.pipe is not first         # no restart needed
+        assert app_settings().value("tier") == "neural"                  # and the next launch starts there
+    finally:
+        w.ask = lambda *a: B.Discard if a[2] & B.Discard else B.Yes
+        w.close()
+
+
+def test_a_model_imported_in_the_models_dialog_is_used_without_a_restart(qtbot, win, monkeypatch, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from triface_studio.models import registry
+    from triface_studio.qt.models_dialog import ModelsDialog
+    open_pair(qtbot, win)
+    first = win.worker.pipe
+    src = tmp_path / "weights.safetensors"
+    save_file({"w": torch.ones(2)}, str(src))
+
+    def exec_(dlg):                          # the user imports a model, then closes the dialog
+        dlg.select("inception-fid")
+        assert dlg.import_path(src)
+        return 0
+    monkeypatch.setattr(ModelsDialog, "exec", exec_)
+    win.open_models_dialog()
+    assert registry.find_model("inception-fid") is not None
+    run_edit(qtbot, win)
+    assert win.worker.pipe is not first and win.result is not None
+
+
+def test_the_progress_bar_covers_the_whole_edit(qtbot, win):
+    open_pair(qtbot, win)
+    seen = []
+    win.worker.progress.connect(lambda jid, stage, f: seen.append((stage, win.progress.value())))
+    run_edit(qtbot, win)
+    stages = [s for s, _ in seen]
+    values = [v for _, v in seen]
+    assert len(set(stages)) >= 8                        # every stage reported ...
+    assert values == sorted(values) and values[-1] == 1000 and values[len(values) // 2] < 900   # ... on one bar
+
+
+def test_the_bare_scalp_brush_paints_the_bare_mask(qtbot, win):
+    open_pair(qtbot, win)
+    win.identity_brush.setCurrentText("Bare scalp")
+    stroke(win.identity.canvas)
+    req = win.build_request()
+    assert req.bare_mask is not None and req.identity_mask is None
+    win.identity_brush.setCurrentText("Protect")
+    win.identity.canvas.brush_radius = 6
+    win.identity.canvas.begin_stroke(300, 300)
+    win.identity.canvas.end_stroke()
+    req = win.build_request()
+    assert req.identity_mask is not None and req.identity_mask[300, 300] > 0.9 and req.identity_mask[120, 120] == 0
+    assert req.bare_mask[120, 120] > 0.9 and req.bare_mask[300, 300] == 0
+    win.undo_stack.undo()                   # each stroke undoes on the mask it painted
+    win.undo_stack.undo()
+    req = win.build_request()
+    assert req.identity_mask is None and req.bare_mask is None
+
+
+def test_the_app_opens_an_edit_json(qtbot, win, tmp_path):
+    import json
+
+    from triface_studio.document import empty_mask, save_mask_png
+    m = empty_mask()
+    m[:100] = 1
+    save_mask_png(m, tmp_path / "top.png")
+    (tmp_path / "edit.json").write_text(json.dumps({"format": "triface-edit", "exports": {}, "request": {
+        "identity": SAMPLES["astronaut"], "background": "transparent", "seed": 4,
+        "references": [{"image": SAMPLES["grace_hopper"], "attributes": ["hair"], "mask": "top.png",
+                        "mask_mode": "replace"}]}}))
+    win.open_any(str(tmp_path / "edit.json"))
+    qtbot.waitUntil(lambda: win.identity.fa is not None and win.references and win.references[0].fa is not None,
+                    timeout=TIMEOUT)
+    assert win.setup_bar.background.currentText() == "transparent" and win.setup_bar.seed.value() == 4
+    ref = win.references[0]
+    assert ref.picker.selected() == ["hair"] and ref.mode.currentText() == "replace"
+    req = win.build_request()
+    np.testing.assert_array_equal(req.references[0].user_mask, m)
+    assert not win.setup.dirty and not win.windowTitle().endswith("*")      # opened, not changed
+    ref.picker.buttons["eyes"].setChecked(True)
+    assert win.setup.dirty and win.build_request().references[0].attributes == ("hair", "eyes")
+
+
+def test_a_session_keeps_its_result(qtbot, win, tmp_path):
+    open_pair(qtbot, win)
+    run_edit(qtbot, win)
+    path = tmp_path / "with-result.triface"
+    win.save_session(str(path))
+    w2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
+    qtbot.addWidget(w2)
+    try:
+        w2.open_session(str(path))
+        assert w2.result is not None and not w2.setup.result_out_of_date and not w2.setup.dirty
+        np.testing.assert_array_equal(w2.result_panel.current_image(), win.result.composite)
+        assert w2.orbit_asset is w2.result.t_com
+        out = tmp_path / "export"
+        with qtbot.waitSignal(w2.worker.call_done, timeout=TIMEOUT, check_params_cb=lambda i, k, v: k == "export"):
+            assert w2.start_export(ExportOptions(str(out), frames=2, resolution=32)) > 0
+        from triface_studio.core.images import load_image
+        np.testing.assert_array_equal(load_image(out / "edited.png"), win.result.composite_full)
+    finally:
+        w2.close()
+
+
+def test_a_bad_session_or_edit_json_is_a_message_and_the_open_work_stays(qtbot, win, tmp_path):
+    import json
+    import pickle
+    import zipfile
+    ref = open_pair(qtbot, win)
+    stroke(ref.canvas)
+    bad = tmp_path / "broken.triface"
+    with zipfile.ZipFile(bad, "w") as z:                   # a pickle where the tri-plane should be
+        z.writestr("session.json", json.dumps({"format": "triface-session", "version": 2,
+                                               "request": {"identity": SAMPLES["astronaut"]},
+                                               "result": {"files": {"t_com": "result/t.safetensors"}}}))
+        z.writestr("result/t.safetensors", pickle.dumps(object))
+    odd = tmp_path / "edit.json"
+    odd.write_text(json.dumps({"format": "triface-edit", "request": {"identity": "a.png", "seed": -4}}))
+    for path, words in ((bad, ("broken.triface", "incomplete")), (odd, ("edit.json", "seed"))):
+        assert not win.open_session(str(path))
+        assert all(w in win.last_error for w in words), win.last_error
+        assert "Traceback" not in win.last_error
+        assert win.setup.identity == SAMPLES["astronaut"] and win.references == [ref] and ref.canvas.mask.any()
+        assert win.setup.dirty and win.setup.references[0].mask is ref.canvas.mask
+
+
+def test_recovery_after_a_crash_brings_the_work_back_unsaved(qtbot, win):
+    ref = open_pair(qtbot, win)
+    stroke(ref.canvas)
+    win.setup_bar.background.setCurrentText("reference")
+    win.autosave_now()
+    assert win.autosave.pending()
+    w2 = MainWindow(relief_pipeline, app_settings(), orbit_resolution=48, preview_resolution=24, edit_resolution=96)
+    qtbot.addWidget(w2)
+    try:
+        w2.ask = Answers(B.Yes)
+        w2.offer_recovery()
+        assert w2.ask.asked[0][0] == "Recover session" and not w2.autosave.pending()    # offered once
+        qtbot.waitUntil(lambda: w2.references and w2.references[0].fa is not None, timeout=TIMEOUT)
+        assert w2.setup.dirty and w2.windowTitle().endswith("*") and w2.setup.background == "reference"
+        np.testing.assert_allclose(w2.references[0].canvas.mask, ref.canvas.mask, atol=1 / 255)
+    finally:
+        w2.ask = lambda *a: B.Discard if a[2] & B.Discard else B.Yes
+        w2.close()

@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from triface_studio.models.checkpoints import (CheckpointError, import_checkpoint, load_safetensors_model,
-                                               load_safetensors_weights, safe_load)
+from triface_studio.models.neural.eg3d_import import import_checkpoint, load_safetensors_model
+from triface_studio.models.safe_pickle import safe_load
+from triface_studio.models.weights import CheckpointError, load_safetensors_weights
 from triface_studio.models.neural.eg3d import EG3DConfig, TriPlaneGenerator
 
 TINY = EG3DConfig(z_dim=8, c_dim=25, w_dim=8, plane_resolution=8, plane_channels=4, channel_base=64,

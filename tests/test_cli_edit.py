@@ -18,7 +18,7 @@ from test_pipeline_edit import BLACK, BLONDE, portrait  # noqa: E402
 import triface_studio.pipeline as pipeline_pkg  # noqa: E402
 from triface_studio.cli.main import main  # noqa: E402
 from triface_studio.core.images import load_image, save_image  # noqa: E402
-from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier  # noqa: E402
+from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier  # noqa: E402
 
 
 @pytest.fixture
@@ -134,3 +134,45 @@ def test_help_lists_edit(capsys):
     with pytest.raises(SystemExit):
         main(["edit", "--help"])
     assert "--identity" in capsys.readouterr().out
+
+
+def test_edit_from_a_session_file(photos, tmp_path, capsys):
+    """`triface edit --from` takes a session the app saved: its masks, mode, settings; flags override."""
+    import zipfile
+
+    from triface_studio.document import EditSetup, ReferenceSetup, empty_mask
+    protect = empty_mask()
+    protect[:, :256] = 1.0
+    s = EditSetup(photos["ident.png"], [ReferenceSetup(photos["ref.png"], ["hair"])], identity_mask=protect, seed=2)
+    (tmp_path / "sessions").mkdir()
+    path = s.save(tmp_path / "sessions" / "work.triface")
+    assert main(["edit", "--from", str(path), "--views", "0", "--quiet"]) == 0
+    out = tmp_path / "sessions" / "work_edit"                         # beside the session by default
+    a = load_image(out / "edited_crop.png")
+    ident = load_image(photos["ident.png"])
+    assert np.array_equal(a[:, :200], ident[:, :200])                # the session's protect mask applied
+    doc = json.loads((out / "edit.json").read_text())
+    assert doc["request"]["seed"] == 2 and doc["request"]["identity"] == photos["ident.png"]
+    assert main(["edit", "--from", str(path), "--seed", "9", "--out", str(tmp_path / "o9"), "--views", "0",
+                 "--quiet"]) == 0
+    assert json.loads((tmp_path / "o9" / "edit.json").read_text())["request"]["seed"] == 9
+    # the session's result is not needed to re-run it (a broken one does not stop the edit)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    doc = json.loads(members["session.json"])
+    doc["result"] = {"files": {"t_com": "result/missing.safetensors"}}
+    members["session.json"] = json.dumps(doc).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    assert main(["edit", "--from", str(path), "--out", str(tmp_path / "o2"), "--views", "0", "--quiet"]) == 0
+    # a broken session: one line naming it, exit 2, nothing written
+    bad = tmp_path / "bad.triface"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("session.json", json.dumps({"format": "triface-session", "version": 2,
+                                               "request": {"identity": "a.png", "references": "x"}}))
+    capsys.readouterr()
+    assert main(["edit", "--from", str(bad), "--out", str(tmp_path / "ob"), "--views", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.triface" in err and "references" in err and "Traceback" not in err
+    assert not (tmp_path / "ob").exists()

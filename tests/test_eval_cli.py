@@ -49,27 +49,16 @@ def test_eval_lift_on_held_out_photos(shared_data, tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text()) == s
 
 
-def test_eval_with_the_sdedit_refiner(shared_data, tmp_path, capsys):
+def test_eval_with_the_sdedit_refiner(shared_data, tmp_path, capsys, tiny_score_model):
     """The paper's SDE ablation is one flag away: the same pairs refined by a (tiny, random)
     diffusers score model instead of the classical refiner."""
-    import torch
-    from diffusers import UNet2DModel
-
-    from triface_studio.models.neural.sdedit import default_scheduler
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
-    unet.save_pretrained(tmp_path / "score" / "unet")
-    default_scheduler().save_pretrained(tmp_path / "score" / "scheduler")
     summaries = {}
     for refiner in ("classical", "sdedit"):
         out = tmp_path / refiner
         args = ["eval", "--task", "hair", "--data", str(shared_data), "--limit", "1", "--tier", "relief",
                 "--out", str(out), "--json", "--refiner", refiner]
         if refiner == "sdedit":
-            args += ["--score-model", str(tmp_path / "score"), "--steps", "2", "--t0", "0.3"]
+            args += ["--score-model", str(tiny_score_model), "--steps", "2", "--t0", "0.3"]
         assert main(args) == 0
         summaries[refiner] = json.loads(capsys.readouterr().out)
     assert summaries["sdedit"]["refiner"] == "sdedit" and summaries["classical"]["refiner"] == "classical"

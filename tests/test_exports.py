@@ -18,7 +18,7 @@ from triface_studio.core.images import load_image  # noqa: E402
 from triface_studio.core.semantics import HAIR  # noqa: E402
 from triface_studio.pipeline import Cancelled, EditError, EditPipeline, EditRequest, ReferenceSpec  # noqa: E402
 from triface_studio.pipeline import exports  # noqa: E402
-from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier  # noqa: E402
+from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,8 @@ def test_contact_sheet_tiles_rows():
     assert sheet.shape == (2 * 20 + 3 * 2, 2 * 20 + 3 * 2, 3)
     assert sheet[2:22, 2:22].max() == 0 and sheet[2:22, 24:44].min() == 255
     assert sheet[24:44, 24:44].max() == 24                   # the empty cell shows the background
+    captioned = exports.contact_sheet([[b, b]], cell=40, gap=0, captions=[["1. hair", None]])
+    assert captioned[:18, :40].mean() < 100 and captioned[:18, 40:].min() == 255   # a strip only where asked
 
 
 @pytest.mark.parametrize("fps", [10, 12])

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-
-from triface_studio.models.neural.sdedit import ScoreModelError, SDEditRefiner, default_scheduler
+from triface_studio.models.neural.sdedit import ScoreModelError, SDEditRefiner
 
 
-@pytest.fixture(scope="module")
-def score_dir(tmp_path_factory):
-    from diffusers import UNet2DModel
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
-    d = tmp_path_factory.mktemp("score")
-    unet.save_pretrained(d / "unet")
-    default_scheduler().save_pretrained(d / "scheduler")
-    return d
+@pytest.fixture
+def score_dir(tiny_score_model):
+    return tiny_score_model
 
 
 def _inputs(size=24):

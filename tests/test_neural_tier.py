@@ -11,7 +11,8 @@ import torch
 
 from triface_studio.core.cameras import Camera
 from triface_studio.models.base import Tier
-from triface_studio.models.checkpoints import CheckpointError, import_checkpoint
+from triface_studio.models.neural.eg3d_import import import_checkpoint
+from triface_studio.models.weights import CheckpointError
 from triface_studio.models.neural.eg3d import EG3DConfig, TriPlaneGenerator
 from triface_studio.models.neural.tier import NeuralTier, NeuralTierWarning
 from triface_studio.models.neural.triplanenet import EncoderConfig, TriPlaneEncoder, mirror_camera_label

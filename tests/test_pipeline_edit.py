@@ -10,7 +10,7 @@ import pytest
 
 from triface_studio.core.semantics import EYEGLASSES, HAIR, SKIN
 from triface_studio.pipeline import Cancelled, EditError, EditPipeline, EditRequest, ReferenceSpec, RefineSettings
-from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
 BG = (90, 140, 200)
 BLACK, BLONDE = (20, 15, 10), (230, 200, 120)
@@ -216,19 +216,8 @@ def test_analysis_is_cached_by_content(scene):
     assert np.array_equal(m > 0.5, scene["lab_id"] == HAIR)
 
 
-def test_sdedit_refiner_runs_inside_m_sde_and_cancels(scene, tmp_path):
-    import torch
-    from diffusers import UNet2DModel
-
-    from triface_studio.models.neural.sdedit import default_scheduler
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
-    unet.save_pretrained(tmp_path / "unet")
-    default_scheduler().save_pretrained(tmp_path / "scheduler")
-    settings = RefineSettings(refiner="sdedit", score_model=str(tmp_path), t0=0.3, steps=2)
+def test_sdedit_refiner_runs_inside_m_sde_and_cancels(scene, tiny_score_model, tmp_path):
+    settings = RefineSettings(refiner="sdedit", score_model=str(tiny_score_model), t0=0.3, steps=2)
     res = run(scene, [ReferenceSpec(scene["ref"], ("hair",))], refine=settings)
     outside = res.sde_mask == 0
     assert np.abs(res.refined[outside] - res.coarse[outside]).max() < 1e-5

@@ -24,7 +24,7 @@ def run(args) -> int:
     doc = bench.run(args.stages, device=args.device, repeats=args.repeats, quick=args.quick)
     text = json.dumps(doc, indent=2)
     if args.out:
-        from triface_studio.core.images import atomic_write_bytes
+        from triface_studio.core.files import atomic_write_bytes
 
         atomic_write_bytes(args.out, (text + "\n").encode())
     if args.json:

@@ -32,7 +32,8 @@ def register(sub) -> None:
                    help="how the matching --mask refines the predicted region (default: add)")
     p.add_argument("--out", help="output folder; it belongs to the edit: it is replaced as a whole, and one "
                                  "holding files another edit.json does not list is refused without --overwrite")
-    p.add_argument("--from", dest="from_json", metavar="EDIT.json", help="re-run the edit an edit.json describes")
+    p.add_argument("--from", dest="from_json", metavar="EDIT.json",
+                   help="re-run the edit an edit.json or a TriFace Studio session (.triface) describes")
     p.add_argument("--views", type=int, default=None, help="number of orbit views to render (default 8)")
     p.add_argument("--yaw-range", type=float, default=None, help="orbit yaw amplitude in degrees (default 30)")
     p.add_argument("--pitch-range", type=float, default=None, help="orbit pitch amplitude in degrees (default 15)")
@@ -97,15 +98,38 @@ def _references(args, saved: dict) -> list[dict]:
 
 
 def _read_edit_json(path: str) -> tuple[dict, dict]:
+    """edit.json, or a session saved by the app (the same "request" object; its masks come as
+    arrays) -> (request dict, exports dict)."""
+    import zipfile
+
     from triface_studio.pipeline.requests import decode_edit_json
 
     from .main import CommandError
 
+    if Path(path).is_dir() or zipfile.is_zipfile(path):
+        from triface_studio.document import EditSetup, SetupError
+
+        try:
+            return _session_request(EditSetup.load(path, with_result=False)), {}
+        except SetupError as e:
+            raise CommandError(str(e)) from None
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise CommandError(f"{path}: not a readable edit.json ({getattr(e, 'strerror', None) or e})") from None
     return decode_edit_json(doc, path)
+
+
+def _session_request(setup) -> dict:
+    """A session's request in edit.json's terms (absolute paths), with its painted masks as arrays."""
+    req = setup.to_json()["request"]
+
+    def painted(mask):
+        return mask if mask is not None and mask.any() else None
+    for r, ref in zip(req["references"], setup.references):
+        r["mask"] = painted(ref.mask)
+    req["identity_mask"], req["bare_mask"] = painted(setup.identity_mask), painted(setup.bare_mask)
+    return req
 
 
 def _check_photo(role: str, path: str) -> None:
@@ -120,11 +144,16 @@ def _check_photo(role: str, path: str) -> None:
         raise CommandError(f"{role} {e}") from None
 
 
-def _load_mask(path: str):
+def _load_mask(path):
+    """A mask file (or a session's painted mask, already an array) -> float32 array."""
+    import numpy as np
+
     from triface_studio.core.images import ImageError, load_mask
 
     from .main import CommandError
 
+    if isinstance(path, np.ndarray):
+        return path
     try:
         return load_mask(path)
     except ImageError as e:
@@ -161,18 +190,17 @@ def build_request(args):
             raise CommandError(f"reference {i + 1} has no attribute to take (e.g. --attribute hair)")
         mode = check_choice(r.get("mask_mode") or "add", f"the mask mode of reference {i + 1}",
                             ("replace", "add", "subtract"))
-        mask = _load_mask(r["mask"]) if r.get("mask") else None
-        mask_paths.append(str(Path(r["mask"]).absolute()) if r.get("mask") else None)
+        given = r.get("mask")
+        mask = _load_mask(given) if given is not None else None
+        mask_paths.append(str(Path(given).absolute()) if isinstance(given, str) else None)
         specs.append(ReferenceSpec(r["image"], tuple(r["attributes"]), name=r.get("name") or "",
                                    user_mask=mask, mask_mode=mode))
     id_mask_path = args.identity_mask or saved.get("identity_mask")
-    id_mask = _load_mask(id_mask_path) if id_mask_path else None
-    if id_mask_path:
-        id_mask_path = str(Path(id_mask_path).absolute())
+    id_mask = _load_mask(id_mask_path) if id_mask_path is not None else None
+    id_mask_path = str(Path(id_mask_path).absolute()) if isinstance(id_mask_path, str) else None
     bare_path = args.bare_mask or saved.get("bare_mask")
-    bare = _load_mask(bare_path) if bare_path else None
-    if bare_path:
-        bare_path = str(Path(bare_path).absolute())
+    bare = _load_mask(bare_path) if bare_path is not None else None
+    bare_path = str(Path(bare_path).absolute()) if isinstance(bare_path, str) else None
     rs = saved.get("refine", {})
 
     def num(check, attr, flag, field, src, default, key):
@@ -241,8 +269,11 @@ def run(args) -> int:
     req, exports, inputs = build_request(args)
     out = args.out
     if not out:
-        if args.from_json:
+        if args.from_json and Path(args.from_json).suffix == ".json":
             out = str(Path(args.from_json).absolute().parent)
+        elif args.from_json:                # a session: an edit folder beside it
+            src = Path(args.from_json).absolute()
+            out = str(src.parent / f"{src.stem}_edit")
         else:
             raise CommandError("--out DIR is required")
     try:

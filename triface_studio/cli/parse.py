@@ -52,7 +52,8 @@ def analysis_json(fa) -> dict:
 
 
 def run(args) -> int:
-    from triface_studio.core.images import ImageError, atomic_write_bytes, load_image, save_image
+    from triface_studio.core.images import ImageError, load_image, save_image
+    from triface_studio.core.files import atomic_write_bytes
     from triface_studio.core.semantics import colorize
     from triface_studio.models.face import FaceAnalyzer, NoFaceError
 

@@ -66,7 +66,7 @@ def run_fusion(args) -> int:
     import numpy as np
     import torch
 
-    from triface_studio.core.images import atomic_write_bytes
+    from triface_studio.core.files import atomic_write_bytes
     from triface_studio.evaluation.parsers import fusion_samples, split_names
     from triface_studio.models.parser.bisenet import installed_bisenet_path, load_bisenet
     from triface_studio.models.parser.fusion import FusedParser, FusionWeights, fit_fusion

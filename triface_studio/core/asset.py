@@ -50,9 +50,13 @@ class TriPlaneAsset:
         return TriPlaneAsset(planes, self.tier, self.source_camera, {**self.extra, **extra}, dict(self.tensors))
 
     def save(self, path: str | os.PathLike) -> None:
-        from safetensors.torch import save as st_save
+        from .files import atomic_write_bytes
 
-        from .images import atomic_write_bytes
+        atomic_write_bytes(path, self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (safetensors) that :meth:`load` reads back."""
+        from safetensors.torch import save as st_save
 
         meta = {
             "format": FORMAT,
@@ -67,7 +71,7 @@ class TriPlaneAsset:
         tensors = {"planes": self.planes.detach().float().cpu().contiguous()}
         for k, v in self.tensors.items():
             tensors[k] = v.detach().cpu().contiguous()
-        atomic_write_bytes(path, st_save(tensors, metadata=meta))
+        return st_save(tensors, metadata=meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device=None, channels: int | None = None) -> "TriPlaneAsset":
@@ -76,8 +80,7 @@ class TriPlaneAsset:
         camera, an ``extra`` object), planes of shape (1, 3, C, R, R) with C >= 1 (``channels``
         when given) and 8 <= R <= ``MAX_RESOLUTION``, a floating dtype (float16 and bfloat16
         are widened to float32) and only finite values."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from .files import SafetensorsError, read_safetensors, safetensors_header
 
         path = Path(path)
         if not path.is_file():
@@ -85,18 +88,12 @@ class TriPlaneAsset:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise AssetError(f"{path}: {path.stat().st_size / 2**30:.1f} GB is too large for a tri-plane file")
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                if "planes" in f.keys():
-                    shape = tuple(f.get_slice("planes").get_shape())
-                    _check_shape(path, shape, channels)
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError, TypeError) as e:
-            if isinstance(e, AssetError):
-                raise
-            raise AssetError(f"{path}: not a safetensors tri-plane file ({e})") from None
+            _meta, shapes = safetensors_header(path)
+            if "planes" in shapes:               # before reading gigabytes of a wrong shape
+                _check_shape(path, shapes["planes"], channels)
+            tensors, meta = read_safetensors(path)
+        except SafetensorsError as e:           # the message names the file already
+            raise AssetError(f"{e} (a tri-plane file is expected)") from None
         if meta.get("format") != FORMAT or "planes" not in tensors:
             raise AssetError(f"{path}: not a TriFace tri-plane (format {meta.get('format')!r})")
         version = _meta_int(path, meta, "format_version", "0")
@@ -113,12 +110,12 @@ class TriPlaneAsset:
             raise AssetError(f"{path}: metadata 'extra' must be a JSON object, not {type(extra).__name__}")
         tier = meta.get("tier", "bundled")
         if tier not in TIERS:
-            raise AssetError(f"{path}: unknown tier {tier!r} (bundled or neural)")
+            raise AssetError(f"{path}: unknown tier {tier!r} ({', '.join(TIERS)})")
         return cls(planes.to(device), tier, cam, extra, {k: v.to(device) for k, v in tensors.items()})
 
 
 #: what ``TriPlaneAsset.load`` accepts: tiers, the largest plane side and file size
-TIERS = ("bundled", "neural")
+TIERS = ("bundled", "neural", "relief")
 MAX_RESOLUTION = 1024
 MAX_FILE_BYTES = 4 << 30
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .files import atomic_write_bytes
 
 #: The largest image read, in pixels: 100 Mpx (10000 x 10000) covers full-frame (61 Mpx) and
 #: medium-format (100 Mpx) photos and is 300 MB as RGB; beyond that a file is refused from its
@@ -106,44 +107,6 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
         else:
             a = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
     return np.clip(a, 0.0, 1.0)
-
-
-_UMASK: int | None = None
-
-
-def current_umask() -> int:
-    """The process's umask (read once; from /proc where it can be read without changing it)."""
-    global _UMASK
-    if _UMASK is None:
-        try:
-            line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("Umask:"))
-            _UMASK = int(line.split()[1], 8)
-        except (OSError, StopIteration, ValueError, IndexError):
-            _UMASK = os.umask(0o022)
-            os.umask(_UMASK)
-    return _UMASK
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-    The file gets the mode a plain ``open`` would give it (0666 less the umask), not mkstemp's 0600."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".triface-", suffix=".part", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and e.errno is not None:     # name the destination, not the temporary file
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        raise
 
 
 def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:

@@ -3,7 +3,7 @@ on a 512 px portrait (the public-domain sample shipped in resources/samples)."""
 
 from __future__ import annotations
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 
 def _sample():

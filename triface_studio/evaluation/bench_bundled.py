@@ -4,7 +4,7 @@ default sampling against a dense render."""
 
 from __future__ import annotations
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 
 @stage("bundled")

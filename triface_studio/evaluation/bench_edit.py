@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "celebamask-mini"
 
@@ -92,7 +92,7 @@ def bench_edit_relief(ctx: BenchContext) -> list[dict]:
     """The pipeline's own cost, with the weight-free ReliefTier on synthetic aligned crops."""
     from triface_studio.core.semantics import HAIR, SKIN
     from triface_studio.pipeline import EditPipeline, EditRequest, ReferenceSpec
-    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
     def portrait(colour, top):
         yy, xx = np.mgrid[:512, :512]

@@ -16,7 +16,7 @@ import types
 import numpy as np
 import torch
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 
 def _tier(ctx: BenchContext, with_encoder: bool):

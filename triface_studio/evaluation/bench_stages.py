@@ -8,7 +8,7 @@ from triface_studio.core import scenes
 from triface_studio.core.cameras import Camera
 from triface_studio.core.rendering import RenderOptions, render
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 
 @stage("render")
@@ -43,7 +43,7 @@ def bench_export(ctx: BenchContext) -> list[dict]:
     from triface_studio.core.images import load_image
     from triface_studio.pipeline import EditPipeline
     from triface_studio.pipeline.exports import export_video, export_views, orbit_path
-    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
     yy, xx = np.mgrid[:512, :512]
     lab = np.zeros((512, 512), np.uint8)

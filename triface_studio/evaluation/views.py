@@ -28,8 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from triface_studio.core.images import atomic_write_bytes, encode_png, load_image
+from triface_studio.core.files import atomic_write_bytes
+from triface_studio.core.images import encode_png, load_image
 from triface_studio.core.semantics import BACKGROUND, CLOTH
+from triface_studio.pipeline.exports import contact_sheet
 
 from .lift import _psnr, held_out_names, write_table
 
@@ -104,15 +106,6 @@ def _head(labels: np.ndarray) -> np.ndarray:
     return (labels != BACKGROUND) & (labels != CLOTH)
 
 
-def _tile(img: np.ndarray, caption: str) -> np.ndarray:
-    import cv2
-
-    t = cv2.resize(np.ascontiguousarray(img[..., :3]), (TILE, TILE), interpolation=cv2.INTER_AREA)
-    cv2.putText(t, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2, cv2.LINE_AA)
-    cv2.putText(t, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return t
-
-
 def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8, tier: str = "bundled",
                    device: str = "cpu", log: Callable[[str], None] | None = None) -> dict:
     """Measure the orbit views of up to ``limit`` held-out photos; writes ``views.csv``,
@@ -154,8 +147,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                    "streak_share": round(streak_share(rgb, _head(labels)), 4),
                    "empty_share": round(empty_share(rgb), 4), "psnr_head": psnr}
             rows.append(row)
-        sheet_rows.append(np.concatenate([_tile(crop, "photo")] + [
-            _tile(tiles[v], f"yaw {v[0]} pitch {v[1]}") for v in SHEET_VIEWS], 1))
+        sheet_rows.append([crop] + [tiles[v] for v in SHEET_VIEWS])
         if log:
             mine = [r for r in rows if r.get("name") == name]
             log(f"{name}: psnr_head {psnr}  found {sum(r['found'] for r in mine)}/{len(mine)}  streaks "
@@ -182,5 +174,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
     cols = ["name", "yaw", "pitch", "found", "landmark_px", "streak_share", "empty_share", "psnr_head", "error"]
     write_table(out_dir, "views.csv", cols, rows, summary)
     if sheet_rows:
-        atomic_write_bytes(out_dir / "contact_sheet.png", encode_png(np.concatenate(sheet_rows, 0)))
+        captions = [["photo"] + [f"yaw {y} pitch {p}" for y, p in SHEET_VIEWS]] * len(sheet_rows)
+        atomic_write_bytes(out_dir / "contact_sheet.png",
+                           encode_png(contact_sheet(sheet_rows, cell=TILE, gap=0, captions=captions)))
     return summary

@@ -16,7 +16,6 @@ Pure Python: no torch, no Qt.  Loaders elsewhere ask :func:`find_model` for a fo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from triface_studio import resources
+from triface_studio.core.files import atomic_write_bytes, sha256_file
+
+from .paths import data_dir, user_models_dir  # noqa: F401  (part of the registry's API)
 
 MANIFEST = "manifest.json"
 
@@ -275,20 +277,6 @@ REGISTRY: tuple[ModelSpec, ...] = (
 # Folders
 
 
-def data_dir() -> Path:
-    """The per-user data folder: ``$TRIFACE_DATA_DIR`` or platformdirs' user data dir."""
-    env = os.environ.get("TRIFACE_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("triface-studio", appauthor=False))
-
-
-def user_models_dir() -> Path:
-    return data_dir() / "models"
-
-
 def get(name: str) -> ModelSpec:
     for spec in REGISTRY:
         if spec.name == name:
@@ -330,18 +318,6 @@ def require(name: str) -> Path:
 # Hashes, manifests, status
 
 
-def sha256_file(path: str | os.PathLike, progress: Callable[[int], None] | None = None,
-                chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-            if progress:
-                progress(len(b))
-    return h.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict:
@@ -369,9 +345,7 @@ def update_manifest(folder: Path, spec_name: str, entries: dict[str, dict], sour
         doc["notes"] = list(doc.get("notes", [])) + list(notes)
     if config is not None:
         doc["config"] = config
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / MANIFEST)
+    atomic_write_bytes(folder / MANIFEST, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
     return folder / MANIFEST
 
 
@@ -517,7 +491,7 @@ class ImportResult:
 
 def _converter():
     try:
-        from triface_studio.models.checkpoints import import_checkpoint
+        from triface_studio.models.neural.eg3d_import import import_checkpoint
     except ImportError:
         return None
     return import_checkpoint
@@ -528,7 +502,7 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
 
     ``.safetensors`` files and folders of safetensors/JSON files are copied as they are.  Other
     formats (EG3D ``.pkl``, ``.pt``/``.pth``) go through
-    ``triface_studio.models.checkpoints.import_checkpoint``, which converts them to safetensors
+    ``triface_studio.models.neural.eg3d_import.import_checkpoint``, which converts them to safetensors
     + a JSON config without executing anything from the file.  Files are staged in a temporary
     folder and moved in only when everything succeeded.
     """
@@ -566,7 +540,7 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> ImportResu
             convert = _converter()
             if convert is None:
                 raise ValueError(f"{src.name}: converting {src.suffix or 'this'} checkpoints needs "
-                                 "triface_studio.models.checkpoints, which this build does not have; "
+                                 "triface_studio.models.neural.eg3d_import, which this build does not have; "
                                  "import a .safetensors file instead")
             try:
                 weights, config = convert(src, staging)

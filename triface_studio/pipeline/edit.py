@@ -36,6 +36,7 @@ from triface_studio.core.cameras import Camera
 from triface_studio.core.rays import source_pixels
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
 from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, NUM_CLASSES, attribute_classes
+from triface_studio.models.face.errors import NoFaceError
 
 from . import composite as composite_stage
 from .errors import Cancelled, EditError
@@ -46,6 +47,16 @@ CROP = 512
 #: a reference needs at least this many pixels of an attribute (in its 512 px crop)
 MIN_ATTRIBUTE_PIXELS = 60
 ProgressFn = Callable[[str, float], None]
+#: the stages of :meth:`EditPipeline.run`, in the order they run (progress reports name them)
+STAGES = ("analyze", "encode", "align", "blend", "render", "composite", "refine", "final", "reencode")
+
+
+def overall_progress(stage: str, fraction: float) -> float | None:
+    """A stage's own progress as the whole edit's: each stage is an equal share, in order; None
+    for a name that is not one of :data:`STAGES`."""
+    if stage not in STAGES:
+        return None
+    return (STAGES.index(stage) + min(1.0, max(0.0, float(fraction)))) / len(STAGES)
 
 
 def content_key(image: np.ndarray, *extra) -> str:
@@ -208,11 +219,9 @@ class EditPipeline:
             try:
                 which = {} if face_index is None else {"face_index": face_index}
                 fa = self.analyzer.analyze(arr, name=nm, parse=True, **which)
-            except ValueError as e:  # NoFaceError is a ValueError
-                if type(e).__name__ == "NoFaceError":
-                    detail = str(e).split(": ", 1)[-1]           # the analyser's reason, without the name
-                    raise EditError(f"{role} {nm}: {detail}") from None
-                raise
+            except NoFaceError as e:
+                detail = str(e).split(": ", 1)[-1]               # the analyser's reason, without the name
+                raise EditError(f"{role} {nm}: {detail}") from None
             fa = _outside_is_background(fa)
             with self._lock:
                 self._analyses[key] = fa

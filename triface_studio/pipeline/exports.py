@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from triface_studio.core import triplane
-from triface_studio.core.images import current_umask, encode_png, save_image, to_uint8
+from triface_studio.core.files import atomic_path, atomic_write_bytes
+from triface_studio.core.images import encode_png, save_image, to_uint8
 from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
@@ -342,10 +343,7 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: flo
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise EditError(f"{path}: videos are written as .gif or .mp4")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.fchmod(fd, 0o666 & ~current_umask())
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix) as tmp:
         if suffix == ".gif":
             # imageio's GIF writer (Pillow) takes the delay in milliseconds; 1/fps there meant 0 ms,
             # which viewers play as fast as they can (or at their own default).
@@ -358,13 +356,6 @@ def export_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: flo
                                     pixelformat="yuv420p", macro_block_size=1) as wr:
                 for f in frames:
                     wr.append_data(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
 
 
@@ -438,8 +429,6 @@ def export_mesh(pipe, asset, path: str | os.PathLike, resolution: int = 128) -> 
 
     mesh = extract_mesh(pipe.tier, asset, check_int(resolution, "mesh_resolution"))
     data = mesh.export(file_type=suffix[1:])
-    from triface_studio.core.images import atomic_write_bytes
-
     atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
     return path
 
@@ -453,30 +442,66 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
-def request_to_json(request, inputs: dict | None = None) -> dict:
-    """The parameters that re-run an edit (paths of inputs where known)."""
-    r = request.refine
-    refs = []
-    for i, spec in enumerate(request.references):
-        d = {"image": str(Path(spec.image).absolute()) if isinstance(spec.image, (str, Path)) else None,
-             "name": spec.name, "attributes": list(spec.attributes), "mask_mode": spec.mask_mode,
-             "mask": None}
-        if inputs and i < len(inputs.get("masks", [])):
-            d["mask"] = inputs["masks"][i]
-        refs.append(d)
-    bg = request.background if isinstance(request.background, str) else list(request.background)
-    return {
-        "identity": str(Path(request.identity).absolute()) if isinstance(request.identity, (str, Path)) else None,
-        "identity_name": request.identity_name,
-        "identity_mask": (inputs or {}).get("identity_mask"),
-        "bare_mask": (inputs or {}).get("bare_mask"),
-        "references": refs,
-        "refine": {"refiner": r.refiner, "dilate_radius": r.dilate_radius, "blur_sigma": r.blur_sigma,
-                   "t0": r.t0, "steps": r.steps, "repeats": r.repeats, "score_model": r.score_model},
-        "background": bg, "seed": request.seed, "device": request.device, "tier": request.tier,
-        "render_resolution": request.render_resolution,
-        "identity_face_index": getattr(request, "identity_face_index", None),
-    }
+def write_exports(folder: Path, pipe, asset, poses, resolution: int = 256, rgb: bool = True, semantic: bool = True,
+                  transparent: bool = False, video: str | None = None, fps: float = VIDEO_FPS, mesh: bool = False,
+                  mesh_resolution: int = 128, progress: Callable[[str, float], None] | None = None,
+                  cancel: threading.Event | None = None) -> tuple[list[str], dict]:
+    """Render ``poses`` of ``asset`` into ``folder``: ``views/rgb_NNNN.png`` (``rgb``, or a video),
+    ``views/semantic_NNNN.png`` (``semantic``), ``orbit.gif|mp4`` (``video``), ``mesh.ply``
+    (``mesh``).  ``progress(stage, fraction of the whole export)``.
+    -> (the written files relative to ``folder``, timings)"""
+    import time
+
+    def report(stage, f):
+        _check(cancel)
+        if progress is not None:
+            progress(stage, f)
+
+    written, timings = [], {}
+    if poses and (rgb or semantic or video):
+        t0 = time.perf_counter()
+        rendered = render_views(pipe, asset, poses, resolution, semantic, transparent,
+                                lambda f: report("views", 0.8 * f), cancel)
+        for p in _write_views(folder / "views", rendered, rgb or bool(video), semantic):
+            written.append(str(p.relative_to(folder)))
+        timings["views"] = time.perf_counter() - t0
+        timings["views_per_frame"] = timings["views"] / len(poses)
+        if video:
+            report("video", 0.85)
+            t0 = time.perf_counter()
+            export_video([im for im, _ in rendered], folder / f"orbit.{video}", fps=fps)
+            written.append(f"orbit.{video}")
+            timings["video"] = time.perf_counter() - t0
+    elif video:
+        raise EditError("a video needs views (--views N)")
+    if mesh:
+        report("mesh", 0.9)
+        t0 = time.perf_counter()
+        export_mesh(pipe, asset, folder / "mesh.ply", mesh_resolution)
+        written.append("mesh.ply")
+        timings["mesh"] = time.perf_counter() - t0
+    _check(cancel)
+    return written, timings
+
+
+def export_result(pipe, asset, result, out_dir, poses, resolution: int = 256, rgb: bool = True,
+                  semantic: bool = True, transparent: bool = False, video: str | None = None,
+                  fps: float = VIDEO_FPS, single_image: bool = True, mesh: bool = False, mesh_resolution: int = 128,
+                  progress: Callable[[str, float], None] | None = None,
+                  cancel: threading.Event | None = None) -> list[Path]:
+    """The app's export into a folder the user keeps other things in: :func:`write_exports` and,
+    with ``single_image``, the edited photo as ``edited.png``; staged and moved in only when all
+    of it succeeded (files of the same names are replaced, a ``views/`` folder as a whole)."""
+    with staged_dir(out_dir) as tmp:
+        names, _ = write_exports(tmp, pipe, asset, poses, resolution, rgb, semantic, transparent, video, fps, mesh,
+                                 mesh_resolution, progress, cancel)
+        if single_image and result is not None:
+            (tmp / "edited.png").write_bytes(encode_png(np.ascontiguousarray(result.composite_full)))
+            names.append("edited.png")
+        _check(cancel)
+    if progress is not None:
+        progress("done", 1.0)
+    return [Path(os.path.realpath(Path(out_dir).absolute())) / n for n in names]
 
 
 def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: float = 30.0,
@@ -494,21 +519,13 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
     afterwards it holds exactly what the new edit.json lists (stale exports of an earlier run are
     gone).  A folder holding files its edit.json does not list is refused unless ``overwrite``.
     """
-    import time
-
-    from .requests import validate_exports
+    from .requests import request_to_json, validate_exports
 
     clean = validate_exports(views, view_resolution, yaw_range, pitch_range, orbit, mesh, mesh_resolution, video)
     views, view_resolution, mesh_resolution = clean["views"], clean["view_resolution"], clean["mesh_resolution"]
     timings = dict(result.timings)
     out = check_output_dir(out_dir, overwrite=overwrite, owned=True)
     written: list[str] = []
-
-    def report(stage, f):
-        _check(cancel)
-        if progress is not None:
-            progress(stage, f)
-
     with replaced_dir(out, overwrite=overwrite) as tmp:
         crop = result.composite
         if result.alpha is not None:
@@ -525,34 +542,15 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
             _check(cancel)
             (tmp / name).write_bytes(encode_png(im))
             written.append(name)
-        frames = []
-        if views > 0:
-            if pipe is None:
-                raise EditError("rendering views needs the pipeline")
-            t0 = time.perf_counter()
-            poses = orbit_path(views, orbit, yaw_range, pitch_range)
-            rendered = render_views(pipe, result.t_com, poses, view_resolution, True, False,
-                                    lambda f: report("views", f), cancel)
-            for p in _write_views(tmp / "views", rendered, True, True):
-                written.append(str(p.relative_to(tmp)))
-            frames = [im for im, _ in rendered]
-            timings["views"] = time.perf_counter() - t0
-            timings["views_per_frame"] = timings["views"] / max(views, 1)
-        if video:
-            if not frames:
-                raise EditError("a video needs views (--views N)")
-            t0 = time.perf_counter()
-            export_video(frames, tmp / f"orbit.{video}")
-            written.append(f"orbit.{video}")
-            timings["video"] = time.perf_counter() - t0
-        if mesh:
-            if pipe is None:
-                raise EditError("exporting a mesh needs the pipeline")
-            _check(cancel)
-            t0 = time.perf_counter()
-            export_mesh(pipe, result.t_com, tmp / "mesh.ply", mesh_resolution)
-            written.append("mesh.ply")
-            timings["mesh"] = time.perf_counter() - t0
+        if views > 0 and pipe is None:
+            raise EditError("rendering views needs the pipeline")
+        if mesh and pipe is None:
+            raise EditError("exporting a mesh needs the pipeline")
+        names, times = write_exports(tmp, pipe, result.t_com, orbit_path(views, orbit, yaw_range, pitch_range),
+                                     view_resolution, video=video, mesh=mesh, mesh_resolution=mesh_resolution,
+                                     progress=progress, cancel=cancel)
+        written += names
+        timings.update(times)
         _check(cancel)
         doc = {
             "format": "triface-edit", "format_version": 1,
@@ -569,12 +567,14 @@ def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: fl
     return [out / w for w in sorted(written + ["edit.json"])]
 
 
-def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24)) -> np.ndarray:
+def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24), captions=None) -> np.ndarray:
     """Tile rows of images (each uint8 (H, W, 3), any size) into one sheet, every image
-    resized to ``cell`` x ``cell``: e.g. rows of (input, reference, result, view 1, 2, 3)."""
+    resized to ``cell`` x ``cell``: e.g. rows of (input, reference, result, view 1, 2, 3).
+    ``captions``: rows of texts (or None) written on a dark strip at the top of their cell."""
     from PIL import Image
 
     rows = [list(r) for r in rows]
+    captions = [list(c or []) for c in (captions or [])]
     if not rows:
         raise ValueError("a contact sheet needs at least one row")
     ncol = max(len(r) for r in rows)
@@ -586,6 +586,18 @@ def contact_sheet(rows, cell: int = 192, gap: int = 4, background=(24, 24, 24)) 
         for j, im in enumerate(r):
             a = np.asarray(im)[..., :3]
             t = np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((cell, cell), Image.LANCZOS))
+            text = captions[i][j] if i < len(captions) and j < len(captions[i]) else None
+            if text:
+                t = _captioned(t, text)
             y, x = gap + i * (cell + gap), gap + j * (cell + gap)
             sheet[y:y + cell, x:x + cell] = t
     return sheet
+
+
+def _captioned(tile: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    out = tile.copy()
+    cv2.rectangle(out, (0, 0), (out.shape[1], 18), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

@@ -264,8 +264,38 @@ def _field(doc, key: str, kinds, where: str, default=None):
     return v
 
 
+def request_to_json(request, inputs: dict | None = None) -> dict:
+    """The "request" object of edit.json and of a ``.triface`` session: the parameters that re-run
+    an edit.  Photos given as paths are written as absolute paths; ``inputs`` names the mask files
+    (``masks``: one per reference, ``identity_mask``, ``bare_mask``).  Read back by :func:`decode_request`."""
+    from pathlib import Path
+
+    r = request.refine
+    refs = []
+    for i, spec in enumerate(request.references):
+        d = {"image": str(Path(spec.image).absolute()) if isinstance(spec.image, (str, Path)) else None,
+             "name": spec.name, "attributes": list(spec.attributes), "mask_mode": spec.mask_mode,
+             "mask": None}
+        if inputs and i < len(inputs.get("masks", [])):
+            d["mask"] = inputs["masks"][i]
+        refs.append(d)
+    bg = request.background if isinstance(request.background, str) else list(request.background)
+    return {
+        "identity": str(Path(request.identity).absolute()) if isinstance(request.identity, (str, Path)) else None,
+        "identity_name": request.identity_name,
+        "identity_mask": (inputs or {}).get("identity_mask"),
+        "bare_mask": (inputs or {}).get("bare_mask"),
+        "references": refs,
+        "refine": {"refiner": r.refiner, "dilate_radius": r.dilate_radius, "blur_sigma": r.blur_sigma,
+                   "t0": r.t0, "steps": r.steps, "repeats": r.repeats, "score_model": r.score_model},
+        "background": bg, "seed": request.seed, "device": request.device, "tier": request.tier,
+        "render_resolution": request.render_resolution,
+        "identity_face_index": getattr(request, "identity_face_index", None),
+    }
+
+
 def decode_edit_json(doc, where: str = "edit.json") -> tuple[dict, dict]:
-    """The structure of an edit.json (what ``request_to_json`` wrote, or a hand-made one) checked
+    """The structure of an edit.json (what ``write_edit_outputs`` wrote, or a hand-made one) checked
     field by field -> (request dict, exports dict) holding only well-typed values; a wrong one
     -> EditError naming the field, e.g. ``edit.json: request.references[0].attributes ...``.
     Numbers are range-checked later, with the CLI's, by ``check_int`` / ``check_float``."""
@@ -275,7 +305,18 @@ def decode_edit_json(doc, where: str = "edit.json") -> tuple[dict, dict]:
     if req is None:
         _raise(f"{where}: has no \"request\" object")
     exp = _field(doc, "exports", dict, where, {})
-    w = f"{where}: request"
+    out = decode_request(req, f"{where}: request")
+    exports = {k: _field(exp, k, (int, float, str), f"{where}: exports")
+               for k in ("views", "yaw_range", "pitch_range", "view_resolution", "mesh_resolution")}
+    exports["mesh"] = _field(exp, "mesh", (bool, int), f"{where}: exports")
+    exports["video"] = _field(exp, "video", str, f"{where}: exports")
+    exports["orbit"] = _field(exp, "orbit", str, f"{where}: exports")
+    return out, exports
+
+
+def decode_request(req: dict, w: str = "request") -> dict:
+    """The "request" object (of edit.json or a session, see :func:`request_to_json`) checked field
+    by field -> a dict of well-typed values (EditError naming the field otherwise)."""
     out: dict = {}
     for key in ("identity", "identity_name", "identity_mask", "bare_mask", "device", "tier"):
         out[key] = _field(req, key, str, w)
@@ -296,9 +337,4 @@ def decode_edit_json(doc, where: str = "edit.json") -> tuple[dict, dict]:
     for key in ("seed", "render_resolution", "identity_face_index"):
         out[key] = _field(req, key, (int, float, str), w)
     out["background"] = _field(req, "background", (str, list), w)
-    exports = {k: _field(exp, k, (int, float, str), f"{where}: exports")
-               for k in ("views", "yaw_range", "pitch_range", "view_resolution", "mesh_resolution")}
-    exports["mesh"] = _field(exp, "mesh", (bool, int), f"{where}: exports")
-    exports["video"] = _field(exp, "video", str, f"{where}: exports")
-    exports["orbit"] = _field(exp, "orbit", str, f"{where}: exports")
-    return out, exports
+    return out

@@ -14,7 +14,8 @@ def parse_args(argv=None):
     ap.add_argument("--smoke", action="store_true", help="build the main window offscreen and exit (self-test)")
     ap.add_argument("--tier", choices=("bundled", "neural"), default=None, help="model tier (default: last used)")
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available)")
-    ap.add_argument("files", nargs="*", help="identity photo, then references, or a .triface session")
+    ap.add_argument("files", nargs="*", help="identity photo, then references, or a .triface session or an "
+                                             "edit.json to open")
     return ap.parse_args(argv)
 
 
@@ -45,7 +46,8 @@ def main(argv=None) -> int:
     settings = app_settings()
     if args.tier:
         settings.setValue("tier", args.tier)
-    win = MainWindow(default_pipeline_factory(str(settings.value("tier", "bundled")), args.device), settings)
+    win = MainWindow(default_pipeline_factory(str(settings.value("tier", "bundled")), args.device), settings,
+                     tier_factory=default_pipeline_factory, device=args.device)
     if args.smoke:
         win.show()
         app.processEvents()

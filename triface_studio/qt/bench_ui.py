@@ -21,7 +21,7 @@ def _relief_pipeline():
 
     from triface_studio.core.semantics import HAIR, SKIN
     from triface_studio.pipeline import EditPipeline
-    from triface_studio.pipeline.testing import AlignedAnalyzer, ReliefTier
+    from triface_studio.pipeline.relief import AlignedAnalyzer, ReliefTier
 
     def parser(crop):
         yy, xx = np.mgrid[0:512, 0:512]

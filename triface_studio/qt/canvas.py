@@ -94,17 +94,19 @@ class StrokeCommand(QUndoCommand):
 
     def __init__(self, canvas, edit: MaskEdit, text="Brush stroke"):
         super().__init__(text)
-        self.canvas, self.edit, self._first = canvas, edit, True
+        # the mask painted, not the canvas's current one: the identity's canvas switches between
+        # its protect and bare-scalp masks, and a stroke undoes on the mask it was made on
+        self.canvas, self.mask, self.edit, self._first = canvas, canvas.mask, edit, True
 
     def redo(self):
         if self._first:
             self._first = False
             return
-        self.edit.redo(self.canvas.mask)
+        self.edit.redo(self.mask)
         self.canvas.mask_changed_by_undo()
 
     def undo(self):
-        self.edit.undo(self.canvas.mask)
+        self.edit.undo(self.mask)
         self.canvas.mask_changed_by_undo()
 
 

@@ -25,40 +25,14 @@ class ExportOptions:
 
 
 def run_export(pipe, asset, result, opts: ExportOptions, progress, cancel) -> list:
-    """The export job (runs on the worker thread).  Every file is written atomically."""
-    from pathlib import Path
-
-    from triface_studio.core.images import save_image
+    """The export job (runs on the worker thread): ``pipeline.exports.export_result``, the one
+    export path, which writes everything at once or nothing."""
     from triface_studio.pipeline import exports
 
-    out = Path(opts.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    poses = exports.orbit_path(opts.frames, opts.path)
-    if opts.frames > 0 and (opts.rgb or opts.semantic or opts.video):
-        files += exports.export_views(pipe, asset, out, poses, opts.resolution, rgb=opts.rgb or bool(opts.video),
-                                      semantic=opts.semantic, transparent=opts.transparent,
-                                      progress=lambda f: progress("views", 0.8 * f), cancel=cancel)
-        if opts.video:
-            from triface_studio.core.images import load_image
-            frames = [load_image(p)[..., :3] for p in files if p.name.startswith("rgb_")]
-            files.append(exports.export_video(frames, out / f"orbit.{opts.video}", fps=opts.fps))
-    if cancel.is_set():
-        from triface_studio.pipeline.errors import Cancelled
-        raise Cancelled("the export was cancelled")
-    if opts.single_image and result is not None:
-        import os
-        import tempfile
-        fd, tmp = tempfile.mkstemp(prefix=".edited.", suffix=".png", dir=out)
-        os.close(fd)
-        save_image(tmp, result.composite_full)
-        os.replace(tmp, out / "edited.png")
-        files.append(out / "edited.png")
-    if opts.mesh:
-        progress("mesh", 0.9)
-        files.append(exports.export_mesh(pipe, asset, out / "mesh.ply", resolution=opts.mesh_resolution))
-    progress("done", 1.0)
-    return files
+    views = opts.frames if (opts.rgb or opts.semantic or opts.video) else 0
+    return exports.export_result(pipe, asset, result, opts.out_dir, exports.orbit_path(views, opts.path),
+                                 opts.resolution, opts.rgb, opts.semantic, opts.transparent, opts.video or None,
+                                 opts.fps, opts.single_image, opts.mesh, opts.mesh_resolution, progress, cancel)
 
 
 class ExportDialog(QDialog):

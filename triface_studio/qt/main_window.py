@@ -1,34 +1,36 @@
-"""The main window: identity, references, result, orbit viewport; worker, menus, settings."""
+"""The main window: wiring between the document (:class:`~triface_studio.document.EditSetup`), the
+panels bound to it, the controllers (edit, export, session files) and the job router; the orbit
+viewport."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut, QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog,
-                               QLabel, QMainWindow, QMessageBox, QProgressBar, QProgressDialog, QPushButton,
-                               QScrollArea, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
+                               QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox,
+                               QSplitter, QToolBar, QVBoxLayout, QWidget)
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
 from triface_studio.core.semantics import colorize
-from triface_studio.document import (Autosave, JobBoard, Reference, Session, SessionError, load_mask_png,
-                                     save_mask_png)
+from triface_studio.document import Autosave, EditSetup, JobBoard
 
 from .canvas import OrbitView
-from .export_dialog import ExportDialog, ExportOptions, run_export
+from .controllers import EditController, ExportController, SessionController
+from .export_dialog import ExportOptions
 from .panels import ImagePanel, ReferencePanel, ResultPanel, icon, stale_banner
-from .worker import CallJob, EditJob, PipelineWorker, RenderJob
+from .photos import PhotoController
+from .router import JobRouter
+from .setup_bar import SetupBar
+from .worker import PipelineWorker, RenderJob
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
-SESSION_FILTER = "TriFace sessions (*.triface)"
 MAX_RECENT = 10
-AUTOSAVE_DELAY_MS = 2000          # the recovery file follows a change after this quiet time
 Button = QMessageBox.StandardButton
 
 
@@ -57,20 +59,14 @@ def default_pipeline_factory(tier: str = "bundled", device: str | None = None) -
     return make
 
 
-def _crop_around(image: np.ndarray, bbox, scale: float = 2.2) -> np.ndarray:
-    """A square crop of ``image`` centred on a face box (to analyse a chosen face on its own)."""
-    x0, y0, x1, y1 = [float(v) for v in bbox[:4]]
-    cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale / 2
-    H, W = image.shape[:2]
-    a, b = int(max(0, cx - s)), int(min(W, cx + s))
-    c, d = int(max(0, cy - s)), int(min(H, cy + s))
-    return np.ascontiguousarray(image[c:d, a:b])
-
-
 class MainWindow(QMainWindow):
+    """``pipeline_factory()`` makes the worker's pipeline; ``tier_factory(tier, device)`` makes the
+    factory for another tier (the Tier box, and after the Models dialog imported a model); by
+    default both are :func:`default_pipeline_factory`."""
+
     def __init__(self, pipeline_factory: Callable | None = None, settings: QSettings | None = None,
                  orbit_resolution: int = 256, preview_resolution: int = 96, device_label: str = "",
-                 edit_resolution: int = 256):
+                 edit_resolution: int = 256, tier_factory: Callable | None = None, device: str | None = None):
         super().__init__()
         self.setWindowTitle("TriFace Studio")
         self.setAcceptDrops(True)
@@ -78,9 +74,10 @@ class MainWindow(QMainWindow):
         self.orbit_resolution, self.preview_resolution = orbit_resolution, preview_resolution
         self.edit_resolution = edit_resolution      # the edit's render of T^blend (EditRequest)
         self.undo_stack = QUndoStack(self)
-        self.session = Session()
-        self.autosave = Autosave(config_dir() / "recovery")
-        self.result = None
+        tier = str(self.settings.value("tier", "bundled"))
+        self.tier_factory = tier_factory or (None if pipeline_factory else default_pipeline_factory)
+        self._device = device
+        self.setup = self._new_setup(tier)
         self.orbit_asset = None
         self.last_error = ""
         self.last_render = None            # (rgb, labels) shown in the viewport
@@ -89,46 +86,79 @@ class MainWindow(QMainWindow):
         self.renders_received: list[tuple[int, float, float, int]] = []   # id, yaw, pitch, resolution
         self.stale_dropped = 0
         self.timings: dict[str, float] = {}
-        self._calls: dict[int, tuple] = {}
         self._render_jobs: dict[int, RenderJob] = {}
-        self._edit_id = 0
-        self._export_id = 0
-        self._export_dialog: QProgressDialog | None = None
         self.choose_face: Callable[[list[str]], int | None] = self._ask_face
         # every yes/no/cancel question goes through here (tests answer it): (title, text, buttons, default) -> button
         self.ask: Callable[[str, str, Button, Button], Button] = self._ask_user
         self.jobs = JobBoard()          # the running edits and exports: the one source of "a job is running"
         self.references: list[ReferencePanel] = []
 
-        self.worker = PipelineWorker(pipeline_factory or default_pipeline_factory(
-            str(self.settings.value("tier", "bundled"))))
+        self.worker = PipelineWorker(pipeline_factory or default_pipeline_factory(tier, device))
+        self._pipeline_tier = self.setup.tier         # the tier the worker's factory makes
         self.worker.render_done.connect(self._on_render)
-        self.worker.edit_done.connect(self._on_edit)
-        self.worker.call_done.connect(self._on_call)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(self._on_cancelled)
-        self.worker.progress.connect(self._on_progress)
-        for sig in (self.worker.edit_done, self.worker.call_done, self.worker.failed):   # after the handlers above
-            sig.connect(lambda jid, *_: self.jobs.end(jid))
-        self.worker.cancelled.connect(self.jobs.end)
+        self.router = JobRouter(self.worker, self.jobs, self._unrouted_failure)
         self.worker.start()
+        self.edits = EditController(self)
+        self.exports = ExportController(self)
+        self.sessions = SessionController(self, Autosave(config_dir() / "recovery"))
+        self.photos = PhotoController(self)
 
         self._build_ui(device_label)
         self._build_menus()
         self._restore()
-        # debounced: every change restarts it, the recovery file is written once the user pauses
-        self._autosave_timer = QTimer(self, interval=AUTOSAVE_DELAY_MS, singleShot=True, timeout=self.autosave_now)
         self.jobs.subscribe(self._refresh_state)
+        self._bind(self.setup)
+
+    # -- the document --------------------------------------------------------------------
+    def _new_setup(self, tier: str) -> EditSetup:
+        return EditSetup(tier=tier if tier in ("bundled", "neural") else "bundled",
+                         render_resolution=int(self.edit_resolution))
+
+    def _bind(self, setup: EditSetup) -> None:
+        """Make ``setup`` the window's document: every widget shows it and writes into it."""
+        self.setup = setup
+        setup.subscribe(self._setup_changed)
+        self.setup_bar.bind(setup)
+        if setup.tier != self._pipeline_tier:
+            self.reload_pipeline()
         self._refresh_state()
+
+    def _setup_changed(self, what: str) -> None:
+        self.sessions.changed(what)
+        if what == "settings" and self.setup.tier != self._pipeline_tier:
+            self.reload_pipeline()
+        self._refresh_state()
+
+    def reload_pipeline(self) -> None:
+        """A fresh pipeline for the setup's tier on the next job (after the running one): a tier
+        chosen in the Tier box, or models imported in the Models dialog, are used without a restart."""
+        self._pipeline_tier = self.setup.tier
+        self.worker.set_factory(None if self.tier_factory is None else self.tier_factory(self.setup.tier, self._device))
+        self.settings.setValue("tier", self.setup.tier)
+        self.device_label.setText(f"Device: (loads on next use) | tier: {self.setup.tier}")
+
+    @property
+    def result(self):
+        return self.setup.result
+
+    @result.setter
+    def result(self, value) -> None:
+        self.setup.set_result(value)
 
     # ---------------------------------------------------------------------------------- UI
     def _build_ui(self, device_label: str) -> None:
         self.identity = ImagePanel("Identity", self.undo_stack, (255, 64, 64))
         self.identity.tool("mdi6.folder-open-outline", "Open identity photo", lambda: self.open_identity_dialog())
-        self._mask_tools(self.identity)
+        self.photos.mask_tools(self.identity)
         self.identity.canvas.setToolTip("Paint on the identity to protect those parts: they are kept exactly "
                                         "as in the photo, whatever the references bring")
-        self.identity.canvas.maskChanged.connect(self._mark_dirty)
+        self.identity.canvas.maskChanged.connect(lambda: self.setup.masks_changed())
+        self.identity_brush = QComboBox()
+        self.identity_brush.addItems(["Protect", "Bare scalp"])
+        self.identity_brush.setToolTip("What the brush paints on the identity: parts to protect (kept as in the "
+                                       "photo) or where old hair the new hair does not cover becomes bare skin")
+        self.identity_brush.currentIndexChanged.connect(lambda *_: self.photos.bind_identity_masks())
+        self.identity.head.addWidget(self.identity_brush)
 
         self.ref_box = QWidget()
         self.ref_layout = QVBoxLayout(self.ref_box)
@@ -214,20 +244,20 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Brush "))
         self.brush_size = QSpinBox(minimum=1, maximum=200, value=16)
         self.brush_size.setToolTip("Brush radius in crop pixels ([ and ])")
-        self.brush_size.valueChanged.connect(self._brush_changed)
+        self.brush_size.valueChanged.connect(lambda *_: self.photos.brush_changed())
         tb.addWidget(self.brush_size)
         tb.addWidget(QLabel(" Hardness "))
         self.hardness = QDoubleSpinBox(minimum=0.0, maximum=1.0, value=0.8, singleStep=0.1)
-        self.hardness.valueChanged.connect(self._brush_changed)
+        self.hardness.valueChanged.connect(lambda *_: self.photos.brush_changed())
         tb.addWidget(self.hardness)
         self.erase = QCheckBox("Erase")
-        self.erase.toggled.connect(self._brush_changed)
+        self.erase.toggled.connect(lambda *_: self.photos.brush_changed())
         tb.addWidget(self.erase)
         tb.addSeparator()
-        tb.addWidget(QLabel(" Refiner "))
-        self.refiner = QComboBox()
-        self.refiner.addItems(["classical", "sdedit"])
-        tb.addWidget(self.refiner)
+        settings_bar = QToolBar("Edit settings")
+        settings_bar.setObjectName("edit-settings")
+        self.addToolBar(settings_bar)
+        self.setup_bar = SetupBar(settings_bar, self.show_error)
         QShortcut(QKeySequence("["), self, activated=lambda: self.brush_size.setValue(max(1, int(self.brush_size.value() / 1.25))))
         QShortcut(QKeySequence("]"), self, activated=lambda: self.brush_size.setValue(int(self.brush_size.value() * 1.25) + 1))
 
@@ -242,11 +272,6 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.device_label)
 
-    def _mask_tools(self, panel: ImagePanel) -> None:
-        panel.tool("mdi6.eraser-variant", "Clear the mask", lambda: self.clear_mask(panel))
-        panel.tool("mdi6.file-image-plus-outline", "Load a mask PNG", lambda: self.load_mask_dialog(panel))
-        panel.tool("mdi6.content-save-outline", "Save the mask as PNG", lambda: self.save_mask_dialog(panel))
-
     def _build_menus(self) -> None:
         mb = self.menuBar()
         f = mb.addMenu("&File")
@@ -260,11 +285,12 @@ class MainWindow(QMainWindow):
         self.samples_menu.setEnabled(bool(sample_images()))
         self.recent_menu = f.addMenu("Recent &Files")
         f.addSeparator()
-        self._act(f, "Open Session...", self.open_session_dialog, "Ctrl+Shift+O")
-        self._act(f, "&Save Session", self.save_session_dialog, QKeySequence.StandardKey.Save)
-        self._act(f, "Save Session &As...", lambda: self.save_session_dialog(as_new=True), QKeySequence.StandardKey.SaveAs)
+        self._act(f, "Open Session...", self.sessions.open_dialog, "Ctrl+Shift+O")
+        self._act(f, "&Save Session", self.sessions.save_dialog, QKeySequence.StandardKey.Save)
+        self._act(f, "Save Session &As...", lambda: self.sessions.save_dialog(as_new=True),
+                  QKeySequence.StandardKey.SaveAs)
         f.addSeparator()
-        self._act(f, "&Export...", self.export_dialog, "Ctrl+E")
+        self._act(f, "&Export...", self.exports.open_dialog, "Ctrl+E")
         f.addSeparator()
         self._act(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         e = mb.addMenu("&Edit")
@@ -310,15 +336,13 @@ class MainWindow(QMainWindow):
             self.restoreState(s)
         self.brush_size.setValue(int(self.settings.value("brush/size", 16)))
         self.hardness.setValue(float(self.settings.value("brush/hardness", 0.8)))
-        self.refiner.setCurrentText(str(self.settings.value("refiner", "classical")))
-        self._brush_changed()
+        self.photos.brush_changed()
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("brush/size", self.brush_size.value())
         self.settings.setValue("brush/hardness", self.hardness.value())
-        self.settings.setValue("refiner", self.refiner.currentText())
         self.settings.sync()
 
     def recent_files(self) -> list[str]:
@@ -327,7 +351,7 @@ class MainWindow(QMainWindow):
             v = [v]
         return [str(x) for x in (v or [])]
 
-    def _add_recent(self, path: str) -> None:
+    def add_recent(self, path: str) -> None:
         r = [p for p in self.recent_files() if p != path]
         self.settings.setValue("recent", [path] + r[: MAX_RECENT - 1])
         self._rebuild_recent()
@@ -363,16 +387,23 @@ class MainWindow(QMainWindow):
         item, ok = QInputDialog.getItem(self, "Several faces", "Which face?", names, 0, False)
         return names.index(item) if ok else None
 
+    def _unrouted_failure(self, jid: int, kind: str, message: str) -> None:
+        if kind == "render" and jid != self.last_render_id:
+            return
+        self.show_error(message, "Could not " + {"render": "render"}.get(kind, "finish"))
+
     # ------------------------------------------------------------------------- files
     def open_any(self, path: str) -> None:
-        if path.lower().endswith(".triface") or Path(path).is_dir():
-            self.open_session(path)
+        """A session (``.triface``, a session folder) or an ``edit.json``, else a photo."""
+        p = Path(path)
+        if p.suffix.lower() in (".triface", ".json") or p.is_dir():
+            self.sessions.open(path)
         else:
             self.open_image(path)
 
     def open_image(self, path: str) -> None:
         """An identity when none is open, else a new reference."""
-        if not self.identity.path:        # set as soon as an identity is being opened
+        if not self.setup.identity:        # set as soon as an identity is being opened
             self.open_identity(path)
         else:
             self.add_reference(path)
@@ -393,199 +424,44 @@ class MainWindow(QMainWindow):
             self.add_reference(p)
 
     def open_identity(self, path: str, mask: np.ndarray | None = None) -> int:
-        self._identity_before = self.identity.path if self.identity.fa is not None else ""
-        self.identity.pending_mask = mask
-        self.identity.path = self.session.identity_path = path     # a result of another face is out of date now
-        self._refresh_state()
-        self._identity_job = self._analyze(self.identity, path)
-        return self._identity_job
+        return self.photos.open_identity(path, mask)
 
-    def add_reference(self, path: str = "", attributes=(), mask_mode="add",
-                      mask: np.ndarray | None = None) -> ReferencePanel:
-        panel = ReferencePanel(len(self.references) + 1, self.undo_stack, attributes, mask_mode)
-        self._mask_tools(panel)
-        panel.removeRequested.connect(self.remove_reference)
-        panel.predictedRequested.connect(self.update_predicted)
-        panel.canvas.maskChanged.connect(self._mark_dirty)
-        panel.picker.changed.connect(self._mark_dirty)
-        self._apply_brush(panel.canvas)
-        self.references.append(panel)
-        self.ref_layout.insertWidget(self.ref_layout.count() - 2, panel)
-        panel.pending_mask = mask
-        if path:
-            self._analyze(panel, path)
-        self._mark_dirty()
-        return panel
+    def add_reference(self, path: str = "", attributes=(), mask_mode="add", mask=None) -> ReferencePanel:
+        return self.photos.add_reference(path, attributes, mask_mode, mask)
 
     def remove_reference(self, panel: ReferencePanel) -> None:
-        if panel in self.references:
-            self.references.remove(panel)
-            panel.setParent(None)
-            panel.deleteLater()
-            self.undo_stack.clear()   # its strokes point at a mask that is gone
-            for i, p in enumerate(self.references):
-                p.title.setText(f"<b>Reference {i + 1}</b>")
-            self._mark_dirty()
-
-    def _analyze(self, panel: ImagePanel, path: str, image: np.ndarray | None = None, ask: bool = True) -> int:
-        """Analyse (and for the identity encode) on the worker.  Several faces -> ``choose_face``;
-        the chosen face is then analysed on a crop around it (``ask=False``: no second question),
-        so that the edit, which analyses by image content, uses the same face."""
-        role = "identity" if panel is self.identity else "reference"
-
-        def job(pipe, progress, cancel, path=path, image=image):
-            from triface_studio.core.images import load_image
-            arr = image if image is not None else pipe.load(path, Path(path).name, role)[0]
-            fa = pipe.analyze(arr, Path(path).name, role)
-            asset, problem = None, ""
-            if role == "identity":
-                from triface_studio.pipeline.errors import EditError
-                try:
-                    asset = pipe.encode(fa)
-                except EditError as e:     # e.g. no model tier yet: the photo still opens
-                    problem = str(e)
-            boxes = None
-            if ask and int(getattr(fa, "num_faces", 1) or 1) > 1:
-                try:
-                    boxes = pipe.analyzer.detect(arr)
-                except Exception:
-                    boxes = None
-            device = f"Device: {pipe.device} | tier: {pipe.tier_name}"
-            return arr, fa, asset, device, problem, boxes
-
-        self.statusBar().showMessage(f"Analysing {Path(path).name}...")
-        jid = self.worker.submit(CallJob(job, "analyze"))
-        self._calls[jid] = (lambda val, panel=panel, path=path: self._analysed(panel, path, val))
-        return jid
-
-    def _analysed(self, panel: ImagePanel, path: str, val) -> None:
-        arr, fa, asset, device, problem, boxes = val
-        if panel is not self.identity and panel not in self.references:
-            return
-        if boxes is not None and len(boxes) > 1:
-            idx = self.choose_face([f"Face {i + 1} ({int(b[2] - b[0])} px wide)" for i, b in enumerate(boxes)])
-            if idx is not None and idx != 0:
-                self._analyze(panel, path, _crop_around(arr, boxes[idx]), ask=False)
-                return
-        panel.set_analysis(path, arr, fa)
-        self._apply_brush(panel.canvas)
-        self.device_label.setText(device)
-        if path:
-            self._add_recent(path)
-        self.statusBar().showMessage(f"Opened {Path(path).name}" + (f" ({'; '.join(fa.notes)})" if getattr(fa, "notes", None) else ""), 5000)
-        if problem:
-            self.show_error(f"{Path(path).name} opened, but the 3D view is not available: {problem}")
-        if panel is self.identity:
-            self.session.identity_path = path
-            if self.result is None and asset is not None:
-                self.orbit_asset = asset
-                self.request_full_render()
-        elif isinstance(panel, ReferencePanel) and panel.show_pred.isChecked():
-            self.update_predicted(panel)
-        self._mark_dirty()
-
-    # --------------------------------------------------------------------------- masks
-    def _brush_changed(self, *_):
-        for c in self._canvases():
-            self._apply_brush(c)
-
-    def _apply_brush(self, canvas) -> None:
-        canvas.brush_radius = float(self.brush_size.value())
-        canvas.hardness = float(self.hardness.value())
-        canvas.erase = self.erase.isChecked()
-
-    def _canvases(self):
-        return [self.identity.canvas] + [p.canvas for p in self.references]
+        self.photos.remove_reference(panel)
 
     def clear_mask(self, panel: ImagePanel) -> None:
-        if panel.canvas.mask is not None:
-            panel.canvas.replace_mask(np.zeros_like(panel.canvas.mask), "Clear mask")
-
-    def load_mask_dialog(self, panel: ImagePanel) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Load mask", "", "PNG masks (*.png)")
-        if p:
-            self.load_mask(panel, p)
+        self.photos.clear_mask(panel)
 
     def load_mask(self, panel: ImagePanel, path: str) -> None:
-        if panel.canvas.mask is None:
-            self.show_error("Open an image before loading a mask.")
-            return
-        try:
-            m = load_mask_png(path, panel.canvas.mask.shape[0])
-        except (OSError, ValueError) as e:
-            self.show_error(f"Could not read the mask {Path(path).name}: {e}")
-            return
-        panel.canvas.replace_mask(m, "Load mask")
-
-    def save_mask_dialog(self, panel: ImagePanel) -> None:
-        if panel.canvas.mask is None:
-            return
-        p, _ = QFileDialog.getSaveFileName(self, "Save mask", "mask.png", "PNG (*.png)")
-        if p:
-            try:
-                save_mask_png(panel.canvas.mask, p)
-            except OSError as e:
-                self.show_error(f"Could not save the mask: {e}")
-
-    def update_predicted(self, panel: ReferencePanel) -> None:
-        if not panel.show_pred.isChecked() or panel.fa is None:
-            panel.canvas.set_predicted(None)
-            return
-        attrs, fa = tuple(panel.picker.selected()), panel.fa
-        if not attrs:
-            panel.canvas.set_predicted(None)
-            return
-        jid = self.worker.submit(CallJob(lambda pipe, p, c: pipe.predicted_mask(fa, attrs), "predicted"))
-        self._calls[jid] = lambda m, panel=panel: panel in self.references and panel.canvas.set_predicted(m)
+        self.photos.load_mask(panel, path)
 
     # ---------------------------------------------------------------------------- edit
     def build_request(self):
-        from triface_studio.pipeline import EditRequest, ReferenceSpec, RefineSettings
-        if self.identity.image is None:
-            raise ValueError("Open an identity photo first.")
-        refs = []
-        for i, p in enumerate(self.references):
-            if p.image is None:
-                continue
-            attrs = tuple(p.picker.selected())
-            if not attrs:
-                raise ValueError(f"Reference {i + 1}: choose at least one attribute.")
-            m = p.canvas.mask
-            user = m.copy() if m is not None and m.any() else None
-            refs.append(ReferenceSpec(p.image, attrs, Path(p.path).name, user, p.mode.currentText()))
-        if not refs:
-            raise ValueError("Add a reference photo and choose what to take from it.")
-        protect = self.identity.canvas.mask
-        protect = protect.copy() if protect is not None and protect.any() else None
-        return EditRequest(self.identity.image, refs, Path(self.identity.path).name, identity_mask=protect,
-                           refine=RefineSettings(refiner=self.refiner.currentText()),
-                           seed=int(self.session.settings.get("seed", 0)),
-                           render_resolution=int(self.edit_resolution))
+        return self.edits.build_request()
 
     def run_edit(self) -> int:
-        try:
-            req = self.build_request()
-        except ValueError as e:
-            self.show_error(str(e))
-            return 0
-        job = EditJob(req)
-        self._edit_id, self._edit_identity = job.id, self.session.identity_path
-        self._edit_started = time.perf_counter()
-        self.progress.setValue(0)
-        self.jobs.start(job.id, "edit")
-        self.worker.submit(job)
-        self.statusBar().showMessage("Editing...")
-        return self._edit_id
+        return self.edits.run()
+
+    def show_result(self, result) -> None:
+        """The result panel and the orbit show ``result`` (None: the identity's own head)."""
+        self.result_panel.set_result(result)
+        if result is not None:
+            self.orbit_asset = result.t_com
+            self._update_timings()
+            self.request_full_render()
 
     def _refresh_state(self, *_) -> None:
-        """Everything derived from the session and the job board: buttons, progress, title, banners."""
+        """Everything derived from the document and the job board: buttons, progress, title, banners."""
         busy_edit = self.jobs.busy("edit")
         self.run_button.setEnabled(not busy_edit)
         self.cancel_button.setEnabled(self.jobs.busy())
         self.progress.setVisible(self.jobs.busy())
-        s = self.session
+        s = self.setup
         name = Path(s.path).name if s.path else "untitled"
-        self.setWindowTitle(f"TriFace Studio - {name}{'*' if s.dirty else ''}")
+        self.setWindowTitle(f"TriFace Studio - {name}{'*' if s.dirty and s.has_work else ''}")
         stale = s.result_out_of_date
         if stale:
             text = (f"Out of date: this is the edit of {Path(s.result_identity).name or 'another photo'}; "
@@ -595,53 +471,6 @@ class MainWindow(QMainWindow):
         self.result_panel.stale.setVisible(stale)
         self.orbit_stale.setVisible(stale)
 
-    def _on_edit(self, jid: int, result) -> None:
-        if jid != self._edit_id:
-            return
-        self.result = result
-        self.session.result_identity = self._edit_identity
-        self.timings["edit"] = time.perf_counter() - self._edit_started
-        self.result_panel.set_result(result)
-        self.orbit_asset = result.t_com
-        notes = "; ".join(getattr(result, "notes", []) or [])
-        self.statusBar().showMessage("Edit done" + (f" ({notes})" if notes else ""), 8000)
-        self._update_timings()
-        self._refresh_state()
-        self.request_full_render()
-
-    def _on_progress(self, jid: int, stage: str, f: float) -> None:
-        if jid == self._edit_id or jid == self._export_id:
-            self.progress.setValue(int(1000 * max(0.0, min(1.0, f))))
-            self.statusBar().showMessage(f"{stage}...")
-            if jid == self._export_id and self._export_dialog is not None:
-                self._export_dialog.setValue(int(1000 * max(0.0, min(1.0, f))))
-
-    _identity_job = 0
-    _identity_before = ""
-
-    def _on_failed(self, jid: int, kind: str, message: str) -> None:
-        self._calls.pop(jid, None)
-        if jid == self._identity_job:     # back to the identity that is still shown (or none)
-            self.identity.path = self.session.identity_path = self._identity_before
-            self._refresh_state()
-        if jid == self._export_id:
-            self._close_export_progress()
-        if kind == "render" and jid != self.last_render_id:
-            return
-        self.show_error(message, "Could not " + {"analyze": "open the image", "edit": "run the edit",
-                                                 "export": "export", "render": "render"}.get(kind, "finish"))
-
-    def _on_cancelled(self, jid: int) -> None:
-        self._calls.pop(jid, None)
-        if jid == self._export_id:
-            self._close_export_progress()
-        self.statusBar().showMessage("Cancelled", 5000)
-
-    def _on_call(self, jid: int, kind: str, value) -> None:
-        cb = self._calls.pop(jid, None)
-        if cb is not None:
-            cb(value)
-
     # ---------------------------------------------------------------------------- orbit
     def _pose(self) -> tuple[float, float]:
         return float(self.yaw.value()), float(self.pitch.value())
@@ -650,7 +479,7 @@ class MainWindow(QMainWindow):
         dragging = self.yaw.isSliderDown() if hasattr(self.yaw, "isSliderDown") else False
         dragging = dragging or getattr(self.yaw, "_slider", self.yaw).isSliderDown() or \
             getattr(self.pitch, "_slider", self.pitch).isSliderDown()
-        self.session.settings["yaw"], self.session.settings["pitch"] = self._pose()
+        self.setup.set_view(*self._pose())
         if dragging or self._orbit_dragging:
             self._preview()
         else:
@@ -664,7 +493,7 @@ class MainWindow(QMainWindow):
             s.blockSignals(True)
             s.setValue(max(s.minimum(), min(s.maximum(), s.value() + d)))
             s.blockSignals(False)
-        self.session.settings["yaw"], self.session.settings["pitch"] = self._pose()
+        self.setup.set_view(*self._pose())
         if finished:
             self.request_full_render()
         else:
@@ -727,7 +556,7 @@ class MainWindow(QMainWindow):
             s.blockSignals(True)
             s.setValue(0.0)
             s.blockSignals(False)
-        self.session.settings["yaw"] = self.session.settings["pitch"] = 0.0
+        self.setup.set_view(0.0, 0.0)
         self.request_full_render()
 
     def _update_timings(self) -> None:
@@ -735,148 +564,55 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------------------- export
     def export_dialog(self) -> None:
-        if self.orbit_asset is None:
-            self.show_error("Open an identity (and run an edit) before exporting.")
-            return
-        if not self._stale_export_confirmed():
-            return
-        d = ExportDialog(self, str(self.settings.value("export/folder", str(Path.home() / "triface-export"))))
-        if d.exec():
-            opts = d.options()
-            self.settings.setValue("export/folder", opts.out_dir)
-            self.start_export(opts, confirmed=True)
-
-    def _stale_export_confirmed(self) -> bool:
-        s = self.session
-        if not s.result_out_of_date:
-            return True
-        r = self.ask("Export an out-of-date result?",
-                     f"The result is the edit of {Path(s.result_identity).name or 'another photo'}, not of the "
-                     f"identity now open ({Path(s.identity_path).name or 'none'}). Export it anyway?",
-                     Button.Yes | Button.No, Button.No)
-        return r == Button.Yes
+        self.exports.open_dialog()
 
     def start_export(self, opts: ExportOptions, confirmed: bool = False) -> int:
-        """Export on the worker; a result of another identity than the open one is written only
-        when the user agrees (``confirmed``: already asked)."""
-        if self.orbit_asset is None:
-            self.show_error("Nothing to export yet.")
-            return 0
-        if not confirmed and not self._stale_export_confirmed():
-            return 0
-        asset, result = self.orbit_asset, self.result
-        job = CallJob(lambda pipe, progress, cancel: run_export(pipe, asset, result, opts, progress, cancel), "export")
-        self._export_id = job.id
-        self.jobs.start(job.id, "export")
-        self.worker.submit(job)
-        dlg = QProgressDialog("Exporting...", "Cancel", 0, 1000, self)
-        dlg.setWindowModality(Qt.WindowModality.WindowModal)
-        dlg.setAutoClose(False)
-        dlg.setAutoReset(False)
-        dlg.canceled.connect(self.worker.cancel)
-        dlg.show()
-        self._export_dialog = dlg
-        self.exported_files: list = []
-        self._calls[self._export_id] = self._export_done
-        return self._export_id
-
-    def _export_done(self, files) -> None:
-        self.exported_files = list(files)
-        self._close_export_progress()
-        self.statusBar().showMessage(f"Exported {len(files)} files", 8000)
-
-    def _close_export_progress(self) -> None:
-        if self._export_dialog is not None:
-            d, self._export_dialog = self._export_dialog, None
-            d.canceled.disconnect()
-            d.close()
-            d.deleteLater()
+        return self.exports.start(opts, confirmed)
 
     # --------------------------------------------------------------------------- sessions
-    def sync_session(self) -> Session:
-        s = self.session
-        s.identity_path = self.identity.path
-        s.identity_mask = None if self.identity.canvas.mask is None else self.identity.canvas.mask.copy()
-        s.references = [Reference(p.path, p.picker.selected(), None if p.canvas.mask is None else p.canvas.mask.copy(),
-                                  p.mode.currentText()) for p in self.references]
-        s.settings.update({"yaw": self._pose()[0], "pitch": self._pose()[1], "refiner": self.refiner.currentText()})
-        return s
+    def save_session(self, path: str) -> bool:
+        return self.sessions.save(path)
 
-    def save_session(self, path: str) -> None:
-        try:
-            self.sync_session().save(path)
-        except (OSError, SessionError) as e:
-            self.show_error(f"Could not save the session: {e}")
-            return
-        self.autosave.clear()              # saved: the recovery file has served its purpose
-        self._add_recent(str(path))
-        self._refresh_state()
-
-    def save_session_dialog(self, as_new: bool = False) -> None:
-        p = self.session.path
-        if as_new or not p:
-            p, _ = QFileDialog.getSaveFileName(self, "Save session", "edit.triface", SESSION_FILTER)
-        if p:
-            self.save_session(p)
-
-    def open_session_dialog(self) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Open session", "", SESSION_FILTER)
-        if p:
-            self.open_session(p)
-
-    def open_session(self, path: str) -> None:
-        try:
-            s = Session.load(path)
-        except SessionError as e:
-            self.show_error(str(e))
-            return
-        self.load_session(s)
-        self._add_recent(str(path))
-
-    def load_session(self, s: Session) -> None:
-        for p in list(self.references):
-            self.remove_reference(p)
-        self.undo_stack.clear()
-        self.result = None
-        self.result_panel.set_result(None)
-        self.identity.fa = self.identity.image = None
-        self.identity.canvas.set_crop(None)
-        self.session = s
-        self.refiner.setCurrentText(str(s.settings.get("refiner", "classical")))
-        for sl, k in ((self.yaw, "yaw"), (self.pitch, "pitch")):
-            sl.blockSignals(True)
-            sl.setValue(float(s.settings.get(k, 0.0)))
-            sl.blockSignals(False)
-        if s.identity_path:
-            self.open_identity(s.identity_path, s.identity_mask)
-        for r in s.references:
-            self.add_reference(r.path, r.attributes, r.mask_mode, r.mask)
-        self.session.dirty = bool(not s.path)      # a recovered session is unsaved work
-        self._refresh_state()
-
-    def _mark_dirty(self, *_):
-        self.session.dirty = True
-        self._autosave_timer.start()       # (re)start: debounced
-        self._refresh_state()
+    def open_session(self, path: str) -> bool:
+        return self.sessions.open(path)
 
     def autosave_now(self) -> None:
-        if self.session.dirty and (self.identity.path or self.references):
-            try:
-                self.autosave.save(self.sync_session())
-            except (OSError, SessionError):
-                pass
+        self.sessions.autosave_now()
+
+    @property
+    def autosave(self) -> Autosave:
+        return self.sessions.autosave
 
     def offer_recovery(self) -> None:
-        if not self.autosave.pending():
-            return
-        r = QMessageBox.question(self, "Recover session",
-                                 "TriFace Studio did not close cleanly last time. Recover the unsaved session?")
-        if r == QMessageBox.StandardButton.Yes:
-            try:
-                self.load_session(self.autosave.recover())
-            except SessionError as e:
-                self.show_error(str(e))
-        self.autosave.clear()
+        self.sessions.offer_recovery()
+
+    def load_setup(self, s: EditSetup) -> None:
+        """Show ``s`` (an opened session, an edit.json or a recovered setup): panels for its
+        photos and masks, its settings and view, and its result."""
+        for p in list(self.references):
+            self.references.remove(p)
+            p.setParent(None)
+            p.deleteLater()
+        self.undo_stack.clear()
+        self.identity.fa = self.identity.image = None
+        self.identity.path = ""
+        self.identity.canvas.set_crop(None)
+        self.orbit_asset = None
+        self._bind(s)
+        for sl, v in ((self.yaw, s.yaw), (self.pitch, s.pitch)):
+            sl.blockSignals(True)
+            sl.setValue(float(v))
+            sl.blockSignals(False)
+        self.show_result(s.result)
+        if s.identity:
+            self.identity.path = s.identity
+            self.identity.pending_mask = s.bare_mask if self.identity_brush.currentIndex() == 1 else s.identity_mask
+            self.photos.analyze(self.identity, s.identity, ask=s.identity_face_index is None,
+                                face_index=s.identity_face_index,
+                                failed=lambda kind, msg: self.show_error(msg, "Could not open the identity"))
+        for r in s.references:
+            self.photos.reference_panel(r)
+        self._refresh_state()
 
     def open_models_dialog(self) -> None:
         try:
@@ -884,7 +620,9 @@ class MainWindow(QMainWindow):
         except Exception as e:
             self.show_error(f"The models dialog is not available: {e}")
             return
-        ModelsDialog(self).exec()
+        dlg = ModelsDialog(self)
+        dlg.modelsChanged.connect(self.reload_pipeline)      # an imported model is used without a restart
+        dlg.exec()
 
     # --------------------------------------------------------------------------- drag and drop
     def dragEnterEvent(self, ev):
@@ -900,43 +638,18 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
         """Stop and join the worker (idempotent)."""
-        self._autosave_timer.stop()
+        self.sessions.timer.stop()
         if self.worker.isRunning():
             self.worker.stop()
 
-    def has_unsaved_work(self) -> bool:
-        return self.session.dirty and bool(self.identity.path or self.references)
-
     def may_close(self) -> bool:
-        """Ask before losing anything: a running edit/export (stop it?), unsaved work (save / discard
-        / cancel).  Answers are collected first, so that Cancel at any question changes nothing.
-        The recovery file is removed only on Save or Discard."""
-        if not self.worker.isRunning():
-            return True                    # already shut down
-        if self.jobs.busy():
-            what = self.jobs.describe()
-            r = self.ask("Close TriFace Studio", f"{what[0].upper()}{what[1:]} is running. Stop it and close?",
-                         Button.Yes | Button.Cancel, Button.Cancel)
-            if r != Button.Yes:
-                return False
-        if self.has_unsaved_work():
-            r = self.ask("Unsaved changes", "Save the changes to this session before closing?",
-                         Button.Save | Button.Discard | Button.Cancel, Button.Save)
-            if r == Button.Cancel:
-                return False
-            if r == Button.Save:
-                self.save_session_dialog()
-                if self.session.dirty:     # the file dialog was cancelled or the save failed
-                    return False
-            else:
-                self.autosave.clear()
-        return True
+        return self.sessions.may_close()
 
     def closeEvent(self, ev):
         if not self.may_close():
             ev.ignore()
             return
         self._save_settings()
-        self._close_export_progress()
+        self.exports.close_progress()
         self.shutdown()                    # cancels the running job and joins the worker
         super().closeEvent(ev)

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QThread, Signal
 
 _ids = itertools.count(1)
 
@@ -65,6 +65,7 @@ class PipelineWorker(QThread):
         self._queue: deque = deque()
         self._stop = False
         self._cancel = threading.Event()
+        self._reload: tuple | None = None          # (factory,) to make the next job's pipeline with
         self.current_id = 0
 
     # -- called from the UI thread ----------------------------------------------------------
@@ -94,6 +95,12 @@ class PipelineWorker(QThread):
         self._cancel.set()
         self.wait()
 
+    def set_factory(self, factory: Callable[[], Any] | None = None) -> None:
+        """Make a fresh pipeline (from ``factory``, or the same factory when None) for the next
+        job; the running job finishes on the old one."""
+        with self._cond:
+            self._reload = (factory or self._factory,)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._queue)
@@ -109,6 +116,8 @@ class PipelineWorker(QThread):
                 job = self._queue.popleft()
                 self._cancel.clear()
                 self.current_id = job.id
+                if self._reload is not None:
+                    (self._factory,), self._reload, self.pipe = self._reload, None, None
             self._do(job)
 
     def _pipe(self):

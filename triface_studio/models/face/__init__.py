@@ -6,7 +6,7 @@ from triface_studio.models.face.analyzer import (
     CROP_SIZE,
     FaceAnalysis,
     FaceAnalyzer,
-    NoFaceError,
 )
+from triface_studio.models.face.errors import NoFaceError
 
 __all__ = ["CANONICAL_LANDMARKS", "CROP_SIZE", "FaceAnalysis", "FaceAnalyzer", "NoFaceError"]

@@ -14,16 +14,13 @@ import numpy as np
 
 from triface_studio.core import cameras
 from triface_studio.models.face import blazeface
+from triface_studio.models.face.errors import NoFaceError
 
 CROP_SIZE = 512
 LM_SIZE = 192
 MAX_ANALYSIS_SIDE = 2048
 R_EYE_IDS = (33, 133, 159, 145)      # subject's right eye (image left): corners and lids
 L_EYE_IDS = (263, 362, 386, 374)
-
-
-class NoFaceError(ValueError):
-    """No face was found in an image; the message names the file."""
 
 
 def _models_dir() -> Path:

@@ -15,7 +15,6 @@ bundles both; saved as safetensors with config (kind ``triface-decoders``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -98,21 +97,14 @@ class Discriminator(nn.Module):
 
 
 def save_decoders(model: SemanticRGBDecoders, path: str | Path, extra: dict | None = None) -> Path:
-    from safetensors.torch import save
+    from ..weights import write_weights
 
-    from triface_studio.core.images import atomic_write_bytes
-
-    from ..checkpoints import FORMAT, FORMAT_VERSION
-
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND, "decoders": model.config,
-              **(extra or {})}
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save(sd, metadata={"format": FORMAT, "config": json.dumps(config)}))
+    write_weights(path, model.state_dict(), {"kind": KIND, "decoders": model.config, **(extra or {})})
     return Path(path)
 
 
 def load_decoders(path: str | Path) -> SemanticRGBDecoders:
-    from ..checkpoints import CheckpointError, load_safetensors_weights
+    from ..weights import CheckpointError, load_safetensors_weights
 
     tensors, config = load_safetensors_weights(path)
     if config.get("kind") != KIND:

@@ -30,7 +30,7 @@ from triface_studio.core.asset import TriPlaneAsset
 from triface_studio.core.cameras import Camera
 from triface_studio.core.rendering import RenderOptions, RenderResult
 
-from ..checkpoints import FORMAT, CheckpointError, load_safetensors_weights
+from ..weights import CheckpointError, is_weights_file, load_safetensors_weights
 from .eg3d import EG3DConfig, TriPlaneGenerator, synthesize
 from .triplanenet import (EncoderConfig, GradualStyleEncoder, TriPlaneEncoder, encoder_config_from_opts,
                           mirror_camera_label)
@@ -55,13 +55,7 @@ def _resolve_device(device) -> torch.device:
 def _converted_files(folder: Path) -> list[tuple[Path, dict[str, torch.Tensor], dict]]:
     out = []
     for p in sorted(folder.rglob("*.safetensors")):
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(p), framework="pt") as f:
-                if (f.metadata() or {}).get("format") != FORMAT:
-                    continue
-        except Exception:  # noqa: BLE001 -- unreadable files are skipped, named below if nothing fits
+        if not is_weights_file(p):          # unreadable files are skipped, named below if nothing fits
             continue
         tensors, cfg = load_safetensors_weights(p)
         out.append((p, tensors, cfg))
@@ -108,13 +102,13 @@ class NeuralTier:
     def from_checkpoints(cls, folder=None, device="cpu", precision: str | None = "auto",
                          prefer: str | None = None) -> "NeuralTier":
         """Build the tier from converted checkpoints under ``folder`` (default: the user's
-        models folder of :mod:`triface_studio.models.registry`).  When several generators are
+        models folder, :func:`triface_studio.models.paths.user_models_dir`).  When several generators are
         there, one whose path contains ``prefer`` wins (else the first by name); of several
         TriPlaneNet encoders the highest version wins."""
         if folder is None:
-            from triface_studio.models import registry
+            from ..paths import user_models_dir
 
-            folder = registry.user_models_dir()
+            folder = user_models_dir()
         folder = Path(folder)
         if not folder.is_dir():
             raise CheckpointError(f"{folder}: no such model folder")

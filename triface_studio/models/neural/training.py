@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from triface_studio.core.cameras import Camera
+from triface_studio.core.files import atomic_path
 from triface_studio.core.rendering import RenderOptions, render
 from triface_studio.core.semantics import NUM_CLASSES
 
@@ -282,9 +282,12 @@ def _load_tensor_file(path) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise TrainingError(f"{p}: perceptual weights file not found")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from triface_studio.core.files import SafetensorsError, read_safetensors
 
-        return load_file(str(p))
+        try:
+            return read_safetensors(p)[0]
+        except SafetensorsError as e:
+            raise TrainingError(str(e)) from None
     try:
         sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
@@ -322,9 +325,8 @@ class _Log:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _load_state(path: Path) -> dict | None:

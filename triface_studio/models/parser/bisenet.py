@@ -203,9 +203,9 @@ def load_bisenet(path: str | Path, device: str = "cpu", size: int = 512) -> BiSe
         raise ValueError(f"{path}: no such file")
     try:
         if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
+            from triface_studio.core.files import read_safetensors
 
-            state = load_file(str(path))
+            state = read_safetensors(path)[0]
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, zip errors, forbidden globals, damaged safetensors

@@ -57,15 +57,12 @@ def _resize_rgb(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_parser(path: str | Path, device: str = "cpu") -> Parser:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from triface_studio.core.files import SafetensorsError, read_safetensors
 
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except Exception as e:  # safetensors raises several kinds on damaged files
+        state, meta = read_safetensors(path)
+    except SafetensorsError as e:
         raise ValueError(f"{path}: not a readable parser checkpoint ({e})") from None
     if meta.get("format") != "triface-parser-v1":
         raise ValueError(f"{path}: not a TriFace parser checkpoint (format {meta.get('format')!r})")

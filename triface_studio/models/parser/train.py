@@ -99,9 +99,9 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig | None 
         log(f"repeat-factor sampling: {int((repeat > 1).sum())} images shown up to {repeat.max():.1f}x as often")
     model = ParserNet(cfg.width)
     if init_path is not None:
-        from safetensors.torch import load_file
+        from triface_studio.core.files import read_safetensors
 
-        model.load_state_dict(load_file(str(init_path)))
+        model.load_state_dict(read_safetensors(init_path)[0])
         log(f"starting from {init_path}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -1,11 +1,12 @@
-"""A small, deterministic stand-in for the face analyser and the model tier, for aligned crops.
+"""The weight-free ``relief`` tier and an analyser for aligned crops (a product feature: ``triface
+eval --tier relief`` and the benchmarks run on it).
 
 ``AlignedAnalyzer`` takes photos that are already canonical 512 px crops (as the CelebAMask-HQ
 images are) with known label maps; ``ReliefTier`` lifts a crop into a tri-plane as a thin
 relief: the XY plane carries the crop's colour and labels, the density is a slab behind the
 foreground.  Together they run the whole edit pipeline in well under a second with exactly
-known answers, which tests and the pipeline benchmark use; they are no substitute for the
-bundled or neural tiers' 3D.
+known answers, which the evaluation, the benchmarks and the tests use; they are no substitute
+for the bundled or neural tiers' 3D.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from triface_studio.core.rendering import DecoderOutput, RenderOptions, render
 from triface_studio.core.asset import TriPlaneAsset
 from triface_studio.core.semantics import BACKGROUND, NUM_CLASSES
 
+from triface_studio.models.face.errors import NoFaceError
+
 from .edit import content_key
-
-
-class NoFaceError(ValueError):
-    """Raised by :class:`AlignedAnalyzer` for an image it was told has no face."""
 
 
 @dataclass
