@@ -12,6 +12,12 @@ from triface_studio.core.rendering import DecoderOutput
 from .encoder import decoded_xy
 
 
+def _owner(planes: torch.Tensor) -> torch.Tensor:
+    """The tensor that owns ``planes``' memory: the renderer passes views (``planes[b:b + 1]``),
+    a new Python object per chunk, so the caches below hold weak references to the owner."""
+    return planes if planes._base is None else planes._base
+
+
 class BundledDecoder(torch.nn.Module):
     """density = s * sigmoid(k (z_front - z)) * sigmoid(k (z - z_back)); rgb and semantic logits
     read straight from the summed features (the XY plane plus the lift's prior, which
@@ -38,8 +44,8 @@ class BundledDecoder(torch.nn.Module):
         # a freed tri-plane's memory is reused by the next one: the key alone would hand back
         # the previous head, so the cache also holds a weak reference to its tensor
         src = getattr(self, "_eff_src", None)
-        if getattr(self, "_eff_key", None) != key or src is None or src() is not planes:
-            self._eff_src = weakref.ref(planes)
+        if getattr(self, "_eff_key", None) != key or src is None or src() is not _owner(planes):
+            self._eff_src = weakref.ref(_owner(planes))
             eff = planes.clone()
             eff[:, 0] = decoded_xy(planes)
             live = eff[0, 1:].flatten(-2).abs().amax(-1) > 0                  # (2, C)
@@ -59,7 +65,7 @@ class BundledDecoder(torch.nn.Module):
         """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version)
         self.effective(planes)
-        if self._bounds_cache is not None and self._bounds_cache[:2] == key and self._bounds_src() is planes:
+        if self._bounds_cache is not None and self._bounds_cache[:2] == key and self._bounds_src() is _owner(planes):
             return self._bounds_cache[2]
         R = planes.shape[-1]
         eff = self.effective(planes)
@@ -76,18 +82,18 @@ class BundledDecoder(torch.nn.Module):
                                 [float(xs.max()) + h, float(ys.max()) + h, float(front[occ].max()) + 0.01]],
                                dtype=planes.dtype, device=planes.device)
             box = box.clamp(-triplane.BOX_HALF, triplane.BOX_HALF)
-        self._bounds_cache, self._bounds_src = (key[0], key[1], box), weakref.ref(planes)
+        self._bounds_cache, self._bounds_src = (key[0], key[1], box), weakref.ref(_owner(planes))
         return box
 
     def _height_maps(self, planes: torch.Tensor) -> torch.Tensor:
         """(1, 2, R, R) z_front / z_back maps, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version, "maps")
-        if getattr(self, "_maps_key", None) == key and self._maps_src() is planes:
+        if getattr(self, "_maps_key", None) == key and self._maps_src() is _owner(planes):
             return self._maps
         eff = self.effective(planes)
         front, back = eff[0, 0, 0][None, None], -eff[0, 0, 1][None, None]
         self._maps, self._maps_key = torch.cat([front, back], 1).float(), key
-        self._maps_src = weakref.ref(planes)
+        self._maps_src = weakref.ref(_owner(planes))
         return self._maps
 
     #: steps of the height-field march that finds where each ray first enters the head
