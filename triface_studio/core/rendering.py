@@ -288,13 +288,17 @@ def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.T
 
 def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera], resolution: int,
            options: RenderOptions = RenderOptions(),
-           progress: Callable[[float], None] | None = None) -> RenderResult:
+           progress: Callable[[float], None] | None = None,
+           bounds: torch.Tensor | None = None) -> RenderResult:
     """Render a tri-plane from a camera (or one camera per batch item).
 
     ``progress(fraction)`` is called after every chunk; raising from it (for example a
-    cancellation exception) stops the render between chunks.
+    cancellation exception) stops the render between chunks.  ``bounds`` gives every ray's
+    (near, far) interval, e.g. from a rasterised proxy of the surface, in place of the
+    decoder's ``ray_bounds``; a ray with far <= near hits nothing.
 
-    Shape: planes (B, 3, C, R, R) -> RenderResult with (B, ., resolution, resolution) images
+    Shape: planes (B, 3, C, R, R), bounds (B, resolution**2, 2) row-major or None
+           -> RenderResult with (B, ., resolution, resolution) images
     """
     triplane.check_triplane(planes)
     B = planes.shape[0]
@@ -307,6 +311,10 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
     origins, dirs = camera_rays(c2w, K, resolution)
     M = resolution * resolution
     bounds_fn = getattr(decoder, "ray_bounds", None) if options.use_bounds else None
+    if bounds is not None:
+        if tuple(bounds.shape) != (B, M, 2):
+            raise ValueError(f"bounds must have shape {(B, M, 2)}, got {tuple(bounds.shape)}")
+        bounds = bounds.to(dev, dtype)
 
     rgb_chunks, sem_chunks, depth_out, opac_out = [], [], [], []
     total_samples = 0
@@ -318,8 +326,12 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
         for s in range(0, M, options.chunk):
             o, d = origins[b, s:s + options.chunk], dirs[b, s:s + options.chunk]
             n = o.shape[0]
-            if bounds_fn is not None:
-                near, far, hit = bounds_fn(planes[b:b + 1], o, d)
+            if bounds is not None or bounds_fn is not None:
+                if bounds is not None:
+                    near, far = bounds[b, s:s + options.chunk, 0], bounds[b, s:s + options.chunk, 1]
+                    hit = far > near
+                else:
+                    near, far, hit = bounds_fn(planes[b:b + 1], o, d)
                 idx = hit.nonzero()[:, 0]
                 if idx.numel():
                     v, dep, op, n_rgb = render_rays(planes, decoder, b, o[idx], d[idx], options,
