@@ -18,7 +18,9 @@ from triface_studio.resources import resource_path
 def sample():
     from triface_studio.models.face import FaceAnalyzer
 
-    fa = FaceAnalyzer("cpu").analyze(load_image(resource_path("samples", "astronaut.png")), "sample", parse=True)
+    # the shipped parser by name: a module fixture runs before the per-test user folders are
+    # set up, and "auto" would load (and cache for the session) a BiSeNet installed there
+    fa = FaceAnalyzer("cpu", parser="shipped").analyze(load_image(resource_path("samples", "astronaut.png")), "sample", parse=True)
     tier = BundledTier("cpu")
     return tier, tier.encode(fa)
 

@@ -288,6 +288,24 @@ class EditPipeline:
             labels = out.semantics[0].argmax(0).to(torch.uint8).cpu().numpy()
         return to_uint8(rgb), labels
 
+    def can_preview(self, asset) -> bool:
+        """Whether :meth:`preview_view` rasterises (a tier with a surface preview, e.g. the
+        bundled tier's height field) rather than falling back to a volume render."""
+        from triface_studio.core import raster
+
+        return raster.AVAILABLE and hasattr(self.tier, "preview") and getattr(asset, "tier", "") == self.tier.name
+
+    def preview_view(self, asset, yaw: float, pitch: float, resolution: int = 512, semantic: bool = True,
+                     fallback_resolution: int = 128):
+        """The orbit view while the user drags: the tier's rasterised surface at ``resolution``
+        (milliseconds), or, for a tier without one, a volume render at ``fallback_resolution``.
+        -> as :meth:`render_view`"""
+        if not self.can_preview(asset):
+            return self.render_view(asset, yaw, pitch, min(resolution, fallback_resolution), semantic=semantic)
+        cam = self.tier.orbit_camera(yaw, pitch)
+        rgb, labels = self.tier.preview(asset, cam, resolution, semantic=semantic)
+        return to_uint8(rgb), labels
+
     # -- the edit ------------------------------------------------------------------------------
     def run(self, request: EditRequest, progress: ProgressFn | None = None,
             cancel: threading.Event | None = None) -> EditResult:

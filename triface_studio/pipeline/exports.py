@@ -31,6 +31,7 @@ from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
 from .errors import Cancelled, EditError
+from .requests import DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE
 
 
 # -- output folders --------------------------------------------------------------------------
@@ -254,8 +255,8 @@ def _check(cancel: threading.Event | None) -> None:
 
 
 # -- views -------------------------------------------------------------------------------------
-def orbit_path(frames: int, kind: str = "turntable", yaw_range: float = 30.0,
-               pitch_range: float = 15.0) -> list[tuple[float, float]]:
+def orbit_path(frames: int, kind: str = "turntable", yaw_range: float = DEFAULT_YAW_RANGE,
+               pitch_range: float = DEFAULT_PITCH_RANGE) -> list[tuple[float, float]]:
     """Camera poses (yaw, pitch) in degrees for an orbit of ``frames`` views.
 
     ``turntable``: an ellipse, yaw +-yaw_range and pitch +-pitch_range, one full loop;
@@ -479,8 +480,8 @@ def request_to_json(request, inputs: dict | None = None) -> dict:
     }
 
 
-def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: float = 30.0,
-                       pitch_range: float = 15.0, view_resolution: int = 256, orbit: str = "turntable",
+def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: float = DEFAULT_YAW_RANGE,
+                       pitch_range: float = DEFAULT_PITCH_RANGE, view_resolution: int = 256, orbit: str = "turntable",
                        mesh: bool = False, mesh_resolution: int = 128, video: str | None = None,
                        extra: dict | None = None, progress: Callable[[str, float], None] | None = None,
                        cancel: threading.Event | None = None, overwrite: bool = False) -> list[Path]:

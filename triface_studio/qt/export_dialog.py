@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+
+from triface_studio.pipeline.requests import DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE, LIMITS
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class ExportOptions:
     transparent: bool = False
     video: str = ""                   # "" | "gif" | "mp4"
     fps: int = 12                     # frame rate of the video: frames / fps seconds
+    yaw_range: float = DEFAULT_YAW_RANGE   # the turntable / yaw sweep turns the head +- this many degrees
+    pitch_range: float = DEFAULT_PITCH_RANGE   # and tilts it +- this many (turntable, pitch sweep)
     single_image: bool = True         # the edited photo (composite_full) as edited.png
     mesh: bool = False
     mesh_resolution: int = 96
@@ -34,7 +38,7 @@ def run_export(pipe, asset, result, opts: ExportOptions, progress, cancel) -> li
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    poses = exports.orbit_path(opts.frames, opts.path)
+    poses = exports.orbit_path(opts.frames, opts.path, opts.yaw_range, opts.pitch_range)
     if opts.frames > 0 and (opts.rgb or opts.semantic or opts.video):
         files += exports.export_views(pipe, asset, out, poses, opts.resolution, rgb=opts.rgb or bool(opts.video),
                                       semantic=opts.semantic, transparent=opts.transparent,
@@ -78,6 +82,14 @@ class ExportDialog(QDialog):
         self.path = QComboBox()
         self.path.addItems(["turntable", "yaw", "pitch"])
         form.addRow("Camera path", self.path)
+        self.yaw_range = QDoubleSpinBox(minimum=LIMITS["yaw_range"][0], maximum=LIMITS["yaw_range"][1],
+                                        value=DEFAULT_YAW_RANGE, singleStep=5.0, prefix="+-", suffix=" deg")
+        self.yaw_range.setToolTip("The turntable and the yaw sweep turn the head this far to each side")
+        form.addRow("Yaw range", self.yaw_range)
+        self.pitch_range = QDoubleSpinBox(minimum=LIMITS["pitch_range"][0], maximum=LIMITS["pitch_range"][1],
+                                          value=DEFAULT_PITCH_RANGE, singleStep=5.0, prefix="+-", suffix=" deg")
+        self.pitch_range.setToolTip("The turntable and the pitch sweep tilt the head this far up and down")
+        form.addRow("Pitch range", self.pitch_range)
         self.resolution = QSpinBox(minimum=32, maximum=1024, value=256, singleStep=32)
         form.addRow("Resolution", self.resolution)
         self.rgb = QCheckBox("RGB", checked=True)
@@ -110,4 +122,5 @@ class ExportDialog(QDialog):
         return ExportOptions(self.folder.text(), self.frames.value(), self.path.currentText(),
                              self.resolution.value(), self.rgb.isChecked(), self.semantic.isChecked(),
                              self.transparent.isChecked(), "" if v == "none" else v, self.fps.value(),
+                             float(self.yaw_range.value()), float(self.pitch_range.value()),
                              self.single.isChecked(), self.mesh.isChecked())
