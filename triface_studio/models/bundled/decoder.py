@@ -53,6 +53,36 @@ class BundledDecoder(torch.nn.Module):
             self._eff, self._eff_key = eff, key
         return self._eff
 
+    def density_at(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+        """The raw density alone (what ``forward`` returns as ``density``), reading the two
+        depth channels of the three planes only.  Shape: points (B, M, 3) -> (B, M, 1)."""
+        eff = self.effective(planes)
+        if getattr(self, "_eff2_key", None) != self._eff_key:
+            self._eff2, self._eff2_key = eff[:, :, :2].contiguous(), self._eff_key
+        f = triplane.sample(self._eff2 if planes.shape[0] == 1 else eff[:, :, :2], points, "sum", box_warp)
+        d = self.density * torch.sigmoid(self.k * f[..., 0:1]) * torch.sigmoid(self.k * f[..., 1:2])
+        return d * (points.abs() < triplane.BOX_HALF).all(-1, keepdim=True)
+
+    def surface_depth(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, depths: torch.Tensor,
+                      box_warp: float = 1.0):
+        """Mean depth and opacity of rays (the "surface" shading of core.rendering) from the
+        compiled integrator (:mod:`.march`); None where it cannot run (numba missing, a batch,
+        a box warp, another device), and the renderer then integrates :meth:`density_at`.
+        Shape: origins, dirs (N, 3), depths (N, S) -> depth (N, 1), opacity (N, 1)"""
+        from triface_studio.core import raster
+
+        if not raster.AVAILABLE or planes.shape[0] != 1 or box_warp != 1.0 or planes.device.type != "cpu":
+            return None
+        from .march import march_heightfield
+
+        self.effective(planes)
+        if getattr(self, "_np2_key", None) != self._eff_key:
+            self._np2 = self._eff[0, :, :2].float().contiguous().numpy()
+            self._np2_key = self._eff_key
+        d, o = march_heightfield(self._np2, origins.detach().cpu().numpy(), dirs.detach().cpu().numpy(),
+                                 depths.detach().cpu().numpy(), self.density, self.k, triplane.BOX_HALF)
+        return (torch.from_numpy(d)[:, None].to(origins.dtype), torch.from_numpy(o)[:, None].to(origins.dtype))
+
     def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
         """The summed features with the XY prior, reading from the XZ and ZX planes only their
         non-zero channels (the z ramps of the lift, two of the 24); exact for any tri-plane."""
