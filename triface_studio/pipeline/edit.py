@@ -285,7 +285,8 @@ class EditPipeline:
             rgb = np.concatenate([rgb / np.maximum(a, 1e-4)[..., None], a[..., None]], -1).clip(0, 1)
         labels = None
         if semantic and out.semantics is not None:
-            labels = out.semantics[0].argmax(0).to(torch.uint8).cpu().numpy()
+            # the renderer's (19, H, W) is a view of (H, W, 19) memory: reduce along the last axis
+            labels = out.semantics[0].permute(1, 2, 0).argmax(-1).to(torch.uint8).cpu().numpy()
         return to_uint8(rgb), labels
 
     def can_preview(self, asset) -> bool:

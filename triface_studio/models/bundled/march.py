@@ -20,10 +20,11 @@ if raster.AVAILABLE:
     import numba
 else:                                    # pragma: no cover
     numba = None
+prange = range
 
 
-def _bilinear(plane, c, u, v):
-    """grid_sample(align_corners=False, padding zeros) of channel ``c`` at normalised (u, v)."""
+def _bilinear2(plane, u, v):
+    """grid_sample(align_corners=False, padding zeros) of channels 0 and 1 at normalised (u, v)."""
     R = plane.shape[1]
     x = ((u + 1.0) * R - 1.0) * 0.5
     y = ((v + 1.0) * R - 1.0) * 0.5
@@ -31,7 +32,8 @@ def _bilinear(plane, c, u, v):
     y0 = math.floor(y)
     fx = x - x0
     fy = y - y0
-    out = 0.0
+    a = 0.0
+    b = 0.0
     for dy in range(2):
         yy = y0 + dy
         if yy < 0 or yy >= R:
@@ -41,39 +43,47 @@ def _bilinear(plane, c, u, v):
             xx = x0 + dx
             if xx < 0 or xx >= R:
                 continue
-            wx = fx if dx == 1 else 1.0 - fx
-            out += wx * wy * plane[c, yy, xx]
-    return out
+            w = (fx if dx == 1 else 1.0 - fx) * wy
+            a += w * plane[0, yy, xx]
+            b += w * plane[1, yy, xx]
+    return a, b
 
 
 def _density(xy, xz, zx, px, py, pz, scale, k, half):
     if abs(px) >= half or abs(py) >= half or abs(pz) >= half:
         return 0.0
     u, v, w = px * 2.0, py * 2.0, pz * 2.0          # box_warp 1: world -> grid coordinates
-    f0 = _bilinear(xy, 0, u, v) + _bilinear(xz, 0, u, w) + _bilinear(zx, 0, w, u)
-    f1 = _bilinear(xy, 1, u, v) + _bilinear(xz, 1, u, w) + _bilinear(zx, 1, w, u)
-    return scale / (1.0 + math.exp(-k * f0)) / (1.0 + math.exp(-k * f1))
+    a0, a1 = _bilinear2(xy, u, v)
+    b0, b1 = _bilinear2(xz, u, w)
+    c0, c1 = _bilinear2(zx, w, u)
+    return scale / (1.0 + math.exp(-k * (a0 + b0 + c0))) / (1.0 + math.exp(-k * (a1 + b1 + c1)))
+
+
+#: transmittance below which a ray's remaining samples are skipped (their weights are smaller)
+T_MIN = 1e-6
 
 
 def _march_py(xy, xz, zx, origins, dirs, depths, scale, k, half, depth_out, opacity_out):
     N, S = depths.shape
-    dens = np.empty(S, np.float64)
-    for i in range(N):
+    for i in prange(N):
         ox, oy, oz = origins[i, 0], origins[i, 1], origins[i, 2]
         dx, dy, dz = dirs[i, 0], dirs[i, 1], dirs[i, 2]
-        for s in range(S):
-            t = depths[i, s]
-            dens[s] = _density(xy, xz, zx, ox + t * dx, oy + t * dy, oz + t * dz, scale, k, half)
+        t = depths[i, 0]
+        prev = _density(xy, xz, zx, ox + t * dx, oy + t * dy, oz + t * dz, scale, k, half)
         trans = 1.0
         acc = 0.0
         dacc = 0.0
-        for s in range(S - 1):
-            delta = depths[i, s + 1] - depths[i, s]
-            alpha = 1.0 - math.exp(-0.5 * (dens[s] + dens[s + 1]) * delta)
+        for s in range(1, S):
+            t1 = depths[i, s]
+            cur = _density(xy, xz, zx, ox + t1 * dx, oy + t1 * dy, oz + t1 * dz, scale, k, half)
+            alpha = 1.0 - math.exp(-0.5 * (prev + cur) * (t1 - t))
             w = alpha * trans
             acc += w
-            dacc += w * 0.5 * (depths[i, s] + depths[i, s + 1])
+            dacc += w * 0.5 * (t + t1)
             trans *= 1.0 - alpha + 1e-10
+            prev, t = cur, t1
+            if trans < T_MIN:
+                break
         lo, hi = depths[i, 0], depths[i, S - 1]
         d = dacc / acc if acc > 0 else math.inf
         depth_out[i] = min(max(d, lo), hi)
@@ -81,9 +91,13 @@ def _march_py(xy, xz, zx, origins, dirs, depths, scale, k, half, depth_out, opac
 
 
 if numba is not None:
-    _bilinear = numba.njit(cache=True, nogil=True, inline="always")(_bilinear)
+    prange = numba.prange
+    _bilinear2 = numba.njit(cache=True, nogil=True, inline="always")(_bilinear2)
     _density = numba.njit(cache=True, nogil=True, inline="always")(_density)
-    _march = numba.njit(cache=True, nogil=True)(_march_py)
+    #: rays in parallel on numba's own worker threads (not Python threads)
+    _march = numba.njit(cache=True, nogil=True, parallel=True)(_march_py)
+else:                                    # pragma: no cover
+    prange = range
 
 
 def march_heightfield(planes2: np.ndarray, origins: np.ndarray, dirs: np.ndarray, depths: np.ndarray,
