@@ -417,9 +417,14 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
     def img(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(resolution, resolution, -1).permute(2, 0, 1)
 
-    rgb = torch.stack([img(x) for x in rgb_chunks])
-    opacity = torch.stack([img(x) for x in opac_out])
-    depth = torch.stack([img(x) for x in depth_out])
+    def batch(xs: list[torch.Tensor]) -> torch.Tensor:
+        # one image: a view of the pixel-major memory, no copy (its channels stay contiguous
+        # per pixel, which makes a per-pixel arg-max over the classes cheap)
+        return img(xs[0])[None] if len(xs) == 1 else torch.stack([img(x) for x in xs])
+
+    rgb = batch(rgb_chunks)
+    opacity = batch(opac_out)
+    depth = batch(depth_out)
     depth = torch.where(opacity > 1e-4, depth, torch.full_like(depth, options.ray_end))
     if options.background is not None:
         bg = torch.tensor(options.background, dtype=rgb.dtype, device=dev)
@@ -429,7 +434,7 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
             rgb = rgb + (1 - opacity) * bg.view(1, -1, 1, 1)
     semantics = None
     if sem_chunks[0] is not None:
-        semantics = torch.stack([img(x) for x in sem_chunks])
+        semantics = batch(sem_chunks)
         if options.semantic_background:
             semantics = semantics.clone()
             semantics[:, :1] = semantics[:, :1] + (1 - opacity)
