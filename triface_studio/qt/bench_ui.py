@@ -100,6 +100,10 @@ def measure(seconds: float = 5.0, resolution: int = 128, tier: str = "relief", i
                 "viewport_fps": round(win.orbit_panel.fps, 1),
                 "target_ms": 50, "ok": bool(lat) and q(0.95) < 50}
     finally:
+        from PySide6.QtWidgets import QMessageBox
+
+        # nothing to save: closing must not wait for an answer to "save the changes?"
+        win.ask = lambda *a: QMessageBox.StandardButton.Discard
         win.close()
 
 
