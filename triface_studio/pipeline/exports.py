@@ -306,16 +306,21 @@ def _views(pipe, asset, poses, resolution, semantic, transparent, progress, canc
                                transparent=transparent)
 
 
+#: zlib level of exported views: level 1 costs ~30 % less time than 3 for ~10 % more bytes, and a
+#: turntable writes two PNGs per frame
+VIEW_PNG_LEVEL = 1
+
+
 def _write_view(folder: Path, i: int, view, rgb: bool, semantic: bool) -> list[Path]:
     im, labels = view
     paths = []
     if rgb:
         p = folder / f"rgb_{i:04d}.png"
-        save_image(p, im)
+        save_image(p, im, compress_level=VIEW_PNG_LEVEL)
         paths.append(p)
     if semantic and labels is not None:
         p = folder / f"semantic_{i:04d}.png"
-        save_image(p, colorize(labels))
+        save_image(p, colorize(labels), compress_level=VIEW_PNG_LEVEL)
         paths.append(p)
     return paths
 
