@@ -8,7 +8,8 @@
 # as it is.  Otherwise the pinned CPU build is installed first (TRIFACE_TORCH overrides the spec,
 # e.g. TRIFACE_TORCH="torch==2.13.0" or a CUDA build from your own index; TRIFACE_TORCH_INDEX picks the
 # index, e.g. https://download.pytorch.org/whl/cpu for the small CPU build), so that resolving the
-# plain "torch" requirement never pulls several GB of CUDA wheels onto a laptop.
+# plain "torch" requirement never pulls several GB of CUDA wheels onto a laptop.  Everything else
+# (numba for the orbit preview included) comes from pyproject.toml in the `pip install -e` below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -58,3 +58,16 @@ def test_bench_bundled_stage_reports_speed_and_accuracy(capsys):
     assert parts["render_128"]["ms_median"] > 0 and parts["render_512"]["target_ms"] == 500
     # the fast default sampling agrees with a dense render
     assert parts["accuracy"]["rgb_mean_abs_error"] < 0.01 and parts["accuracy"]["label_disagreement"] < 0.02
+
+
+def test_bench_orbit_stage_records_preview_release_turntable_and_likeness(capsys):
+    assert main(["bench", "--quick", "--json", "--stage", "orbit"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    parts = {r["part"]: r for r in doc["results"] if r["stage"] == "orbit"}
+    assert set(parts) == {"preview", "preview_vs_volume", "release", "turntable_export"}
+    assert parts["preview"]["fps"] > 0 and parts["preview"]["target_fps"] == 30
+    assert parts["release"]["target_ms"] == 150 and parts["turntable_export"]["target_s"] == 10
+    assert parts["turntable_export"]["files"] == 2 * parts["turntable_export"]["frames"]
+    # the preview looks like the volume render at every compared pose (quick: 128 px)
+    assert len(parts["preview_vs_volume"]["psnr_db"]) == 4
+    assert min(parts["preview_vs_volume"]["psnr_db"].values()) > 22          # measured 23.8 at (45, 25)

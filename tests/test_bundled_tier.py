@@ -314,3 +314,18 @@ def test_silhouette_covers_a_ragged_outline_at_the_source_camera():
     rgb = res.rgb[0].permute(1, 2, 0).numpy()
     rim = opaque & ~head & (yy < 0.3)
     assert rim.any() and float(rgb[rim].mean()) < 0.5
+
+
+def test_decoder_caches_survive_the_renderers_per_chunk_views():
+    """The renderer hands the decoder ``planes[b:b + 1]`` (a new view per chunk): the decoded
+    tri-plane is computed once per tri-plane, not once per chunk, and a new tri-plane in the
+    same memory is still noticed."""
+    tier = _tier()
+    img, labels = _pattern(seed=8)
+    planes = tier.encode(_fa(img, labels, Camera.frontal())).planes
+    first = tier.decoder.effective(planes[0:1])
+    assert tier.decoder.effective(planes[0:1]) is first
+    assert tier.decoder.head_box(planes[0:1]) is tier.decoder.head_box(planes[0:1])
+    other = planes.clone()
+    other[0, 0, 2] += 0.1
+    assert tier.decoder.effective(other[0:1]) is not first

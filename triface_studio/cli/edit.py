@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--from", dest="from_json", metavar="EDIT.json",
                    help="re-run the edit an edit.json or a TriFace Studio session (.triface) describes")
     p.add_argument("--views", type=int, default=None, help="number of orbit views to render (default 8)")
-    p.add_argument("--yaw-range", type=float, default=None, help="orbit yaw amplitude in degrees (default 30)")
+    p.add_argument("--yaw-range", type=float, default=None, help="orbit yaw amplitude in degrees (default 45)")
     p.add_argument("--pitch-range", type=float, default=None, help="orbit pitch amplitude in degrees (default 15)")
     p.add_argument("--view-resolution", type=int, default=None, help="orbit view size in pixels (default 256)")
     p.add_argument("--mesh", action="store_true", default=None, help="also write mesh.ply (marching cubes)")
@@ -167,8 +167,8 @@ def build_request(args):
     backgrounds) whether it came from the command line or from edit.json; a bad one is refused
     naming the flag or the edit.json field, before any work."""
     from triface_studio.pipeline import EditRequest, ReferenceSpec, RefineSettings
-    from triface_studio.pipeline.requests import (check_background, check_choice, check_device, check_float,
-                                                  check_int, validate_exports, validate_request)
+    from triface_studio.pipeline.requests import (DEFAULT_YAW_RANGE, check_background, check_choice, check_device,
+                                                  check_float, check_int, validate_exports, validate_request)
 
     from .main import CommandError
 
@@ -233,7 +233,7 @@ def build_request(args):
     validate_request(req)
     video = "gif" if args.gif else "mp4" if args.mp4 else exp.get("video")
     exports = dict(views=num(check_int, "views", "--views", "exports", exp, 8, "views"),
-                   yaw_range=num(check_float, "yaw_range", "--yaw-range", "exports", exp, 30.0, "yaw_range"),
+                   yaw_range=num(check_float, "yaw_range", "--yaw-range", "exports", exp, DEFAULT_YAW_RANGE, "yaw_range"),
                    pitch_range=num(check_float, "pitch_range", "--pitch-range", "exports", exp, 15.0,
                                    "pitch_range"),
                    view_resolution=num(check_int, "view_resolution", "--view-resolution", "exports", exp, 256,

@@ -129,23 +129,23 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
     return path
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG bytes."""
+def encode_png(image: np.ndarray, compress_level: int = 3) -> bytes:
+    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG bytes (zlib level 0-9)."""
     import io
 
     arr = np.ascontiguousarray(image)
     if arr.dtype != np.uint8:
         raise TypeError(f"PNG images must be uint8, got {arr.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=3)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=int(compress_level))
     return buf.getvalue()
 
 
-def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+def save_image(path: str | os.PathLike, image: np.ndarray, compress_level: int = 3) -> None:
     """Save a uint8 image atomically; the format follows the suffix (PNG, JPEG, ...)."""
     path = Path(path)
     if path.suffix.lower() == ".png":
-        data = encode_png(image)
+        data = encode_png(image, compress_level)
     else:
         import io
 

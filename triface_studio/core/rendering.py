@@ -84,6 +84,12 @@ class RenderOptions:
     #: decode in reduced precision ("float16" on CUDA, "bfloat16" on CUDA or CPU) through
     #: autocast; compositing always stays in float32
     precision: str | None = None
+    #: "samples" (EG3D): colour and semantics decoded at every sample and composited;
+    #: "surface": only the density at the samples (the decoder's ``density_at`` method), colour and
+    #: semantics decoded once per ray at the compositing weights' mean depth and scaled by the
+    #: opacity.  The same image where a ray's weights sit within a thin shell (an opaque
+    #: surface), at a fraction of the work; decoders without ``density_at`` decode in full.
+    shading: str = "samples"
 
 
 @dataclass
@@ -246,6 +252,50 @@ def _composite(w: torch.Tensor, out: DecoderOutput) -> tuple[torch.Tensor, torch
     return rgb, sem
 
 
+def _render_rays_surface(ev: _Evaluator, b: int, origins: torch.Tensor, dirs: torch.Tensor, depths: torch.Tensor,
+                         options: RenderOptions, act: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``shading="surface"`` (see RenderOptions): weights from the densities alone, one decode per
+    ray at the weights' mean depth.  A decoder may integrate its own density along the rays
+    (``surface_depth(planes, origins, dirs, depths, box_warp) -> (depth, opacity)`` or None,
+    on the same midpoint scheme as :func:`march`)."""
+    density = ev.decoder.density_at
+
+    def sigma(d: torch.Tensor) -> torch.Tensor:
+        N, S = d.shape
+        pts = (origins[:, None] + d[..., None] * dirs[:, None]).reshape(1, -1, 3)
+        with ev.autocast():
+            return density(ev.planes[b:b + 1], pts, ev.box_warp).reshape(N, S, 1).float()
+
+    own = getattr(ev.decoder, "surface_depth", None)
+    if own is not None and options.n_importance == 0 and act == "identity" and ev.precision is None:
+        got = own(ev.planes[b:b + 1], origins, dirs, depths, ev.box_warp)
+        if got is not None:
+            depth, opacity = got
+            return _shade_at(ev, b, origins, dirs, depth, opacity)
+    dens = sigma(depths)
+    if options.n_importance > 0:
+        _, _, _, w = march(depths[..., None], dens, dens, act)
+        w = F.max_pool1d(w[..., 0][:, None].float(), 2, 1, padding=1)
+        w = F.avg_pool1d(w, 2, 1)[:, 0] + 0.01
+        mids = (depths[:, 1:] + depths[:, :-1]) / 2
+        fine = sample_pdf(mids, w[:, 1:-1].to(mids.dtype), options.n_importance,
+                          deterministic=not options.perturb).detach()
+        depths, order = torch.sort(torch.cat([depths, fine], 1), 1)
+        dens = torch.cat([dens, sigma(fine)], 1).gather(1, order[..., None])
+    _, depth, opacity, _ = march(depths[..., None], dens, dens, act)
+    return _shade_at(ev, b, origins, dirs, depth, opacity)
+
+
+def _shade_at(ev: _Evaluator, b: int, origins: torch.Tensor, dirs: torch.Tensor, depth: torch.Tensor,
+              opacity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    out = ev(b, origins, dirs, depth)
+    rgb = out.rgb[:, 0] * opacity
+    if out.semantics is None:
+        return rgb, depth, opacity, rgb.shape[-1]
+    sem = torch.softmax(out.semantics[:, 0], -1) * opacity
+    return torch.cat([rgb, sem], -1), depth, opacity, rgb.shape[-1]
+
+
 def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.Tensor, dirs: torch.Tensor,
                 options: RenderOptions, near: torch.Tensor | None = None,
                 far: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
@@ -258,6 +308,10 @@ def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.T
         near = torch.full((N, 1), options.ray_start, dtype=origins.dtype, device=origins.device)
         far = torch.full((N, 1), options.ray_end, dtype=origins.dtype, device=origins.device)
     depths = stratified_depths(near, far, options.n_coarse, options.perturb)
+    if options.shading not in ("samples", "surface"):
+        raise ValueError(f"shading must be 'samples' or 'surface', not {options.shading!r}")
+    if options.shading == "surface" and callable(getattr(decoder, "density_at", None)):
+        return _render_rays_surface(ev, b, origins, dirs, depths, options, act)
     out = ev(b, origins, dirs, depths)
     if options.n_importance > 0:
         _, _, _, w = march(depths[..., None], out.density, out.density, act)
@@ -288,13 +342,17 @@ def render_rays(planes: torch.Tensor, decoder: Decoder, b: int, origins: torch.T
 
 def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera], resolution: int,
            options: RenderOptions = RenderOptions(),
-           progress: Callable[[float], None] | None = None) -> RenderResult:
+           progress: Callable[[float], None] | None = None,
+           bounds: torch.Tensor | None = None) -> RenderResult:
     """Render a tri-plane from a camera (or one camera per batch item).
 
     ``progress(fraction)`` is called after every chunk; raising from it (for example a
-    cancellation exception) stops the render between chunks.
+    cancellation exception) stops the render between chunks.  ``bounds`` gives every ray's
+    (near, far) interval, e.g. from a rasterised proxy of the surface, in place of the
+    decoder's ``ray_bounds``; a ray with far <= near hits nothing.
 
-    Shape: planes (B, 3, C, R, R) -> RenderResult with (B, ., resolution, resolution) images
+    Shape: planes (B, 3, C, R, R), bounds (B, resolution**2, 2) row-major or None
+           -> RenderResult with (B, ., resolution, resolution) images
     """
     triplane.check_triplane(planes)
     B = planes.shape[0]
@@ -307,6 +365,10 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
     origins, dirs = camera_rays(c2w, K, resolution)
     M = resolution * resolution
     bounds_fn = getattr(decoder, "ray_bounds", None) if options.use_bounds else None
+    if bounds is not None:
+        if tuple(bounds.shape) != (B, M, 2):
+            raise ValueError(f"bounds must have shape {(B, M, 2)}, got {tuple(bounds.shape)}")
+        bounds = bounds.to(dev, dtype)
 
     rgb_chunks, sem_chunks, depth_out, opac_out = [], [], [], []
     total_samples = 0
@@ -318,8 +380,12 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
         for s in range(0, M, options.chunk):
             o, d = origins[b, s:s + options.chunk], dirs[b, s:s + options.chunk]
             n = o.shape[0]
-            if bounds_fn is not None:
-                near, far, hit = bounds_fn(planes[b:b + 1], o, d)
+            if bounds is not None or bounds_fn is not None:
+                if bounds is not None:
+                    near, far = bounds[b, s:s + options.chunk, 0], bounds[b, s:s + options.chunk, 1]
+                    hit = far > near
+                else:
+                    near, far, hit = bounds_fn(planes[b:b + 1], o, d)
                 idx = hit.nonzero()[:, 0]
                 if idx.numel():
                     v, dep, op, n_rgb = render_rays(planes, decoder, b, o[idx], d[idx], options,
@@ -351,9 +417,14 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
     def img(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(resolution, resolution, -1).permute(2, 0, 1)
 
-    rgb = torch.stack([img(x) for x in rgb_chunks])
-    opacity = torch.stack([img(x) for x in opac_out])
-    depth = torch.stack([img(x) for x in depth_out])
+    def batch(xs: list[torch.Tensor]) -> torch.Tensor:
+        # one image: a view of the pixel-major memory, no copy (its channels stay contiguous
+        # per pixel, which makes a per-pixel arg-max over the classes cheap)
+        return img(xs[0])[None] if len(xs) == 1 else torch.stack([img(x) for x in xs])
+
+    rgb = batch(rgb_chunks)
+    opacity = batch(opac_out)
+    depth = batch(depth_out)
     depth = torch.where(opacity > 1e-4, depth, torch.full_like(depth, options.ray_end))
     if options.background is not None:
         bg = torch.tensor(options.background, dtype=rgb.dtype, device=dev)
@@ -363,7 +434,7 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
             rgb = rgb + (1 - opacity) * bg.view(1, -1, 1, 1)
     semantics = None
     if sem_chunks[0] is not None:
-        semantics = torch.stack([img(x) for x in sem_chunks])
+        semantics = batch(sem_chunks)
         if options.semantic_background:
             semantics = semantics.clone()
             semantics[:, :1] = semantics[:, :1] + (1 - opacity)

@@ -28,6 +28,7 @@ def _load_builtin_stages() -> None:
     from . import bench_neural  # noqa: F401
     from . import bench_analysis  # noqa: F401
     from . import bench_bundled  # noqa: F401
+    from . import bench_orbit  # noqa: F401
 
 
 def run(names: list[str] | None = None, device: str = "cpu", repeats: int = 5, quick: bool = False) -> dict:

@@ -302,7 +302,26 @@ class EditPipeline:
             rgb = np.concatenate([rgb / np.maximum(a, 1e-4)[..., None], a[..., None]], -1).clip(0, 1)
         labels = None
         if semantic and out.semantics is not None:
-            labels = out.semantics[0].argmax(0).to(torch.uint8).cpu().numpy()
+            # the renderer's (19, H, W) is a view of (H, W, 19) memory: reduce along the last axis
+            labels = out.semantics[0].permute(1, 2, 0).argmax(-1).to(torch.uint8).cpu().numpy()
+        return to_uint8(rgb), labels
+
+    def can_preview(self, asset) -> bool:
+        """Whether :meth:`preview_view` rasterises (a tier with a surface preview, e.g. the
+        bundled tier's height field) rather than falling back to a volume render."""
+        from triface_studio.core import raster
+
+        return raster.AVAILABLE and hasattr(self.tier, "preview") and getattr(asset, "tier", "") == self.tier.name
+
+    def preview_view(self, asset, yaw: float, pitch: float, resolution: int = 512, semantic: bool = True,
+                     fallback_resolution: int = 128):
+        """The orbit view while the user drags: the tier's rasterised surface at ``resolution``
+        (milliseconds), or, for a tier without one, a volume render at ``fallback_resolution``.
+        -> as :meth:`render_view`"""
+        if not self.can_preview(asset):
+            return self.render_view(asset, yaw, pitch, min(resolution, fallback_resolution), semantic=semantic)
+        cam = self.tier.orbit_camera(yaw, pitch)
+        rgb, labels = self.tier.preview(asset, cam, resolution, semantic=semantic)
         return to_uint8(rgb), labels
 
     # -- the edit ------------------------------------------------------------------------------

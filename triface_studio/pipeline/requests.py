@@ -242,7 +242,11 @@ def _check_mask(mask, what: str) -> None:
         _raise(f"{what} holds NaN or infinite values")
 
 
-def validate_exports(views=0, view_resolution=256, yaw_range=30.0, pitch_range=15.0, orbit="turntable",
+#: the orbit exports' default amplitudes (degrees): the turntable turns the head +-45 degrees
+DEFAULT_YAW_RANGE, DEFAULT_PITCH_RANGE = 45.0, 15.0
+
+
+def validate_exports(views=0, view_resolution=256, yaw_range=DEFAULT_YAW_RANGE, pitch_range=15.0, orbit="turntable",
                      mesh=False, mesh_resolution=128, video=None) -> dict:
     """The exports of an edit, checked against ``LIMITS`` -> a dict of clean values."""
     return {"views": check_int(views, "views"), "view_resolution": check_int(view_resolution, "view_resolution"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+
+from triface_studio.pipeline.requests import DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE, LIMITS
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class ExportOptions:
     transparent: bool = False
     video: str = ""                   # "" | "gif" | "mp4"
     fps: int = 12                     # frame rate of the video: frames / fps seconds
+    yaw_range: float = DEFAULT_YAW_RANGE   # the turntable / yaw sweep turns the head +- this many degrees
+    pitch_range: float = DEFAULT_PITCH_RANGE   # and tilts it +- this many (turntable, pitch sweep)
     single_image: bool = True         # the edited photo (composite_full) as edited.png
     mesh: bool = False
     mesh_resolution: int = 96
@@ -30,7 +34,8 @@ def run_export(pipe, asset, result, opts: ExportOptions, progress, cancel) -> li
     from triface_studio.pipeline import exports
 
     views = opts.frames if (opts.rgb or opts.semantic or opts.video) else 0
-    return exports.export_result(pipe, asset, result, opts.out_dir, exports.orbit_path(views, opts.path),
+    poses = exports.orbit_path(views, opts.path, opts.yaw_range, opts.pitch_range)
+    return exports.export_result(pipe, asset, result, opts.out_dir, poses,
                                  opts.resolution, opts.rgb, opts.semantic, opts.transparent, opts.video or None,
                                  opts.fps, opts.single_image, opts.mesh, opts.mesh_resolution, progress, cancel)
 
@@ -52,6 +57,14 @@ class ExportDialog(QDialog):
         self.path = QComboBox()
         self.path.addItems(["turntable", "yaw", "pitch"])
         form.addRow("Camera path", self.path)
+        self.yaw_range = QDoubleSpinBox(minimum=LIMITS["yaw_range"][0], maximum=LIMITS["yaw_range"][1],
+                                        value=DEFAULT_YAW_RANGE, singleStep=5.0, prefix="+-", suffix=" deg")
+        self.yaw_range.setToolTip("The turntable and the yaw sweep turn the head this far to each side")
+        form.addRow("Yaw range", self.yaw_range)
+        self.pitch_range = QDoubleSpinBox(minimum=LIMITS["pitch_range"][0], maximum=LIMITS["pitch_range"][1],
+                                          value=DEFAULT_PITCH_RANGE, singleStep=5.0, prefix="+-", suffix=" deg")
+        self.pitch_range.setToolTip("The turntable and the pitch sweep tilt the head this far up and down")
+        form.addRow("Pitch range", self.pitch_range)
         self.resolution = QSpinBox(minimum=32, maximum=1024, value=256, singleStep=32)
         form.addRow("Resolution", self.resolution)
         self.rgb = QCheckBox("RGB", checked=True)
@@ -84,4 +97,5 @@ class ExportDialog(QDialog):
         return ExportOptions(self.folder.text(), self.frames.value(), self.path.currentText(),
                              self.resolution.value(), self.rgb.isChecked(), self.semantic.isChecked(),
                              self.transparent.isChecked(), "" if v == "none" else v, self.fps.value(),
+                             float(self.yaw_range.value()), float(self.pitch_range.value()),
                              self.single.isChecked(), self.mesh.isChecked())

@@ -11,23 +11,20 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut, QUndoStack
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QInputDialog,
                                QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QSpinBox,
                                QSplitter, QToolBar, QVBoxLayout, QWidget)
-from superqt import QLabeledDoubleSlider
-from superqt.utils import qthrottled
 
-from triface_studio.core.semantics import colorize
 from triface_studio.document import Autosave, EditSetup, JobBoard
 
-from .canvas import OrbitView
 from .controllers import EditController, ExportController, SessionController
 from .export_dialog import ExportOptions
-from .panels import ImagePanel, ReferencePanel, ResultPanel, icon, stale_banner
+from .orbit_panel import OrbitPanel
+from .panels import ImagePanel, ReferencePanel, ResultPanel, icon
 from .photos import PhotoController
 from .router import JobRouter
 from .setup_bar import SetupBar
-from .worker import PipelineWorker, RenderJob
+from .worker import PipelineWorker
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
 MAX_RECENT = 10
@@ -65,7 +62,7 @@ class MainWindow(QMainWindow):
     default both are :func:`default_pipeline_factory`."""
 
     def __init__(self, pipeline_factory: Callable | None = None, settings: QSettings | None = None,
-                 orbit_resolution: int = 256, preview_resolution: int = 96, device_label: str = "",
+                 orbit_resolution: int = 512, preview_resolution: int = 512, device_label: str = "",
                  edit_resolution: int = 256, tier_factory: Callable | None = None, device: str | None = None):
         super().__init__()
         self.setWindowTitle("TriFace Studio")
@@ -78,15 +75,8 @@ class MainWindow(QMainWindow):
         self.tier_factory = tier_factory or (None if pipeline_factory else default_pipeline_factory)
         self._device = device
         self.setup = self._new_setup(tier)
-        self.orbit_asset = None
         self.last_error = ""
-        self.last_render = None            # (rgb, labels) shown in the viewport
-        self.last_render_id = 0
-        self.shown_render_id = 0
-        self.renders_received: list[tuple[int, float, float, int]] = []   # id, yaw, pitch, resolution
-        self.stale_dropped = 0
         self.timings: dict[str, float] = {}
-        self._render_jobs: dict[int, RenderJob] = {}
         self.choose_face: Callable[[list[str]], int | None] = self._ask_face
         # every yes/no/cancel question goes through here (tests answer it): (title, text, buttons, default) -> button
         self.ask: Callable[[str, str, Button, Button], Button] = self._ask_user
@@ -95,7 +85,6 @@ class MainWindow(QMainWindow):
 
         self.worker = PipelineWorker(pipeline_factory or default_pipeline_factory(tier, device))
         self._pipeline_tier = self.setup.tier         # the tier the worker's factory makes
-        self.worker.render_done.connect(self._on_render)
         self.router = JobRouter(self.worker, self.jobs, self._unrouted_failure)
         self.worker.start()
         self.edits = EditController(self)
@@ -183,47 +172,18 @@ class MainWindow(QMainWindow):
 
         self.result_panel = ResultPanel()
 
-        orbit = QWidget()
-        ol = QVBoxLayout(orbit)
-        head = QHBoxLayout()
-        head.addWidget(QLabel("<b>Orbit</b>"))
-        self.orbit_mode = QComboBox()
-        self.orbit_mode.addItems(["RGB + semantics", "RGB", "Semantics"])
-        self.orbit_mode.currentIndexChanged.connect(self._show_render)
-        head.addStretch(1)
-        head.addWidget(self.orbit_mode)
-        ol.addLayout(head)
-        self.orbit_stale = stale_banner()
-        ol.addWidget(self.orbit_stale)
-        self.orbit = OrbitView()
-        self.orbit.dragged.connect(self._orbit_dragged)
-        ol.addWidget(self.orbit, 1)
-        self.yaw = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-        self.yaw.setRange(-60, 60)
-        self.pitch = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-        self.pitch.setRange(-35, 35)
-        for name, s in (("Yaw", self.yaw), ("Pitch", self.pitch)):
-            s.setValue(0.0)
-            s.valueChanged.connect(self._pose_changed)
-            s.sliderReleased.connect(self.request_full_render)
-            row = QHBoxLayout()
-            row.addWidget(QLabel(name))
-            row.addWidget(s, 1)
-            ol.addLayout(row)
-        row = QHBoxLayout()
-        for text, slot in (("Reset", self.reset_view), ("Front", self.snap_front)):
-            b = QPushButton(text)
-            b.clicked.connect(slot)
-            row.addWidget(b)
-        row.addStretch(1)
-        ol.addLayout(row)
-        self._preview = qthrottled(self._request_preview, timeout=40, parent=self)
+        self.orbit_panel = OrbitPanel(self.worker, self.orbit_resolution, self.preview_resolution)
+        self.orbit_panel.poseChanged.connect(self._pose_to_session)
+        self.orbit_panel.frameShown.connect(self._orbit_frame_shown)
+        # the orbit's widgets under their old names (menus, sessions and tests use them)
+        op = self.orbit_panel
+        self.orbit, self.orbit_mode, self.orbit_stale, self.yaw, self.pitch = op.view, op.mode, op.stale, op.yaw, op.pitch
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(self.result_panel)
-        split.addWidget(orbit)
-        split.setSizes([420, 420, 420])
+        split.addWidget(self.orbit_panel)
+        split.setSizes([380, 380, 640])
         self.splitter = split
         self.setCentralWidget(split)
 
@@ -472,92 +432,56 @@ class MainWindow(QMainWindow):
         self.orbit_stale.setVisible(stale)
 
     # ---------------------------------------------------------------------------- orbit
+    # The orbit view is qt/orbit_panel.py; the window hands it the asset and keeps the pose in the session.
+    @property
+    def orbit_asset(self):
+        return self.orbit_panel.asset
+
+    @orbit_asset.setter
+    def orbit_asset(self, asset) -> None:
+        self.orbit_panel.asset = asset
+
+    @property
+    def last_render(self):
+        return self.orbit_panel.last_render
+
+    @property
+    def renders_received(self) -> list:
+        return self.orbit_panel.renders_received
+
+    @property
+    def last_render_id(self) -> int:
+        return self.orbit_panel.last_render_id
+
+    @property
+    def stale_dropped(self) -> int:
+        return self.orbit_panel.stale_dropped
+
     def _pose(self) -> tuple[float, float]:
-        return float(self.yaw.value()), float(self.pitch.value())
+        return self.orbit_panel.pose()
 
-    def _pose_changed(self, *_):
-        dragging = self.yaw.isSliderDown() if hasattr(self.yaw, "isSliderDown") else False
-        dragging = dragging or getattr(self.yaw, "_slider", self.yaw).isSliderDown() or \
-            getattr(self.pitch, "_slider", self.pitch).isSliderDown()
-        self.setup.set_view(*self._pose())
-        if dragging or self._orbit_dragging:
-            self._preview()
-        else:
-            self.request_full_render()
+    def _pose_to_session(self, yaw: float, pitch: float) -> None:
+        self.setup.set_view(yaw, pitch)
 
-    _orbit_dragging = False
+    def _orbit_frame_shown(self, kind: str, seconds: float) -> None:
+        if kind == "full":
+            self.timings["render"] = seconds
+            self._update_timings()
 
     def _orbit_dragged(self, dyaw: float, dpitch: float, finished: bool) -> None:
-        self._orbit_dragging = not finished
-        for s, d in ((self.yaw, dyaw), (self.pitch, dpitch)):
-            s.blockSignals(True)
-            s.setValue(max(s.minimum(), min(s.maximum(), s.value() + d)))
-            s.blockSignals(False)
-        self.setup.set_view(*self._pose())
-        if finished:
-            self.request_full_render()
-        else:
-            self._preview()
-
-    def _request_preview(self) -> None:
-        self.request_render(self.preview_resolution)
+        self.orbit_panel._view_dragged(dyaw, dpitch, finished)
 
     def request_full_render(self) -> int:
-        self._orbit_dragging = False
-        self._preview.cancel()        # a trailing throttled preview must not supersede this
-        return self.request_render(self.orbit_resolution)
+        return self.orbit_panel.request_full_render()
 
     def request_render(self, resolution: int) -> int:
-        if self.orbit_asset is None:
-            return 0
-        yaw, pitch = self._pose()
-        job = RenderJob(self.orbit_asset, yaw, pitch, int(resolution),
-                        semantic=self.orbit_mode.currentText() != "RGB")
-        self._render_jobs[job.id] = job
-        self.last_render_id = self.worker.submit(job)
-        return job.id
-
-    def _on_render(self, jid: int, out, seconds: float) -> None:
-        # Newest wins: a result older than the one on screen is stale and dropped; a preview that
-        # arrives while a newer request is still queued is shown (the user sees motion while dragging).
-        job = self._render_jobs.pop(jid, None)
-        if job is None or jid <= self.shown_render_id:
-            self.stale_dropped += 1
-            return
-        self.shown_render_id = jid
-        for old in [k for k in self._render_jobs if k < jid]:
-            del self._render_jobs[old]      # superseded; the worker dropped or will be ignored
-        self.last_render = out
-        self.renders_received.append((jid, job.yaw, job.pitch, job.resolution))
-        self.timings["render"] = seconds
-        self._update_timings()
-        self._show_render()
-
-    def _show_render(self, *_):
-        if self.last_render is None:
-            return
-        rgb, labels = self.last_render
-        rgb = np.asarray(rgb)[..., :3]
-        mode = self.orbit_mode.currentText()
-        if labels is None or mode == "RGB":
-            img = rgb
-        elif mode == "Semantics":
-            img = colorize(labels)
-        else:
-            img = np.concatenate([rgb, colorize(labels)], 1)
-        self.orbit.set_image(img)
+        return self.orbit_panel.request_render(resolution)
 
     def reset_view(self) -> None:
-        self.orbit_mode.setCurrentIndex(0)
-        self.snap_front()
+        self.orbit_panel.reset_view()
 
     def snap_front(self) -> None:
-        for s in (self.yaw, self.pitch):
-            s.blockSignals(True)
-            s.setValue(0.0)
-            s.blockSignals(False)
-        self.setup.set_view(0.0, 0.0)
-        self.request_full_render()
+        self.orbit_panel.snap_front()
 
     def _update_timings(self) -> None:
         self.timing_label.setText("  ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))

@@ -31,6 +31,8 @@ class RenderJob:
     pitch: float
     resolution: int
     semantic: bool = True
+    #: a preview while the user drags: the pipeline's fast path (``preview_view``) when it has one
+    preview: bool = False
     id: int = field(default_factory=next_id)
 
 
@@ -133,7 +135,10 @@ class PipelineWorker(QThread):
             pipe = self._pipe()
             if isinstance(job, RenderJob):
                 t = time.perf_counter()
-                out = pipe.render_view(job.asset, job.yaw, job.pitch, job.resolution, semantic=job.semantic)
+                if job.preview and hasattr(pipe, "preview_view"):
+                    out = pipe.preview_view(job.asset, job.yaw, job.pitch, job.resolution, semantic=job.semantic)
+                else:
+                    out = pipe.render_view(job.asset, job.yaw, job.pitch, job.resolution, semantic=job.semantic)
                 self.render_done.emit(job.id, out, time.perf_counter() - t)
             elif isinstance(job, EditJob):
                 res = pipe.run(job.request, progress=lambda s, f: self.progress.emit(job.id, s, float(f)),

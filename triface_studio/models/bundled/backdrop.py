@@ -11,6 +11,8 @@ texture is reflected (it is an out-of-focus, inpainted background: no features t
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -50,3 +52,33 @@ def render_backdrop(texture: torch.Tensor, source: Camera, camera: Camera, resol
     grid = (uv * 2 - 1).reshape(1, resolution, resolution, 2)
     return F.grid_sample(texture[None].float(), grid, mode="bilinear", padding_mode="reflection",
                          align_corners=False)
+
+
+def _backdrop_uv(source: Camera, camera: Camera, uv: torch.Tensor, parallax: float, depth: float) -> torch.Tensor:
+    """Where pixels (normalised ``uv``) of ``camera``'s view of the backdrop read the photo,
+    in the photo's normalised coordinates. Shape: uv (M, 2) -> (M, 2)."""
+    yaw, pitch = camera.yaw_pitch()
+    dist = float(camera.origin.norm())
+    view = orbit_cam2world(parallax * yaw, parallax * pitch, radius=dist, lookat=ORBIT_CENTRE)
+    origins, dirs = camera_rays(view[None].double(), camera.K[None].double(), 1, uv[None].double())
+    dz = torch.where(dirs[..., 2].abs() < 1e-6, torch.full_like(dirs[..., 2], -1e-6), dirs[..., 2])
+    t = ((depth - origins[..., 2]) / dz).clamp_min(0)
+    points = origins + dirs * t[..., None]
+    return source.to(dtype=torch.float64).project(points[0], 1)[0]
+
+
+def backdrop_image(texture: np.ndarray, source: Camera, camera: Camera, resolution: int,
+                   parallax: float = PARALLAX, depth: float = BACKDROP_Z) -> np.ndarray:
+    """:func:`render_backdrop` as one perspective warp of the texture (a plane seen through two
+    pinhole cameras is a homography), a millisecond at 512 px: the orbit previews use it.
+
+    Shape: texture (H, W, 3) float32 -> (resolution, resolution, 3) float32
+    """
+    r = int(resolution)
+    corners = torch.tensor([[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]], dtype=torch.float64)
+    src = _backdrop_uv(source, camera, corners, parallax, depth).numpy()
+    S = np.array(texture.shape[1::-1], np.float64)
+    H = cv2.getPerspectiveTransform((corners.numpy() * r - 0.5).astype(np.float32),
+                                    (src * S - 0.5).astype(np.float32))
+    return cv2.warpPerspective(texture, H, (r, r), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REFLECT)

@@ -12,6 +12,12 @@ from triface_studio.core.rendering import DecoderOutput
 from .encoder import decoded_xy
 
 
+def _owner(planes: torch.Tensor) -> torch.Tensor:
+    """The tensor that owns ``planes``' memory: the renderer passes views (``planes[b:b + 1]``),
+    a new Python object per chunk, so the caches below hold weak references to the owner."""
+    return planes if planes._base is None else planes._base
+
+
 class BundledDecoder(torch.nn.Module):
     """density = s * sigmoid(k (z_front - z)) * sigmoid(k (z - z_back)); rgb and semantic logits
     read straight from the summed features (the XY plane plus the lift's prior, which
@@ -38,14 +44,44 @@ class BundledDecoder(torch.nn.Module):
         # a freed tri-plane's memory is reused by the next one: the key alone would hand back
         # the previous head, so the cache also holds a weak reference to its tensor
         src = getattr(self, "_eff_src", None)
-        if getattr(self, "_eff_key", None) != key or src is None or src() is not planes:
-            self._eff_src = weakref.ref(planes)
+        if getattr(self, "_eff_key", None) != key or src is None or src() is not _owner(planes):
+            self._eff_src = weakref.ref(_owner(planes))
             eff = planes.clone()
             eff[:, 0] = decoded_xy(planes)
             live = eff[0, 1:].flatten(-2).abs().amax(-1) > 0                  # (2, C)
             self._live = [None] + [live[k].nonzero()[:, 0].tolist() for k in range(2)]
             self._eff, self._eff_key = eff, key
         return self._eff
+
+    def density_at(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+        """The raw density alone (what ``forward`` returns as ``density``), reading the two
+        depth channels of the three planes only.  Shape: points (B, M, 3) -> (B, M, 1)."""
+        eff = self.effective(planes)
+        if getattr(self, "_eff2_key", None) != self._eff_key:
+            self._eff2, self._eff2_key = eff[:, :, :2].contiguous(), self._eff_key
+        f = triplane.sample(self._eff2 if planes.shape[0] == 1 else eff[:, :, :2], points, "sum", box_warp)
+        d = self.density * torch.sigmoid(self.k * f[..., 0:1]) * torch.sigmoid(self.k * f[..., 1:2])
+        return d * (points.abs() < triplane.BOX_HALF).all(-1, keepdim=True)
+
+    def surface_depth(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, depths: torch.Tensor,
+                      box_warp: float = 1.0):
+        """Mean depth and opacity of rays (the "surface" shading of core.rendering) from the
+        compiled integrator (:mod:`.march`); None where it cannot run (numba missing, a batch,
+        a box warp, another device), and the renderer then integrates :meth:`density_at`.
+        Shape: origins, dirs (N, 3), depths (N, S) -> depth (N, 1), opacity (N, 1)"""
+        from triface_studio.core import raster
+
+        if not raster.AVAILABLE or planes.shape[0] != 1 or box_warp != 1.0 or planes.device.type != "cpu":
+            return None
+        from .march import march_heightfield
+
+        self.effective(planes)
+        if getattr(self, "_np2_key", None) != self._eff_key:
+            self._np2 = self._eff[0, :, :2].float().contiguous().numpy()
+            self._np2_key = self._eff_key
+        d, o = march_heightfield(self._np2, origins.detach().cpu().numpy(), dirs.detach().cpu().numpy(),
+                                 depths.detach().cpu().numpy(), self.density, self.k, triplane.BOX_HALF)
+        return (torch.from_numpy(d)[:, None].to(origins.dtype), torch.from_numpy(o)[:, None].to(origins.dtype))
 
     def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
         """The summed features with the XY prior, reading from the XZ and ZX planes only their
@@ -59,7 +95,7 @@ class BundledDecoder(torch.nn.Module):
         """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version)
         self.effective(planes)
-        if self._bounds_cache is not None and self._bounds_cache[:2] == key and self._bounds_src() is planes:
+        if self._bounds_cache is not None and self._bounds_cache[:2] == key and self._bounds_src() is _owner(planes):
             return self._bounds_cache[2]
         R = planes.shape[-1]
         eff = self.effective(planes)
@@ -76,18 +112,18 @@ class BundledDecoder(torch.nn.Module):
                                 [float(xs.max()) + h, float(ys.max()) + h, float(front[occ].max()) + 0.01]],
                                dtype=planes.dtype, device=planes.device)
             box = box.clamp(-triplane.BOX_HALF, triplane.BOX_HALF)
-        self._bounds_cache, self._bounds_src = (key[0], key[1], box), weakref.ref(planes)
+        self._bounds_cache, self._bounds_src = (key[0], key[1], box), weakref.ref(_owner(planes))
         return box
 
     def _height_maps(self, planes: torch.Tensor) -> torch.Tensor:
         """(1, 2, R, R) z_front / z_back maps, cached per tri-plane tensor."""
         key = (planes.data_ptr(), planes._version, "maps")
-        if getattr(self, "_maps_key", None) == key and self._maps_src() is planes:
+        if getattr(self, "_maps_key", None) == key and self._maps_src() is _owner(planes):
             return self._maps
         eff = self.effective(planes)
         front, back = eff[0, 0, 0][None, None], -eff[0, 0, 1][None, None]
         self._maps, self._maps_key = torch.cat([front, back], 1).float(), key
-        self._maps_src = weakref.ref(planes)
+        self._maps_src = weakref.ref(_owner(planes))
         return self._maps
 
     #: steps of the height-field march that finds where each ray first enters the head
