@@ -39,6 +39,7 @@ def source_pixels(depth: torch.Tensor, camera, source, resolution: int | None = 
     ``resolution`` image; default the view's own size).  Shape: depth (R, R) -> (R, R, 2)"""
     R = depth.shape[-1]
     d = depth.reshape(-1).to(torch.float64)
+    camera, source = camera.to(depth.device), source.to(depth.device)
     origins, dirs = camera_rays(camera.cam2world[None].double(), camera.K[None].double(), R)
     points = origins[0] + dirs[0] * d[:, None]
     uv, _ = source.project(points, int(resolution or R))

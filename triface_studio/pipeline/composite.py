@@ -521,7 +521,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     # --- colour ----------------------------------------------------------------------------------
     # pixels the blend took from a reference take its colours; what the user kept of the
     # identity's own region (a subtract mask) keeps the identity's.  ``from_ref`` is read at the
-    # z = 0 plane, so it is grown to cover what stands out of that plane
+    # rendered surface, grown by a few pixels for the render's soft edge (``taken``)
     pasted = colour_match(colour_src, alpha, i_id, labels_id, refs, s_out, classes, taken.astype(np.float32))
 
     # --- eq. 14: background, filled where the identity's foreground becomes background ------------

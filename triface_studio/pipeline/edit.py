@@ -439,13 +439,13 @@ class EditPipeline:
                                       surface=surface)
             ref_border = plane_to_image(torch.stack(borders).amax(0).cpu(), cam_id, CROP,
                                         surface=surface).numpy() if borders else None
-            i_ref_hat, beyond = self._photo_texels(i_ref_hat, out, cam_id, refs, steps)
+            i_ref_hat, beyond = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps)
             kept_img = self._kept(kept, cam_id, surface) if kept else None
             s_blend_probs = sem[0].cpu()
             s_blend = s_blend_probs.argmax(0).to(torch.uint8).numpy()
-            # what shows the reference's own background is background: the new region's outline
+            # new hair that shows its reference's own background is background: the hair's outline
             # is the photo's, not the tri-plane's coarser one
-            s_blend[beyond & np.isin(s_blend, list(all_classes))] = BACKGROUND
+            s_blend[beyond & (s_blend == HAIR)] = BACKGROUND
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
@@ -522,26 +522,34 @@ class EditPipeline:
             out = np.maximum(out, np.where(inside, read, np.asarray(painted, np.float32)))
         return out
 
-    def _photo_texels(self, render: np.ndarray, out, cam_id, refs, steps) -> tuple[np.ndarray, np.ndarray]:
+    def _photo_texels(self, render: np.ndarray, out, hit, cam_id, refs, steps) -> tuple[np.ndarray, np.ndarray]:
         """The render of T^blend with every pixel that shows a reference's attribute taken from
         that reference's own crop instead: the pixel's surface point (rendered depth) projected
         into the reference's camera (:func:`core.rays.source_pixels`) is where the tri-plane's
         texel was read from, so this is the same colour at the photo's sharpness instead of
         the tri-plane's (a 256 px render of 256 px planes blurs strands).  Pixels whose point
-        falls on something else in the reference keep the render; those on the reference's
-        background are returned as ``beyond`` (the new region's outline is the photo's there).
+        falls on something else in the reference keep the render; hair pixels on a hair
+        reference's background are returned as ``beyond`` (the hair's outline is the photo's
+        there).  ``hit``: the render's ray distances, NaN where nothing was hit.  Each pixel is
+        given to the reference whose texel the blend kept there: later steps of
+        :func:`core.blending.blend_sequence` overwrite earlier ones.
         Shape: (CROP, CROP, 3) -> (CROP, CROP, 3), (CROP, CROP) bool"""
         d = out.depth[0, 0].float().cpu()
         rr = d.shape[-1]
-        hit = F.interpolate((out.opacity[0:1, 0:1] > 0.5).float().cpu(), size=(CROP, CROP), mode="nearest")[0, 0] > 0.5
-        weights = torch.stack([plane_to_image(plane_mk.cpu(), cam_id, rr) for _, plane_mk, _ in steps])
-        strong, pick = weights.max(0)
+        at = hit.float().cpu()
+        masks_rr = [plane_to_image(plane_mk.cpu(), cam_id, rr, surface=at) for _, plane_mk, _ in steps]
+        shares, rest = [], torch.ones_like(masks_rr[0])
+        for m in reversed(masks_rr):              # step i's share: mk_i times what no later step took
+            shares.append(m * rest)
+            rest = rest * (1 - m)
+        strong, pick = torch.stack(shares[::-1]).max(0)
         up = lambda t: F.interpolate(t[None, None].float(), size=(CROP, CROP), mode="nearest")[0, 0]  # noqa: E731
         strong, pick = up(strong).numpy() > 0.5, up(pick.float()).numpy().round().astype(int)
+        seen = up(torch.isfinite(at).float()).numpy() > 0.5
         result = np.asarray(render, np.float32).copy()
         beyond = np.zeros((CROP, CROP), bool)
-        for i, ((spec, fa, _img), _step) in enumerate(zip(refs, steps)):
-            sel = strong & (pick == i) & hit.numpy()
+        for i, (spec, fa, _img) in enumerate(refs):
+            sel = strong & (pick == i) & seen
             if not sel.any():
                 continue
             ref_cam = getattr(fa, "camera", None) or Camera.frontal()
@@ -553,7 +561,8 @@ class EditPipeline:
             own = np.isin(labels, list(self._classes(spec.attributes)))
             # whole patches only: a pixel here and there on the background is the reference's
             # own edge (strand tips), not a region to remove
-            beyond |= masks.large_pieces(sel & (labels == BACKGROUND), 40)
+            if HAIR in self._classes(spec.attributes):
+                beyond |= masks.large_pieces(sel & (labels == BACKGROUND), 40)
             # the photo where the attribute is all around, fading into the render at its edges
             sure = cv2.erode((sel & own).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
             w = (cv2.GaussianBlur(sure, (0, 0), 1.5) * (sel & own))[..., None]

@@ -18,7 +18,7 @@ import ctypes
 import platform
 import sys
 
-_GUARD = 1 << 40
+_GUARD = 1 << (40 if ctypes.sizeof(ctypes.c_ssize_t) >= 8 else 28)     # far below the count's own limit
 _done = False
 
 
@@ -26,6 +26,8 @@ def guard_bool_refcounts() -> bool:
     """Raise the reference counts of True and False once; returns whether it did."""
     global _done
     if _done or sys.version_info >= (3, 12) or platform.python_implementation() != "CPython":
+        return False
+    if hasattr(sys, "getobjects"):      # a Py_TRACE_REFS build: ob_refcnt is not the first field
         return False
     for obj in (True, False):
         ctypes.c_ssize_t.from_address(id(obj)).value += _GUARD      # ob_refcnt is PyObject's first field
