@@ -59,6 +59,26 @@ def test_black_to_blonde_hair_changes_the_hair_and_keeps_the_rest(pipe, hair_edi
         assert res.timings[stage] >= 0
 
 
+def test_the_edit_builds_no_surface_mesh_for_the_tri_planes_it_renders_once(shared_data, pipe):
+    """The rasterised surface (~0.4 s per tri-plane) is for orbit views; the edit's own renders of
+    the identity, the references and T^blend use the decoder's march (``mesh_bounds=False``)."""
+    from triface_studio.models.bundled.surface import SurfaceMesh  # noqa: F401  (the tier has meshes)
+
+    ident, ref = _photo(shared_data, BLACK_HAIR), _photo(shared_data, BLONDE_HAIR)
+    tier = pipe.tier
+    built = []
+    real = tier.surface
+    tier.surface = lambda asset: built.append(asset) or real(asset)
+    try:
+        pipe.run(EditRequest(identity=ident, references=[ReferenceSpec(ref, ("hair",), name="blonde.jpg")],
+                             render_resolution=96, seed=1))
+        assert built == []
+        pipe.render_view(pipe.tier.encode(pipe.analyze(ident)), 30, 0, 64)
+        assert len(built) >= 1                        # an orbit view still uses the surface
+    finally:
+        del tier.surface
+
+
 def test_edited_head_turns_in_3d(pipe, hair_edit):
     _, res = hair_edit
     views = [pipe.render_view(res.t_com, yaw, pitch, 96) for yaw, pitch in ((0, 0), (30, 0), (-30, 10))]

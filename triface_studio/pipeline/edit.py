@@ -273,8 +273,11 @@ class EditPipeline:
         if job is not None:
             a, b = span
             prog = lambda f: job.report(a + (b - a) * f)  # noqa: E731
+        # the edit's renders are of tri-planes it sees once: no rasterised surface for them
+        # (BundledTier.render's mesh_bounds), which is for views of one head from many angles
+        once = {"mesh_bounds": False} if getattr(self.tier, "surface_bounds", False) else {}
         with torch.no_grad():
-            out = self.tier.render(asset, camera, resolution, progress=prog)
+            out = self.tier.render(asset, camera, resolution, progress=prog, **once)
         if out.semantics is None:
             rgb = out.rgb[:, :3].float().clamp(0, 1)
             if rgb.shape[-1] != CROP:
