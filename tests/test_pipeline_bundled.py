@@ -62,8 +62,6 @@ def test_black_to_blonde_hair_changes_the_hair_and_keeps_the_rest(pipe, hair_edi
 def test_the_edit_builds_no_surface_mesh_for_the_tri_planes_it_renders_once(shared_data, pipe):
     """The rasterised surface (~0.4 s per tri-plane) is for orbit views; the edit's own renders of
     the identity, the references and T^blend use the decoder's march (``mesh_bounds=False``)."""
-    from triface_studio.models.bundled.surface import SurfaceMesh  # noqa: F401  (the tier has meshes)
-
     ident, ref = _photo(shared_data, BLACK_HAIR), _photo(shared_data, BLONDE_HAIR)
     tier = pipe.tier
     built = []
