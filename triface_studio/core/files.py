@@ -53,6 +53,14 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".part") -> Iterator[Path
         raise
 
 
+def name_max(folder: str | os.PathLike) -> int:
+    """The longest file name (bytes) the file system of ``folder`` allows; 255 where it does not say."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
     with atomic_path(path) as tmp:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, name_max
 
 #: The largest image read, in pixels: 100 Mpx (10000 x 10000) covers full-frame (61 Mpx) and
 #: medium-format (100 Mpx) photos and is 300 MB as RGB; beyond that a file is refused from its
@@ -118,10 +118,7 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Pat
         raise ImageError(f"{what} {path} is a folder; give a file name")
     if not parent.is_dir():
         raise ImageError(f"{what} {path}: the folder {parent} does not exist")
-    try:
-        limit = int(os.pathconf(parent, "PC_NAME_MAX"))
-    except (OSError, ValueError):
-        limit = 255
+    limit = name_max(parent)
     if len(os.fsencode(path.name)) > limit:
         raise ImageError(f"{what} {path}: the name is longer than {limit} bytes")
     if not os.access(parent, os.W_OK | os.X_OK):

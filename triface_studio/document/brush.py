@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from triface_studio.core.images import to_uint8
+
 MASK_SIZE = 512
 
 
@@ -84,4 +86,4 @@ def paint_stroke(mask: np.ndarray, points, radius: float, hardness: float = 0.8,
 def quantized(mask: np.ndarray) -> np.ndarray:
     """``mask`` at the 8-bit precision of its PNG (what a saved session holds): an edit made from
     this re-runs identically from the file."""
-    return np.clip(np.asarray(mask, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float32) / 255.0
+    return to_uint8(mask).astype(np.float32) / 255.0

@@ -90,7 +90,7 @@ def resolve_path(path: str, base: Path, old: str | None) -> str:
 
 
 def mask_png(mask: np.ndarray) -> bytes:
-    return encode_png(np.clip(np.asarray(mask) * 255 + 0.5, 0, 255).astype(np.uint8))
+    return encode_png(to_uint8(mask))
 
 
 def png_image(data: bytes, what: str) -> np.ndarray:

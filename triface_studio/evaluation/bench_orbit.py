@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .bench import BenchContext, stage
+from .bench_core import BenchContext, stage
 
 #: poses at which the preview is compared with the volume render (yaw, pitch)
 COMPARE_POSES = ((0.0, 0.0), (30.0, 10.0), (-45.0, -20.0), (45.0, 25.0))

@@ -561,10 +561,11 @@ class EditPipeline:
             mx, my = np.ascontiguousarray(uv[0]), np.ascontiguousarray(uv[1])
             labels = cv2.remap(self._labels(fa).astype(np.uint8), mx, my, cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-            own = np.isin(labels, list(self._classes(spec.attributes)))
+            classes = self._classes(spec.attributes)
+            own = np.isin(labels, list(classes))
             # whole patches only: a pixel here and there on the background is the reference's
             # own edge (strand tips), not a region to remove
-            if HAIR in self._classes(spec.attributes):
+            if HAIR in classes:
                 beyond |= masks.large_pieces(sel & (labels == BACKGROUND), 40)
             # the photo where the attribute is all around, fading into the render at its edges
             sure = cv2.erode((sel & own).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)

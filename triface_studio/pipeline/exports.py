@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from triface_studio.core import triplane
-from triface_studio.core.files import atomic_path, atomic_write_bytes
+from triface_studio.core.files import atomic_path, atomic_write_bytes, name_max
 from triface_studio.core.images import encode_png, save_image, to_uint8
 from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
@@ -44,13 +44,6 @@ STAGE_RE = re.compile(r"^\.triface-(stage|old)-(\d+)-[0-9a-f]{8}$")
 
 def _stage_name(kind: str = "stage") -> str:
     return f".triface-{kind}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _name_max(folder: Path) -> int:
-    try:
-        return int(os.pathconf(folder, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):
-        return 255
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -99,7 +92,7 @@ def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, owned:
     probe = _existing_ancestor(out.parent)
     if not probe.is_dir():
         raise EditError(f"output folder {out}: {probe} is not a folder")
-    limit = _name_max(probe)
+    limit = name_max(probe)
     for part in out.relative_to(probe).parts:
         if len(os.fsencode(part)) > limit:
             raise EditError(f"output folder {out}: the name {part[:24]}... is {len(os.fsencode(part))} bytes "
@@ -112,11 +105,11 @@ def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, owned:
         os.unlink(tmp)
     except OSError as e:
         raise EditError(f"output folder {out} is not writable ({e.strerror or e} in {probe})") from None
-    if owned and out.is_dir() and out in _protected_folders() and foreign_files(out):
+    foreign = foreign_files(out) if owned and out.is_dir() else []      # one walk of the folder
+    if foreign and out in _protected_folders():
         raise EditError(f"output folder {out} is your home, current or root folder and holds other files; "
                         f"an edit replaces its folder as a whole, so give it a folder of its own")
-    if owned and out.is_dir() and not overwrite:
-        foreign = foreign_files(out)
+    if not overwrite:
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise EditError(f"output folder {out} holds files its edit.json does not list ({shown}); the folder "

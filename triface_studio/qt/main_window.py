@@ -114,6 +114,8 @@ class MainWindow(QMainWindow):
 
     def _setup_changed(self, what: str) -> None:
         self.sessions.changed(what)
+        if what == "references":
+            self.photos.show_references()
         if what == "settings" and self.setup.tier != self._pipeline_tier:
             self.reload_pipeline()
         self._refresh_state()

@@ -69,7 +69,6 @@ class PhotoController:
         panel.canvas.maskChanged.connect(lambda: self.win.setup.masks_changed())
         panel.picker.changed.connect(lambda: self.win.setup.update_reference(ref, attributes=panel.picker.selected()))
         panel.mode.currentTextChanged.connect(lambda m: self.win.setup.update_reference(ref, mask_mode=m))
-        self.win.setup.subscribe(lambda what: what == "references" and self._show_reference(panel))
         self.apply_brush(panel.canvas)
         self.win.references.append(panel)
         self.win.ref_layout.insertWidget(self.win.ref_layout.count() - 2, panel)
@@ -78,15 +77,15 @@ class PhotoController:
             self.analyze(panel, ref.path)
         return panel
 
-    def _show_reference(self, panel: ReferencePanel) -> None:
-        """The panel shows what its reference holds (a change made elsewhere, e.g. by a script)."""
-        if panel not in self.win.references:
-            return
-        ref = panel.ref
-        if panel.picker.selected() != ref.attributes:
-            panel.picker.set_selected(ref.attributes)
-        if panel.mode.currentText() != ref.mask_mode:
-            panel.mode.setCurrentText(ref.mask_mode)
+    def show_references(self) -> None:
+        """Each reference panel shows what its reference holds (after a change made elsewhere,
+        e.g. by a script); the window calls this on the document's "references" changes."""
+        for panel in self.win.references:
+            ref = panel.ref
+            if panel.picker.selected() != ref.attributes:
+                panel.picker.set_selected(ref.attributes)
+            if panel.mode.currentText() != ref.mask_mode:
+                panel.mode.setCurrentText(ref.mask_mode)
 
     def remove_reference(self, panel: ReferencePanel) -> None:
         if panel in self.win.references:

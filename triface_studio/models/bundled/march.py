@@ -96,8 +96,6 @@ if numba is not None:
     _density = numba.njit(cache=True, nogil=True, inline="always")(_density)
     #: rays in parallel on numba's own worker threads (not Python threads)
     _march = numba.njit(cache=True, nogil=True, parallel=True)(_march_py)
-else:                                    # pragma: no cover
-    prange = range
 
 
 def march_heightfield(planes2: np.ndarray, origins: np.ndarray, dirs: np.ndarray, depths: np.ndarray,

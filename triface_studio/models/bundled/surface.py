@@ -76,7 +76,7 @@ def _outline_edges(faces: np.ndarray) -> np.ndarray:
     """Edges that belong to one triangle only. Shape: (F, 3) -> (E, 2)."""
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     key = np.sort(e, 1)
-    uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    uniq, counts = np.unique(key, axis=0, return_counts=True)
     return uniq[counts == 1]
 
 
