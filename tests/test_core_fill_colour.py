@@ -95,3 +95,26 @@ def test_a_large_hole_is_joined_to_its_border_at_half_resolution_as_well():
     assert np.abs(fast - exact)[holes].max() < 0.02          # the same membrane, to within 2 %
     ring = holes & ~(np.hypot(yy - 128, xx - 128) < 78)
     assert np.abs(fast - img)[ring].max() < 0.03             # and it meets the border
+
+
+def test_dye_moves_a_region_to_the_target_colour_keeping_its_order_and_detail():
+    rng = np.random.default_rng(1)
+    img = np.full((64, 64, 3), 0.5, np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    src = (yy < 32)
+    img[src] = (0.05 + 0.1 * xx[src] / 64)[:, None] * [1.0, 0.9, 0.8]      # dark, brighter to the right
+    target = rng.uniform(0.6, 0.9, (500, 1)) * np.array([1.0, 0.85, 0.55], np.float32)
+    out = colour.dye(img, src.astype(np.float32), src, target)
+    lab_out, lab_t = colour.to_lab(out), colour.to_lab(target[None].astype(np.float32))[0]
+    assert abs(lab_out[src][:, 0].mean() - lab_t[:, 0].mean()) < 6      # the target's lightness
+    assert np.abs(lab_out[src][:, 1:].mean(0) - lab_t[:, 1:].mean(0)).max() < 4
+    row = lab_out[10, :, 0]
+    assert np.all(np.diff(row) >= -1e-3)                                # the order of its shades kept
+    assert np.allclose(out[~src], img[~src], atol=1e-3)                  # nothing else changes
+
+
+def test_mix_share_reads_how_much_of_the_foreground_a_pixel_holds():
+    fg, bg = np.array([0.1, 0.08, 0.05], np.float32), np.array([0.9, 0.7, 0.6], np.float32)
+    img = np.stack([fg, bg, 0.5 * fg + 0.5 * bg])[None].astype(np.float32)
+    share = colour.mix_share(img, fg, bg)[0]
+    assert share[0] > 0.95 and share[1] < 0.05 and 0.25 < share[2] < 0.75

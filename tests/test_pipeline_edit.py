@@ -350,6 +350,40 @@ def test_a_fringe_over_an_eye_never_turns_into_background():
     reg = regions(lab, s_blend, [HAIR])
     assert (reg.m_bg[fringe] > 0.5).mean() < 0.05
     assert (reg.gap[fringe] > 0.5).mean() > 0.9
+    # it stays hair (the old fringe, dyed): skin there would have to invent an eye and a brow
+    assert (reg.s_blend[fringe] == HAIR).mean() > 0.9
+    bare = regions(lab, s_blend, [HAIR], bare=np.ones((512, 512), np.float32))
+    assert (bare.s_blend[fringe] == HAIR).mean() < 0.1                # painted bare: skin
+
+
+def test_old_hair_left_uncovered_takes_the_new_hair_s_colour_and_keeps_its_own_shading():
+    from triface_studio.pipeline.composite import Regions, dye_old_hair
+
+    lab, yy, xx = _head_labels()
+    rng = np.random.default_rng(0)
+    i_id = np.full((512, 512, 3), 0.8, np.float32) * np.array([1.0, 0.8, 0.7], np.float32)   # skin
+    old = lab == HAIR
+    shade = 0.10 + 0.06 * (xx / 512.0)                                 # dark hair, lit from the right
+    i_id[old] = (shade[old, None] + rng.normal(0, 0.01, (old.sum(), 1))).astype(np.float32) * [1.0, 0.9, 0.8]
+    pasted = (rng.uniform(0.75, 0.95, (512, 512, 1)) * np.array([1.0, 0.85, 0.53])).astype(np.float32)  # blonde
+    new = old & (yy < 90)
+    s_out = np.where(new, HAIR, SKIN).astype(np.uint8)
+    alpha = new.astype(np.float32)
+    z = np.zeros((512, 512), np.float32)
+    reg = Regions(m_k=alpha, m_k_id=old.astype(np.float32), m_bg=z, bg_id=z, gap_face=z, gap_scalp=z, gap_bg=z,
+                  s_blend=s_out)
+    dyed, ok = dye_old_hair(i_id, lab, pasted, alpha, s_out, reg, np.zeros((512, 512), bool))
+    assert ok
+    gap = old & ~new & (yy > 120)
+    assert np.abs(dyed[gap].mean(0) - pasted[new].mean(0)).max() < 0.08   # blonde, not the old dark
+    left, right = gap & (xx < 200), gap & (xx > 312)
+    assert dyed[right].mean() > dyed[left].mean() + 0.01                # its own light stays
+    face = (xx - 256) ** 2 / 100 ** 2 + (yy - 310) ** 2 / 120 ** 2 < 1
+    assert np.allclose(dyed[face], i_id[face], atol=3e-3)                # the face untouched
+    kept = old & (xx > 256)                                             # a subtract mask keeps these
+    dyed_k, _ = dye_old_hair(i_id, lab, pasted, alpha, s_out, reg, kept)
+    far = kept & (xx > 300) & (yy > 120)
+    assert np.allclose(dyed_k[far], i_id[far], atol=0.02)
 
 
 def test_pasted_hair_keeps_the_reference_photo_s_strands_not_the_render_s_blur(scene):

@@ -139,7 +139,7 @@ def shift_offsets(holes: np.ndarray, source: np.ndarray, max_offsets: int = 12, 
 
 def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid: np.ndarray | None = None,
                  fallback: np.ndarray | None = None, max_offsets: int = 12, grain: float | None = 2.0,
-                 smooth: float = 16.0) -> np.ndarray:
+                 smooth: float = 16.0, shading: np.ndarray | None = None) -> np.ndarray:
     """Fill ``holes`` with the look of ``source``: the source's colour continued smoothly into
     the hole (:func:`local_fill` with ``smooth`` px) plus its fine texture (the detail finer than ``grain`` px:
     pores, noise, strands) copied at a few offsets (:func:`shift_offsets`), then Poisson-blended
@@ -148,7 +148,9 @@ def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid
     colour out, so there is no patchwork where two offsets meet.  ``grain=None`` copies the
     source's pixels whole instead (for hair, whose texture is its strands at every scale; the
     Poisson step still evens out their light).  ``fallback``: the colour when there is no
-    source at all.
+    source at all.  ``shading`` (an image, (H, W, 3)): the hole's broad colour and light are
+    this image's (blurred by ``grain``) instead of the source's continued, e.g. the old hair
+    dyed, whose shading follows the head; only the fine texture is copied then.
     Shape: image (H, W, 3) float; holes, source (H, W) bool -> (H, W, 3) float32"""
     holes = np.asarray(holes, bool)
     img = np.asarray(image, np.float32)
@@ -158,7 +160,10 @@ def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid
     if src.sum() < 16:
         guide = img.copy() if fallback is None else np.where(holes[..., None], fallback, img).astype(np.float32)
         return blend_into_border(img, holes, guide, valid)
-    guide = local_fill(img, src.astype(np.float32), sigma=smooth)
+    if shading is not None and grain is not None:
+        guide = cv2.GaussianBlur(np.asarray(shading, np.float32), (0, 0), grain)
+    else:
+        guide = local_fill(img, src.astype(np.float32), sigma=smooth)
     offsets, assign = shift_offsets(holes, src, max_offsets)
     if grain is None:
         for i, (dy, dx) in enumerate(offsets):

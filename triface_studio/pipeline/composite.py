@@ -209,8 +209,9 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
     gap_scalp = np.zeros_like(gap)
     if HAIR in classes:
         # Old hair that the new hair does not cover: inside the new hair's silhouette (closed
-        # around the face, or enclosed by hair, face and crown) or on the scalp it becomes new
-        # hair; on the face below the hairline (under an old fringe) skin; anywhere else background.
+        # around the face, or enclosed by hair, face and crown), on the scalp or over the face
+        # (an old fringe) it becomes new hair (the old hair dyed, :func:`dye_old_hair`: skin
+        # there would have to invent a forehead, brows, an eye); anywhere else background.
         face = face_hull(lab_id)
         crown = scalp(lab_id)
         if crown is None:
@@ -222,7 +223,7 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
         on_face = face & skin_near & ~crown
         grows = ~on_face & (silhouette | crown | binary_fill_holes(new_hair | face | crown))
-        gap_scalp = gap & grows
+        gap_scalp = gap & (grows | on_face)
         gap_bg = gap & ~on_face & ~gap_scalp
         # old hair the render shows as background where hair grows: a hole in the new hair
         holes = (m_k_id > 0.5) & (m_bg > 0.5) & grows & ~new_hair
@@ -234,6 +235,8 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
     # nothing lifted behind it) becomes skin
     hidden = (m_k_id > 0.5) & (m_bg > 0.5) & on_face & (bg_id < 0.5)
     gap = gap | hidden
+    if HAIR in classes:            # (an old fringe stays, dyed)
+        gap_scalp |= hidden
     m_bg = np.where(hidden, 0.0, m_bg).astype(np.float32)
     if bare is not None and head is not None:
         to_skin = (gap_scalp | gap_bg) & (np.asarray(bare) > 0.5) & head
@@ -516,7 +519,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id)
         if fade.max() > 0.05:
             alpha = alpha * (1 - fade)
-            reg.m_bg = np.maximum(reg.m_bg, (fade > 0.05).astype(np.float32))    # what shows through
+            # what shows through: the identity's own hair, dyed below, where it had hair on its
+            # head; background elsewhere
+            own_hair = (reg.m_k_id > 0.5) & (reg.gap_bg < 0.5) & (reg.m_bg < 0.5)
+            reg.m_bg = np.maximum(reg.m_bg, ((fade > 0.05) & ~own_hair).astype(np.float32))
 
     # --- colour ----------------------------------------------------------------------------------
     # pixels the blend took from a reference take its colours; what the user kept of the
@@ -533,12 +539,17 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     if HAIR in classes:
         pasted = restore_detail(pasted, alpha * (s_out == HAIR))
 
+    # --- the identity's old hair that stays on the head takes the new hair's colours -----------------
+    base, dyed = i_id, False
+    if HAIR in classes:
+        base, dyed = dye_old_hair(i_id, labels_id, pasted, alpha, s_out, reg, mine)
+
     # --- eq. 13 with soft layers: I^coarse = layer over (identity or background) -------------------
-    under = i_id * (1 - reg.m_bg[..., None]) + i_bg * reg.m_bg[..., None]
+    under = base * (1 - reg.m_bg[..., None]) + i_bg * reg.m_bg[..., None]
     coarse = pasted * alpha[..., None] + under * (1 - alpha[..., None])
 
     # --- eq. 17, with texture: face gaps from the identity's skin, scalp gaps from the new hair --------
-    coarse = fill(coarse, i_id, labels_id, reg, alpha, notes)
+    coarse = fill(coarse, i_id, labels_id, reg, alpha, notes, dyed=dyed)
 
     m_sde = _np(compositing.sde_mask(_t(reg.m_k), _t(reg.gap), settings.dilate_radius, settings.blur_sigma))
     edge = cv2.dilate((alpha > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) - \
@@ -593,16 +604,55 @@ def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
     return out_alpha, out_colour, glass
 
 
+def dye_old_hair(i_id: np.ndarray, labels_id: np.ndarray, pasted: np.ndarray, alpha: np.ndarray,
+                 s_out: np.ndarray, reg: Regions, mine: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The identity's photo with its old hair dyed in the new hair's colours
+    (:func:`colour.dye`: its own strands and light, the pasted hair's lightness and hue), so
+    that the old hair the new hair does not cover, on the scalp (the gap that becomes hair) or
+    under the new hair's soft edge, reads as the new hair instead of a synthesised patch or a
+    dark rim.  What a subtract mask keeps of the identity's own hair (``mine``) keeps its
+    colour, with a feathered border.  -> (image, whether the hair was dyed)"""
+    old = np.asarray(labels_id) == HAIR
+    new = (np.asarray(s_out) == HAIR) & (alpha > 0.95) & (reg.m_k > 0.5)
+    if old.sum() < 64 or new.sum() < 64:
+        return i_id, False
+    grown = cv2.dilate(old.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    region = cv2.GaussianBlur(grown, (0, 0), 1.0)
+    # the share of kept hair around each pixel, among hair only (not faded at the hair's outline)
+    mine_g = cv2.dilate(np.asarray(mine, np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32) * grown
+    kept = cv2.GaussianBlur(mine_g, (0, 0), 4.0) / np.maximum(
+        cv2.GaussianBlur(grown, (0, 0), 4.0), 1e-3)
+    region = region * (1.0 - np.clip(kept, 0, 1))
+    source = old
+    skin = np.asarray(labels_id) == SKIN
+    if skin.sum() >= 64:
+        # along the hairline a pixel is part hair, part skin: only its hair part is dyed (dyeing
+        # the whole mix would map a skin-lit pixel to the new hair's brightest, a bright rim)
+        img = np.asarray(i_id, np.float32)
+        c_hair, c_skin = np.median(img[old], 0), np.median(img[skin], 0)
+        if np.linalg.norm(np.ptp(colour.to_lab(np.stack([c_hair, c_skin])[None])[0], 0)) > 15.0:
+            share = colour.mix_share(img, c_hair, c_skin)
+            region = region * share
+            source = old & (share > 0.8)
+            if source.sum() < 64:
+                source = old
+    return colour.dye(i_id, region, source, np.asarray(pasted, np.float32)[new], target_image=pasted,
+                      target_mask=cv2.erode(new.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0), True
+
+
 def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regions, alpha: np.ndarray,
-         notes: list[str]) -> np.ndarray:
-    """The gap fill with texture (see the module docstring)."""
+         notes: list[str], dyed: bool = False) -> np.ndarray:
+    """The gap fill with texture (see the module docstring).  ``dyed``: the scalp gap shows
+    the identity's old hair dyed (:func:`dye_old_hair`): its shading stays, the new hair's
+    strands are copied over it (dark hair keeps too little texture of its own when dyed light)."""
     out = np.asarray(coarse, np.float32)
     lab = np.asarray(labels_id)
     if reg.gap_scalp.max() > 0.5:
         hair_src = (reg.s_blend == HAIR) & (alpha > 0.95) & (reg.gap_scalp < 0.5)
         holes = reg.gap_scalp > 0.5
         if hair_src.sum() >= 64:
-            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=8.0)
+            out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=8.0,
+                               shading=out if dyed else None)
         else:
             notes.append("the new hair is too small to grow over the old hair's place; it was filled with skin")
             reg.gap_face = np.maximum(reg.gap_face, reg.gap_scalp)
