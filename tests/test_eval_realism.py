@@ -55,6 +55,22 @@ def test_a_hard_cut_out_has_a_high_seam_contrast():
     assert hard > 2.5 > soft
 
 
+def test_a_frame_s_own_inner_edge_is_not_a_seam_but_a_pasted_patch_around_it_is():
+    inp, lab = _portrait()
+    out, lab_out = inp.copy(), lab.copy()
+    lab_out[60:90, 30:100] = EYEGLASSES                      # the parser labels frame and lens alike
+    ring = np.zeros((128, 128), bool)
+    ring[60:90, 30:100] = True
+    ring[64:86, 34:96] = False
+    out[ring] = (20, 20, 20)                                 # a black frame; the lens shows the identity
+    framed = realism.realism_metrics("eyeglasses", inp, out, lab, lab_out, [EYEGLASSES])
+    assert not framed["seam_contrast"] > 2.5                  # only the frame's own edges (NaN: none to charge)
+    patched = out.copy()
+    patched[52:98, 22:108][~np.pad(np.ones((30, 70), bool), ((8, 8), (8, 8)))] = (120, 70, 60)   # foreign skin
+    r = realism.realism_metrics("eyeglasses", inp, patched, lab, lab_out, [EYEGLASSES])
+    assert r["seam_contrast"] > 2.5 and r["looks_broken"] == 1
+
+
 def test_new_hair_against_the_background_is_an_edge_not_a_seam():
     """Blonde hair that now falls over a dark wall: the parser sees hair meet background, the
     strong edge there is a photo's own and does not count; the same step inside one class (new

@@ -18,8 +18,11 @@ parser labels of both (CelebAMask-HQ ids) and, where it matters, the reference c
   background meeting background.  ~1: the boundary is no sharper than what the photo had; a
   hard cut through smooth skin or background, or a step inside the hair, scores several times
   more.  Where the parser sees new hair meet background or skin, an edge is what a photo has
-  there (blonde hair against a dark wall is a strong edge), so it is not counted; the measure
-  over the whole boundary, which also charges those, is ``seam_contrast_all``.
+  there (blonde hair against a dark wall is a strong edge), so it is not counted; nor, for
+  eyeglasses, is the boundary in or within ``SEAM_WINDOW`` px of the parser's eyeglasses class,
+  which covers frames and lenses alike (a frame's inner edge, its soft rim and its arms are
+  the frame's own edges): what is left is where a pasted patch ends; the measure over the whole
+  boundary, which also charges those, is ``seam_contrast_all``.
 - ``foreign_skin``: share of the changed pixels whose colour is the reference's complexion and
   not the identity's (within ``SKIN_DE`` of the reference's median skin colour and more than
   ``2 * SKIN_DE`` from the identity's); NaN when the two complexions are too alike to tell.
@@ -102,7 +105,7 @@ def bald_share(lab_in_ids: np.ndarray, lab_out_ids: np.ndarray) -> float:
 
 
 def seam_contrast(l_in: np.ndarray, l_out: np.ndarray, changed: np.ndarray,
-                  lab_out_ids: np.ndarray | None = None) -> float:
+                  lab_out_ids: np.ndarray | None = None, structured: tuple[int, ...] = ()) -> float:
     if changed.sum() < MIN_CHANGED_PX:
         return float("nan")
     m = changed.astype(np.uint8)
@@ -114,6 +117,12 @@ def seam_contrast(l_in: np.ndarray, l_out: np.ndarray, changed: np.ndarray,
         ids = np.asarray(lab_out_ids, np.uint8)
         k = np.ones((SEAM_WINDOW, SEAM_WINDOW), np.uint8)
         band &= cv2.dilate(ids, k) == cv2.erode(ids, k)
+        # in and next to a class with structure of its own (eyeglasses: frames and lenses share
+        # one label, and a frame's soft rim or its arms are labelled skin) every edge is the
+        # object's, not a seam
+        if structured:
+            near = cv2.dilate(np.isin(ids, structured).astype(np.uint8), np.ones((2 * SEAM_WINDOW + 1,) * 2, np.uint8))
+            band &= near == 0
     if band.sum() < 32:
         return float("nan")
 
@@ -190,7 +199,8 @@ def realism_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in_ids: np.
         "changed_frac": float(changed.mean()),
         "flat_fill": flat_fill(tex_in, tex_out, lab_in_ids, lab_out_ids, changed),
         "bald_px": bald_share(lab_in_ids, lab_out_ids) if task == "hair" else 0.0,
-        "seam_contrast": seam_contrast(l_in[..., 0], l_out[..., 0], changed, lab_out_ids),
+        "seam_contrast": seam_contrast(l_in[..., 0], l_out[..., 0], changed, lab_out_ids,
+                                       structured=(EYEGLASSES,) if task == "eyeglasses" else ()),
         "seam_contrast_all": seam_contrast(l_in[..., 0], l_out[..., 0], changed),
         "foreign_skin": foreign_skin(l_out, l_in, lab_in_ids, changed, l_ref, lab_ref_ids),
         "no_op": is_no_op(task, l_in, l_out, lab_out_ids, changed),
