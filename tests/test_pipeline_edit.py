@@ -416,3 +416,22 @@ def test_tinted_glasses_lose_the_specks_the_parser_puts_beside_them():
     assert layer.tinted
     assert layer.alpha[speck].max() < 0.1
     assert layer.alpha[np.hypot(xx - 40, yy - 60) < 14].mean() > 0.9
+
+
+def test_stretched_hair_takes_strands_from_the_rest_and_keeps_its_colour():
+    from triface_studio.pipeline.composite import unstreak_hair
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:128, :128]
+    strands = 0.1 * np.sin(xx * 1.3 + rng.normal(0, 0.3, (128, 128)))             # vertical strands
+    pasted = (np.array([0.8, 0.65, 0.4]) + strands[..., None]).astype(np.float32)
+    hair = np.ones((128, 128), bool)
+    stretched = (xx > 70) & (yy > 30) & (yy < 100)
+    streaky = pasted.copy()
+    streaky[stretched] = pasted[stretched].mean(0)
+    streaky[stretched] += (0.05 * np.sin(yy[stretched] * 2.0))[:, None]             # one texel per row
+    out = unstreak_hair(streaky, stretched, hair)
+    along = lambda im: np.abs(np.diff(im[..., 0], axis=1))[stretched[:, 1:] & stretched[:, :-1]].mean()  # noqa: E731
+    assert along(out) > 3 * along(streaky)                                          # strands across the streaks
+    assert np.abs(out[stretched].mean(0) - streaky[stretched].mean(0)).max() < 0.03   # its colour stays
+    assert np.allclose(out[~stretched & (xx < 60)], streaky[~stretched & (xx < 60)])  # the rest untouched

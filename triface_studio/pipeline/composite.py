@@ -467,7 +467,7 @@ def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, s
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
           bare: np.ndarray | None = None, ref_border: np.ndarray | None = None,
-          kept: np.ndarray | None = None) -> Composite:
+          kept: np.ndarray | None = None, stretched: np.ndarray | None = None) -> Composite:
     """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
     image, filled at least where ``holes`` (the identity's foreground that becomes background).
     ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each
@@ -475,7 +475,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     over background, instead of ending in a straight cut.  ``kept``: where a subtract mask keeps
     the identity's own region (1): what no reference gives there keeps the identity's labels
     and its photo, whatever the render says at the region's outline, and the border between
-    kept and new is feathered."""
+    kept and new is feathered.  ``stretched``: pasted pixels that show a reference's texel
+    smeared across many pixels (seen at a grazing angle in its photo): pasted hair there keeps
+    its colour and light but takes its strands from the rest of the new hair."""
     notes: list[str] = []
     classes = sorted(set(classes))
     taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
@@ -538,6 +540,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
     if HAIR in classes:
         pasted = restore_detail(pasted, alpha * (s_out == HAIR))
+        if stretched is not None:
+            pasted = unstreak_hair(pasted, np.asarray(stretched, bool), (s_out == HAIR) & (alpha > 0.5))
 
     # --- the identity's old hair that stays on the head takes the new hair's colours -----------------
     base, dyed = i_id, False
@@ -602,6 +606,18 @@ def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):
             notes.append(f"the eyeglasses of {r.name} have dark lenses; they stay dark")
         glass = np.maximum(glass, layer.alpha)
     return out_alpha, out_colour, glass
+
+
+def unstreak_hair(pasted: np.ndarray, stretched: np.ndarray, hair: np.ndarray, grain: float = 4.0) -> np.ndarray:
+    """Pasted hair where its texels are stretched into streaks: the streaks' broad colour and
+    light (blurred by ``grain`` px) with fine strands copied from the rest of the pasted hair
+    (:func:`texture_fill`), joined to their border.  Shape: (H, W, 3), (H, W), (H, W) -> (H, W, 3)"""
+    holes = cv2.dilate((stretched & hair).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    holes &= hair
+    src = hair & ~cv2.dilate(holes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if holes.sum() < 16 or src.sum() < 64:
+        return pasted
+    return texture_fill(pasted, holes, src, valid=src.astype(np.float32), grain=grain, shading=pasted)
 
 
 def dye_old_hair(i_id: np.ndarray, labels_id: np.ndarray, pasted: np.ndarray, alpha: np.ndarray,

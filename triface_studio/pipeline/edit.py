@@ -46,6 +46,8 @@ from .requests import EditRequest, EditResult, ReferenceSpec, validate_request
 CROP = 512
 #: a reference needs at least this many pixels of an attribute (in its 512 px crop)
 MIN_ATTRIBUTE_PIXELS = 60
+#: a pixel that covers less of its reference's photo than this (in pixels) shows a stretched texel
+MIN_PHOTO_AREA = 0.3
 ProgressFn = Callable[[str, float], None]
 #: the stages of :meth:`EditPipeline.run`, in the order they run (progress reports name them)
 STAGES = ("analyze", "encode", "align", "blend", "render", "composite", "refine", "final", "reencode")
@@ -442,7 +444,7 @@ class EditPipeline:
                                       surface=surface)
             ref_border = plane_to_image(torch.stack(borders).amax(0).cpu(), cam_id, CROP,
                                         surface=surface).numpy() if borders else None
-            i_ref_hat, beyond = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps)
+            i_ref_hat, beyond, stretched = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps)
             kept_img = self._kept(kept, cam_id, surface) if kept else None
             s_blend_probs = sem[0].cpu()
             s_blend = s_blend_probs.argmax(0).to(torch.uint8).numpy()
@@ -461,7 +463,7 @@ class EditPipeline:
             comp = composite_stage.build(
                 i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref.numpy(), layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
-                background=request.background, ref_border=ref_border, kept=kept_img,
+                background=request.background, ref_border=ref_border, kept=kept_img, stretched=stretched,
                 bare=None if request.bare_mask is None else crop_mask(request.bare_mask, "the bare-scalp mask", notes))
             notes.extend(comp.notes)
             s_blend = comp.s_blend
@@ -525,7 +527,8 @@ class EditPipeline:
             out = np.maximum(out, np.where(inside, read, np.asarray(painted, np.float32)))
         return out
 
-    def _photo_texels(self, render: np.ndarray, out, hit, cam_id, refs, steps) -> tuple[np.ndarray, np.ndarray]:
+    def _photo_texels(self, render: np.ndarray, out, hit, cam_id, refs,
+                      steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The render of T^blend with every pixel that shows a reference's attribute taken from
         that reference's own crop instead: the pixel's surface point (rendered depth) projected
         into the reference's camera (:func:`core.rays.source_pixels`) is where the tri-plane's
@@ -535,8 +538,10 @@ class EditPipeline:
         reference's background are returned as ``beyond`` (the hair's outline is the photo's
         there).  ``hit``: the render's ray distances, NaN where nothing was hit.  Each pixel is
         given to the reference whose texel the blend kept there: later steps of
-        :func:`core.blending.blend_sequence` overwrite earlier ones.
-        Shape: (CROP, CROP, 3) -> (CROP, CROP, 3), (CROP, CROP) bool"""
+        :func:`core.blending.blend_sequence` overwrite earlier ones.  ``stretched``: the
+        reference's pixels that cover less than ``MIN_PHOTO_AREA`` of its photo each (a side
+        its photo saw at a grazing angle: one texel smeared into a streak).
+        Shape: (CROP, CROP, 3) -> (CROP, CROP, 3), beyond and stretched (CROP, CROP) bool"""
         d = out.depth[0, 0].float().cpu()
         rr = d.shape[-1]
         at = hit.float().cpu()
@@ -551,6 +556,7 @@ class EditPipeline:
         seen = up(torch.isfinite(at).float()).numpy() > 0.5
         result = np.asarray(render, np.float32).copy()
         beyond = np.zeros((CROP, CROP), bool)
+        stretched = np.zeros((CROP, CROP), bool)
         for i, (spec, fa, _img) in enumerate(refs):
             sel = strong & (pick == i) & seen
             if not sel.any():
@@ -559,6 +565,11 @@ class EditPipeline:
             uv = source_pixels(d, cam_id, ref_cam, CROP).permute(2, 0, 1)[None]
             uv = F.interpolate(uv, size=(CROP, CROP), mode="bilinear", align_corners=False)[0].numpy() - 0.5
             mx, my = np.ascontiguousarray(uv[0]), np.ascontiguousarray(uv[1])
+            # how much of the reference's photo each pixel covers: a surface its photo saw at a
+            # grazing angle is stretched across many pixels here (streaks of one texel)
+            area = np.abs(np.gradient(mx, axis=1) * np.gradient(my, axis=0)
+                          - np.gradient(mx, axis=0) * np.gradient(my, axis=1))
+            stretched |= sel & (area < MIN_PHOTO_AREA)
             labels = cv2.remap(self._labels(fa).astype(np.uint8), mx, my, cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=255)
             classes = self._classes(spec.attributes)
@@ -572,7 +583,7 @@ class EditPipeline:
             w = (cv2.GaussianBlur(sure, (0, 0), 1.5) * (sel & own))[..., None]
             photo = cv2.remap(to_float(fa.crop), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             result = result * (1 - w) + photo * w
-        return result.astype(np.float32), beyond
+        return result.astype(np.float32), beyond, stretched
 
     def _glasses_render(self, spec, fa, t_ref, cam_id, rr, notes, fa_id=None) -> dict:
         """For a reference that gives eyeglasses: the reference's crop seen from the identity
