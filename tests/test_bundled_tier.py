@@ -329,3 +329,33 @@ def test_decoder_caches_survive_the_renderers_per_chunk_views():
     other = planes.clone()
     other[0, 0, 2] += 0.1
     assert tier.decoder.effective(other[0:1]) is not first
+
+
+def test_the_outline_wall_takes_the_smooth_colour_of_the_head_inside_it():
+    """The texels the wall at the height field's outline is coloured by lose their row-to-row
+    stripes (the photo's outline, half background) and take the nearby head's colour; the
+    texels further in keep theirs exactly."""
+    from scipy.ndimage import distance_transform_edt
+
+    from triface_studio.models.bundled.encoder import WALL_BAND, smooth_wall
+
+    n = 96
+    yy, xx = np.mgrid[0:n, 0:n]
+    occupied = ((xx - n / 2) / 30) ** 2 + ((yy - n / 2) / 40) ** 2 < 1
+    d = distance_transform_edt(np.pad(occupied, 1))[1:-1, 1:-1]
+    rng = np.random.default_rng(0)
+    colour = np.full((3, n, n), 0.3, np.float32)
+    colour[:, occupied] += rng.normal(0, 0.02, (3, int(occupied.sum()))).astype(np.float32)
+    rim = occupied & (d <= WALL_BAND)
+    stripes = rng.uniform(0.4, 1.0, (n, 1)).astype(np.float32)        # white-ish, one value per row
+    colour[:, rim] = np.broadcast_to(stripes, (n, n))[rim]
+    labels = torch.full((n, n), HAIR)
+    out = smooth_wall(torch.from_numpy(colour), torch.from_numpy(occupied), labels).numpy()
+    outline = occupied & (d <= 1)
+    # at the outline two thirds of the way to the head's colour: the stripes' contrast is cut to a third
+    before = np.abs(colour[:, outline] - 0.3).mean()
+    after = np.abs(out[:, outline] - 0.3).mean()
+    assert before > 0.3 and after < 0.4 * before
+    inner = occupied & (d > WALL_BAND)
+    assert np.array_equal(out[:, inner], colour[:, inner])
+    assert np.array_equal(out[:, ~occupied], colour[:, ~occupied])

@@ -202,6 +202,56 @@ def reshade(borrowed: torch.Tensor, own: torch.Tensor, weight: torch.Tensor, val
     return torch.from_numpy(out).permute(2, 0, 1).to(borrowed.dtype)
 
 
+#: texels in from the outline whose colour the outline's wall carries (WALL_BAND) and the
+#: blur (texels at 512) of the nearby head colour they take instead
+WALL_BAND, WALL_SIGMA = 2, 6.0
+
+
+def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tensor,
+                band: int = WALL_BAND, sigma: float = WALL_SIGMA) -> torch.Tensor:
+    """The outermost ``band`` texels of the head take the smooth colour of the texels just
+    inside them of the same class group (a masked blur), fading in towards the outline.
+
+    Why: the height field ends at its outline in a wall from z_front to z_back coloured by these
+    texels alone, which side views show tens of pixels wide; their colour is the photo's
+    outline (often half background) and varies from row to row, so the wall reads as
+    horizontal streaks.  Smoothed along the outline it reads as the side turning away.
+    Shapes: colour (3, R, R), occupied (R, R) bool, labels (R, R) int -> (3, R, R)."""
+    from scipy.ndimage import distance_transform_edt
+
+    occ = occupied.numpy()
+    R = occ.shape[-1]
+    d = distance_transform_edt(np.pad(occ, 1))[1:-1, 1:-1]
+    rim = occ & (d <= band)
+    if not rim.any():
+        return colour
+    grp = np.zeros(occ.shape, np.int8)
+    lab = labels.numpy()
+    grp[(lab == HAIR) | (lab == HAT)] = 1
+    grp[lab == CLOTH] = 2
+    c = np.ascontiguousarray(colour.permute(1, 2, 0).numpy(), np.float32)
+    out = c.copy()
+    inner = occ & (d > band) & (d <= band + 4 * sigma * R / 512)
+    for g in np.unique(grp[rim]):
+        mine = rim & (grp == g)
+        src = inner & (grp == g)
+        src = src if src.any() else inner
+        fill = np.zeros_like(c)
+        have = np.zeros(occ.shape, bool)
+        for k in (1, 3, 9):
+            sig = sigma * k * R / 512
+            w = src.astype(np.float32)
+            num = cv2.GaussianBlur(c * w[..., None], (0, 0), sig)
+            den = cv2.GaussianBlur(w, (0, 0), sig)
+            ok = ~have & (den > 0.02)
+            fill[ok] = num[ok] / den[ok][:, None]
+            have |= ok
+        mine &= have
+        a = ((band + 1 - d[mine]) / (band + 1))[:, None].astype(np.float32)     # 1 at the outline
+        out[mine] = (1 - a) * c[mine] + a * fill[mine]
+    return torch.from_numpy(out).permute(2, 0, 1).to(colour.dtype)
+
+
 #: size of the backdrop texture (the inpainted background is smooth: more texels add nothing)
 BACKDROP_SIZE = 256
 
@@ -297,6 +347,8 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     colour, sem, vis, use_mirror = read(front)
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
+    if not no_labels:
+        colour = smooth_wall(colour, occupied, sem.argmax(0))
     colour, front, back, occupied = extend_rim(occupied, colour, front, back)
     # parts without volume of their own keep the slab; hair/hat above the skull extends forward a little
     front = torch.where(occupied, front, torch.full_like(front, EMPTY_FRONT))
