@@ -118,3 +118,14 @@ def test_mix_share_reads_how_much_of_the_foreground_a_pixel_holds():
     img = np.stack([fg, bg, 0.5 * fg + 0.5 * bg])[None].astype(np.float32)
     share = colour.mix_share(img, fg, bg)[0]
     assert share[0] > 0.95 and share[1] < 0.05 and 0.25 < share[2] < 0.75
+
+
+def test_row_span_closes_each_row_between_its_outermost_pixels():
+    from triface_studio.core.masks import row_span
+
+    m = np.zeros((4, 10), bool)
+    m[1, 2] = m[1, 7] = True
+    m[2, 5] = True
+    out = row_span(m)
+    assert out[1, 2:8].all() and not out[1, :2].any() and not out[1, 8:].any()
+    assert out[2].sum() == 1 and not out[0].any() and not out[3].any()

@@ -435,3 +435,21 @@ def test_stretched_hair_takes_strands_from_the_rest_and_keeps_its_colour():
     assert along(out) > 3 * along(streaky)                                          # strands across the streaks
     assert np.abs(out[stretched].mean(0) - streaky[stretched].mean(0)).max() < 0.03   # its colour stays
     assert np.allclose(out[~stretched & (xx < 60)], streaky[~stretched & (xx < 60)])  # the rest untouched
+
+
+def test_old_hair_between_the_face_and_the_new_hair_beside_it_grows_hair():
+    from triface_studio.core.semantics import BACKGROUND
+    from triface_studio.pipeline.composite import regions
+
+    lab, yy, xx = _head_labels()
+    lab[(abs(xx - 256) < 200) & (yy > 200) & (yy < 420) & (lab != SKIN)] = HAIR      # long old hair
+    # the new hair: a cap and a lock far to the right of the face, a 60 px band of old hair between
+    s_blend = np.where(lab == HAIR, BACKGROUND, lab).astype(np.uint8)
+    s_blend[(lab == HAIR) & (yy < 90)] = HAIR
+    lock = (xx > 430) & (xx < 450) & (yy > 200) & (yy < 420)
+    s_blend[lock & (lab == HAIR)] = HAIR
+    reg = regions(lab, s_blend, [HAIR])
+    band = (lab == HAIR) & (xx > 380) & (xx < 420) & (yy > 260) & (yy < 380)
+    assert (reg.s_blend[band] == HAIR).mean() > 0.9                  # inside the head: hair, not a hole
+    beyond = (lab == HAIR) & (xx < 100) & (yy > 260) & (yy < 380)     # no new hair out there
+    assert (reg.s_blend[beyond] == BACKGROUND).mean() > 0.9

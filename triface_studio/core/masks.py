@@ -124,3 +124,12 @@ def large_pieces(mask: np.ndarray, min_area: int) -> np.ndarray:
     n, comp, stats, _ = cv2.connectedComponentsWithStats(np.asarray(mask, np.uint8), connectivity=8)
     big = np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]
     return np.isin(comp, big[big > 0])
+
+
+def row_span(mask: np.ndarray) -> np.ndarray:
+    """Every pixel with a pixel of ``mask`` both to its left and to its right in its row (or
+    in ``mask`` itself): the mask with each row's gaps closed, e.g. the inside of a head's
+    silhouette between the face and the hair beside it.  Shape: (H, W) -> (H, W) bool"""
+    m = np.asarray(mask, bool)
+    return np.logical_and.reduce([np.maximum.accumulate(m, axis=1),
+                                  np.maximum.accumulate(m[:, ::-1], axis=1)[:, ::-1]])

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_fill_holes
 
-from triface_studio.core import colour, compositing
+from triface_studio.core import colour, compositing, masks
 from triface_studio.core.fill import texture_fill
 from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, HAT, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
                                            NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
@@ -222,7 +222,10 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
         skin_near = cv2.dilate(np.isin(lab_id, (SKIN, NOSE, L_BROW, R_BROW, L_EYE, R_EYE)).astype(np.uint8),
                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
         on_face = face & skin_near & ~crown
-        grows = ~on_face & (silhouette | crown | binary_fill_holes(new_hair | face | crown))
+        # (and between the face and the new hair beside it, row by row: a band there is
+        # inside the head, whatever the closing above reached)
+        grows = ~on_face & (silhouette | crown | masks.row_span(new_hair | face)
+                            | binary_fill_holes(new_hair | face | crown))
         gap_scalp = gap & (grows | on_face)
         gap_bg = gap & ~on_face & ~gap_scalp
         # old hair the render shows as background where hair grows: a hole in the new hair
