@@ -129,3 +129,23 @@ def test_row_span_closes_each_row_between_its_outermost_pixels():
     out = row_span(m)
     assert out[1, 2:8].all() and not out[1, :2].any() and not out[1, 8:].any()
     assert out[2].sum() == 1 and not out[0].any() and not out[3].any()
+
+
+def test_neighbouring_copies_cross_fade_instead_of_meeting_in_a_line():
+    from triface_studio.core.fill import _feathered_detail
+
+    rng = np.random.default_rng(3)
+    detail = rng.normal(0, 1, (64, 64, 1)).astype(np.float32)
+    holes = np.zeros((64, 64), bool)
+    holes[20:40, 20:44] = True
+    src = ~holes
+    assign = np.full((64, 64), -1, np.int32)
+    assign[20:40, 20:32], assign[20:40, 32:44] = 0, 1
+    offsets = [(0, -20), (0, 20)]                                   # copy from the left / the right
+    out = np.zeros((64, 64, 1), np.float32)
+    out[holes] = _feathered_detail(detail, holes, src, offsets, assign, 3.0)
+    left, right = np.roll(detail, 20, axis=1), np.roll(detail, -20, axis=1)   # each copy alone
+    assert np.allclose(out[30, 22], left[30, 22], atol=1e-3)       # far from the seam: one copy
+    assert np.allclose(out[30, 42], right[30, 42], atol=1e-3)
+    w = out[30, 31, 0] - right[30, 31, 0]
+    assert 0.2 < w / (left[30, 31, 0] - right[30, 31, 0]) < 0.8    # at the seam: a mix of both

@@ -170,11 +170,33 @@ def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid
             ys, xs = np.nonzero(assign == i)
             guide[ys, xs] = img[ys + dy, xs + dx]
     else:
-        detail = img - cv2.GaussianBlur(img, (0, 0), grain)
-        for i, (dy, dx) in enumerate(offsets):
-            ys, xs = np.nonzero(assign == i)
-            guide[ys, xs] += detail[ys + dy, xs + dx]
+        guide[holes] += _feathered_detail(img - cv2.GaussianBlur(img, (0, 0), grain), holes, src, offsets,
+                                          assign, FEATHER_PX)
     return blend_into_border(img, holes, guide, valid)
+
+
+#: where two copied offsets meet, their texture cross-fades over about this many pixels
+FEATHER_PX = 3.0
+
+
+def _feathered_detail(detail: np.ndarray, holes: np.ndarray, src: np.ndarray, offsets, assign: np.ndarray,
+                      feather: float) -> np.ndarray:
+    """The hole pixels' copied texture: each offset's copy weighted by its assignment blurred
+    by ``feather`` px (and only where it copies from the source), so neighbouring copies
+    cross-fade instead of meeting along a straight line.  -> (N, C) for the hole pixels in
+    row-major order"""
+    H, W = holes.shape
+    ys, xs = np.nonzero(holes)
+    acc = np.zeros((len(ys), detail.shape[2]), np.float32)
+    wsum = np.zeros(len(ys), np.float32)
+    for i, (dy, dx) in enumerate(offsets):
+        w = cv2.GaussianBlur((assign == i).astype(np.float32), (0, 0), feather)[ys, xs]
+        sy, sx = ys + dy, xs + dx
+        ok = (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W) & (w > 1e-3)
+        ok[ok] = src[sy[ok], sx[ok]]
+        acc[ok] += w[ok, None] * detail[sy[ok], sx[ok]]
+        wsum[ok] += w[ok]
+    return acc / np.maximum(wsum, 1e-6)[:, None]
 
 
 #: holes larger than this (pixels) get their Poisson correction at half resolution

@@ -223,8 +223,10 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
         on_face = face & skin_near & ~crown
         # (and between the face and the new hair beside it, row by row: a band there is
-        # inside the head, whatever the closing above reached)
-        grows = ~on_face & (silhouette | crown | masks.row_span(new_hair | face)
+        # inside the head, whatever the closing above reached; the hair spread 30 px up and
+        # down first, so a few rows without hair at the side leave no notch)
+        tall = cv2.dilate(new_hair.astype(np.uint8), np.ones((61, 1), np.uint8)) > 0
+        grows = ~on_face & (silhouette | crown | masks.row_span(tall | face)
                             | binary_fill_holes(new_hair | face | crown))
         gap_scalp = gap & (grows | on_face)
         gap_bg = gap & ~on_face & ~gap_scalp
