@@ -7,8 +7,19 @@ import os
 import sys
 from pathlib import Path
 
+# the choices, defaults, limits and checks of an edit are the request's (a light module: no torch)
+from triface_studio.pipeline.requests import (DEFAULT_MESH_RESOLUTION, DEFAULT_PITCH_RANGE, DEFAULT_VIEW_RESOLUTION,
+                                              DEFAULT_YAW_RANGE, MASK_MODES, REFINERS, TIERS, EditRequest,
+                                              ReferenceSpec, RefineSettings, check_background, check_choice,
+                                              check_device, check_float, check_int, validate_exports,
+                                              validate_request)
+
+#: orbit views ``triface edit`` renders unless told (the library's exports default to none)
+DEFAULT_VIEWS = 8
+
 
 def register(sub) -> None:
+    refine = RefineSettings()
     p = sub.add_parser(
         "edit", help="edit a portrait with attributes taken from reference portraits",
         description="Take attributes (hair, eyeglasses, ...) from reference portraits and put them on the "
@@ -28,33 +39,40 @@ def register(sub) -> None:
                    help="a mask painted on the identity's 512 px crop: where the identity's old hair is not "
                         "covered by the new hair, its white parts become bare skin (by default new hair grows "
                         "there on the scalp)")
-    p.add_argument("--mask-mode", action="append", default=[], choices=("replace", "add", "subtract"),
-                   help="how the matching --mask refines the predicted region (default: add)")
+    p.add_argument("--mask-mode", action="append", default=[], choices=MASK_MODES,
+                   help="how the matching --mask refines the predicted region "
+                        f"(default: {ReferenceSpec.mask_mode})")
     p.add_argument("--out", help="output folder; it belongs to the edit: it is replaced as a whole, and one "
                                  "holding files another edit.json does not list is refused without --overwrite")
     p.add_argument("--from", dest="from_json", metavar="EDIT.json",
                    help="re-run the edit an edit.json or a TriFace Studio session (.triface) describes")
-    p.add_argument("--views", type=int, default=None, help="number of orbit views to render (default 8)")
-    p.add_argument("--yaw-range", type=float, default=None, help="orbit yaw amplitude in degrees (default 45)")
-    p.add_argument("--pitch-range", type=float, default=None, help="orbit pitch amplitude in degrees (default 15)")
-    p.add_argument("--view-resolution", type=int, default=None, help="orbit view size in pixels (default 256)")
+    p.add_argument("--views", type=int, default=None,
+                   help=f"number of orbit views to render (default {DEFAULT_VIEWS})")
+    p.add_argument("--yaw-range", type=float, default=None,
+                   help=f"orbit yaw amplitude in degrees (default {DEFAULT_YAW_RANGE:g})")
+    p.add_argument("--pitch-range", type=float, default=None,
+                   help=f"orbit pitch amplitude in degrees (default {DEFAULT_PITCH_RANGE:g})")
+    p.add_argument("--view-resolution", type=int, default=None,
+                   help=f"orbit view size in pixels (default {DEFAULT_VIEW_RESOLUTION})")
     p.add_argument("--mesh", action="store_true", default=None, help="also write mesh.ply (marching cubes)")
     vid = p.add_mutually_exclusive_group()
     vid.add_argument("--gif", action="store_true", help="also write orbit.gif")
     vid.add_argument("--mp4", action="store_true", help="also write orbit.mp4")
-    p.add_argument("--refiner", choices=("classical", "sdedit"), default=None)
+    p.add_argument("--refiner", choices=REFINERS, default=None)
     p.add_argument("--score-model", metavar="DIR", default=None, help="diffusers score model folder for sdedit")
-    p.add_argument("--t0", type=float, default=None, help="SDEdit noise level (default 0.5)")
-    p.add_argument("--steps", type=int, default=None, help="SDEdit denoising steps (default 50)")
-    p.add_argument("--repeats", type=int, default=None, help="SDEdit repeats (default 1)")
-    p.add_argument("--dilate-radius", type=int, default=None, help="M_sde dilation radius in px (default 9)")
-    p.add_argument("--blur-sigma", type=float, default=None, help="M_sde blur sigma in px (default 4)")
+    p.add_argument("--t0", type=float, default=None, help=f"SDEdit noise level (default {refine.t0:g})")
+    p.add_argument("--steps", type=int, default=None, help=f"SDEdit denoising steps (default {refine.steps})")
+    p.add_argument("--repeats", type=int, default=None, help=f"SDEdit repeats (default {refine.repeats})")
+    p.add_argument("--dilate-radius", type=int, default=None,
+                   help=f"M_sde dilation radius in px (default {refine.dilate_radius})")
+    p.add_argument("--blur-sigma", type=float, default=None,
+                   help=f"M_sde blur sigma in px (default {refine.blur_sigma:g})")
     p.add_argument("--background", default=None,
                    help="identity (default), reference, transparent or a colour R,G,B")
-    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
-    p.add_argument("--tier", choices=("bundled", "neural"), default=None)
+    p.add_argument("--device", default=None, help=f"cpu or cuda (default {EditRequest.device})")
+    p.add_argument("--tier", choices=TIERS, default=None)
     p.add_argument("--checkpoints", default=None, metavar="DIR", help="checkpoint folder of the neural tier (default: your models folder)")
-    p.add_argument("--seed", type=int, default=None, help="random seed, 0 to 2^32-1 (default 0)")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed, 0 to 2^32-1 (default {EditRequest.seed})")
     p.add_argument("--face-index", type=int, default=None,
                    help="which face of the identity photo to edit (0 = largest, the default)")
     p.add_argument("--overwrite", action="store_true",
@@ -93,7 +111,7 @@ def _references(args, saved: dict) -> list[dict]:
                                f"the --reference at its position")
     return [{"image": r, "attributes": [a.strip() for a in attr.split(",") if a.strip()],
              "mask": args.mask[i] if i < len(args.mask) else None,
-             "mask_mode": args.mask_mode[i] if i < len(args.mask_mode) else "add", "name": ""}
+             "mask_mode": args.mask_mode[i] if i < len(args.mask_mode) else ReferenceSpec.mask_mode, "name": ""}
             for i, (r, attr) in enumerate(zip(args.reference, args.attribute))]
 
 
@@ -166,10 +184,6 @@ def build_request(args):
     Every value goes through the same checks (``pipeline.requests``: ``LIMITS``, devices,
     backgrounds) whether it came from the command line or from edit.json; a bad one is refused
     naming the flag or the edit.json field, before any work."""
-    from triface_studio.pipeline import EditRequest, ReferenceSpec, RefineSettings
-    from triface_studio.pipeline.requests import (DEFAULT_YAW_RANGE, check_background, check_choice, check_device,
-                                                  check_float, check_int, validate_exports, validate_request)
-
     from .main import CommandError
 
     saved, exp = _read_edit_json(args.from_json) if args.from_json else ({}, {})
@@ -188,8 +202,8 @@ def build_request(args):
             raise CommandError(f"reference {i + 1} has no image path")
         if not r.get("attributes"):
             raise CommandError(f"reference {i + 1} has no attribute to take (e.g. --attribute hair)")
-        mode = check_choice(r.get("mask_mode") or "add", f"the mask mode of reference {i + 1}",
-                            ("replace", "add", "subtract"))
+        mode = check_choice(r.get("mask_mode") or ReferenceSpec.mask_mode, f"the mask mode of reference {i + 1}",
+                            MASK_MODES)
         given = r.get("mask")
         mask = _load_mask(given) if given is not None else None
         mask_paths.append(str(Path(given).absolute()) if isinstance(given, str) else None)
@@ -202,44 +216,48 @@ def build_request(args):
     bare = _load_mask(bare_path) if bare_path is not None else None
     bare_path = str(Path(bare_path).absolute()) if isinstance(bare_path, str) else None
     rs = saved.get("refine", {})
+    d = RefineSettings()                    # the defaults
 
     def num(check, attr, flag, field, src, default, key):
         return check(*_pick(getattr(args, attr, None) if attr else None, src.get(key), default, flag,
                             f"{field}.{key}" if field else key), key)
 
     refine = RefineSettings(
-        refiner=check_choice(*_pick(args.refiner, rs.get("refiner"), "classical", "--refiner", "refine.refiner"),
-                             ("classical", "sdedit")),
-        dilate_radius=num(check_int, "dilate_radius", "--dilate-radius", "refine", rs, 9, "dilate_radius"),
-        blur_sigma=num(check_float, "blur_sigma", "--blur-sigma", "refine", rs, 4.0, "blur_sigma"),
-        t0=num(check_float, "t0", "--t0", "refine", rs, 0.5, "t0"),
-        steps=num(check_int, "steps", "--steps", "refine", rs, 50, "steps"),
-        repeats=num(check_int, "repeats", "--repeats", "refine", rs, 1, "repeats"),
-        score_model=_pick(args.score_model, rs.get("score_model"), None, "", "")[0])
-    bg = check_background(*_pick(args.background, saved.get("background"), "identity", "--background",
+        refiner=check_choice(*_pick(args.refiner, rs.get("refiner"), d.refiner, "--refiner", "refine.refiner"),
+                             REFINERS),
+        dilate_radius=num(check_int, "dilate_radius", "--dilate-radius", "refine", rs, d.dilate_radius,
+                          "dilate_radius"),
+        blur_sigma=num(check_float, "blur_sigma", "--blur-sigma", "refine", rs, d.blur_sigma, "blur_sigma"),
+        t0=num(check_float, "t0", "--t0", "refine", rs, d.t0, "t0"),
+        steps=num(check_int, "steps", "--steps", "refine", rs, d.steps, "steps"),
+        repeats=num(check_int, "repeats", "--repeats", "refine", rs, d.repeats, "repeats"),
+        score_model=_pick(args.score_model, rs.get("score_model"), d.score_model, "", "")[0])
+    bg = check_background(*_pick(args.background, saved.get("background"), EditRequest.background, "--background",
                                  "request.background"))
     face_index, face_flag = _pick(args.face_index, saved.get("identity_face_index"), None, "--face-index",
                                   "request.identity_face_index")
     req = EditRequest(identity=identity, references=specs, refine=refine, background=bg, identity_mask=id_mask,
                       bare_mask=bare,
-                      seed=num(check_int, "seed", "--seed", "request", saved, 0, "seed"),
-                      device=check_device(*_pick(args.device, saved.get("device"), "cpu", "--device",
+                      seed=num(check_int, "seed", "--seed", "request", saved, EditRequest.seed, "seed"),
+                      device=check_device(*_pick(args.device, saved.get("device"), EditRequest.device, "--device",
                                                  "request.device")),
-                      tier=check_choice(*_pick(args.tier, saved.get("tier"), "bundled", "--tier", "request.tier"),
-                                        ("bundled", "neural")),
-                      render_resolution=num(check_int, None, "", "request", saved, 256, "render_resolution"),
+                      tier=check_choice(*_pick(args.tier, saved.get("tier"), EditRequest.tier, "--tier",
+                                               "request.tier"), TIERS),
+                      render_resolution=num(check_int, None, "", "request", saved, EditRequest.render_resolution,
+                                            "render_resolution"),
                       identity_face_index=None if face_index is None else check_int(face_index, face_flag,
                                                                                     "face_index"))
     validate_request(req)
     video = "gif" if args.gif else "mp4" if args.mp4 else exp.get("video")
-    exports = dict(views=num(check_int, "views", "--views", "exports", exp, 8, "views"),
+    exports = dict(views=num(check_int, "views", "--views", "exports", exp, DEFAULT_VIEWS, "views"),
                    yaw_range=num(check_float, "yaw_range", "--yaw-range", "exports", exp, DEFAULT_YAW_RANGE, "yaw_range"),
-                   pitch_range=num(check_float, "pitch_range", "--pitch-range", "exports", exp, 15.0,
+                   pitch_range=num(check_float, "pitch_range", "--pitch-range", "exports", exp, DEFAULT_PITCH_RANGE,
                                    "pitch_range"),
-                   view_resolution=num(check_int, "view_resolution", "--view-resolution", "exports", exp, 256,
-                                       "view_resolution"),
+                   view_resolution=num(check_int, "view_resolution", "--view-resolution", "exports", exp,
+                                       DEFAULT_VIEW_RESOLUTION, "view_resolution"),
                    mesh=bool(_pick(args.mesh, exp.get("mesh"), False, "", "")[0]),
-                   mesh_resolution=num(check_int, None, "", "exports", exp, 128, "mesh_resolution"),
+                   mesh_resolution=num(check_int, None, "", "exports", exp, DEFAULT_MESH_RESOLUTION,
+                                       "mesh_resolution"),
                    orbit=exp.get("orbit") or "turntable", video=video)
     exports = validate_exports(**exports)
     if exports["video"] and not exports["views"]:

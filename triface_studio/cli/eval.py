@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
+from triface_studio.pipeline.requests import REFINERS, TIERS, RefineSettings
+
 
 def register(sub) -> None:
+    refine = RefineSettings()
     p = sub.add_parser("eval", help="measure edits by the paper's protocol (SSIM/L2 outside the region, FID/KID)",
                        description="Pair identities and references by the protocol of Bilecen et al. "
                                    "(eyeglasses: add glasses; hair: black-haired identities, blonde references), "
@@ -23,18 +26,18 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
     p.add_argument("--seed", type=int, default=0, help="pairing and edit seed (default 0)")
-    p.add_argument("--tier", default="bundled", choices=("bundled", "neural", "relief"),
+    p.add_argument("--tier", default="bundled", choices=(*TIERS, "relief"),
                    help="model tier (relief: the pipeline's 2D test stand-in, needs masks/)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--inception", metavar="PTH",
                    help="pytorch-fid Inception checkpoint (pt_inception-2015-12-05-*.pth) for fid_inception")
     p.add_argument("--rendered", action="store_true",
                    help="also measure T^com rendered at the identity's camera (*_t_com; one 512 px render per pair)")
-    p.add_argument("--refiner", default="classical", choices=("classical", "sdedit"),
+    p.add_argument("--refiner", default=refine.refiner, choices=REFINERS,
                    help="refinement inside M_sde (sdedit needs --score-model): the paper's SDE ablation")
     p.add_argument("--score-model", metavar="DIR", help="diffusers score model folder for --refiner sdedit")
-    p.add_argument("--t0", type=float, default=0.5, help="SDEdit noise level (default 0.5)")
-    p.add_argument("--steps", type=int, default=50, help="SDEdit denoising steps (default 50)")
+    p.add_argument("--t0", type=float, default=refine.t0, help=f"SDEdit noise level (default {refine.t0:g})")
+    p.add_argument("--steps", type=int, default=refine.steps, help=f"SDEdit denoising steps (default {refine.steps})")
     p.add_argument("--split", default="heldout", choices=("heldout", "train", "all"),
                    help="photos to pair: the parser's held-out split (default; never tuned on), its training "
                         "split, or the whole folder")
@@ -44,7 +47,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from triface_studio.evaluation.evaluate import evaluate
-    from triface_studio.pipeline import EditError, RefineSettings
+    from triface_studio.pipeline import EditError
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")

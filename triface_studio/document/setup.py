@@ -33,8 +33,8 @@ from triface_studio.core.files import atomic_write_bytes
 from triface_studio.core.images import ImageError, load_mask
 from triface_studio.core.semantics import ATTRIBUTES
 from triface_studio.pipeline.errors import EditError
-from triface_studio.pipeline.requests import (BACKGROUNDS, MASK_MODES, EditRequest, ReferenceSpec, RefineSettings,
-                                              check_background, check_choice, check_float, check_int,
+from triface_studio.pipeline.requests import (BACKGROUNDS, MASK_MODES, REFINERS, TIERS, EditRequest, ReferenceSpec,
+                                              RefineSettings, check_background, check_choice, check_float, check_int,
                                               decode_edit_json, decode_request, request_to_json)
 
 from .brush import quantized
@@ -43,8 +43,6 @@ from .codec import (RESULT_ASSET, RESULT_PNGS, SetupError, mask_png, png_mask, r
 
 FORMAT = "triface-session"
 FORMAT_VERSION = 2
-TIERS = ("bundled", "neural")
-REFINERS = ("classical", "sdedit")
 #: the largest member of a session file that is read (masks, result images, the tri-plane)
 MAX_MEMBER_BYTES = 1 << 30
 
@@ -56,7 +54,7 @@ class ReferenceSetup:
     path: str = ""
     attributes: list[str] = field(default_factory=list)     # a new reference takes nothing until asked
     mask: np.ndarray | None = None          # painted on the reference crop
-    mask_mode: str = "add"
+    mask_mode: str = ReferenceSpec.mask_mode
     name: str = ""
 
     def __post_init__(self):
@@ -80,8 +78,9 @@ class EditSetup:
 
     def __init__(self, identity: str = "", references=(), identity_mask: np.ndarray | None = None,
                  bare_mask: np.ndarray | None = None, refine: RefineSettings | None = None,
-                 background="identity", seed: int = 0, tier: str = "bundled", device: str = "cpu",
-                 render_resolution: int = 256, identity_face_index: int | None = None,
+                 background=EditRequest.background, seed: int = EditRequest.seed, tier: str = EditRequest.tier,
+                 device: str = EditRequest.device, render_resolution: int = EditRequest.render_resolution,
+                 identity_face_index: int | None = None,
                  yaw: float = 0.0, pitch: float = 0.0):
         self.identity = str(identity)
         self.references: list[ReferenceSetup] = list(references)
@@ -368,18 +367,20 @@ class EditSetup:
         score = rs.get("score_model")
         if score is not None and not isinstance(score, str):
             raise SetupError(f"{where}: request.refine.score_model must be a folder name, not {score!r}")
+        d = RefineSettings()                # the defaults
         refine = RefineSettings(
-            refiner=check_choice(rs.get("refiner") or "classical", f"{where}: request.refine.refiner", REFINERS),
-            dilate_radius=rnum(check_int, "dilate_radius", 9), blur_sigma=rnum(check_float, "blur_sigma", 4.0),
-            t0=rnum(check_float, "t0", 0.5), steps=rnum(check_int, "steps", 50), repeats=rnum(check_int, "repeats", 1),
-            score_model=resolve_path(score, base, old) if score else None)
+            refiner=check_choice(rs.get("refiner") or d.refiner, f"{where}: request.refine.refiner", REFINERS),
+            dilate_radius=rnum(check_int, "dilate_radius", d.dilate_radius),
+            blur_sigma=rnum(check_float, "blur_sigma", d.blur_sigma), t0=rnum(check_float, "t0", d.t0),
+            steps=rnum(check_int, "steps", d.steps), repeats=rnum(check_int, "repeats", d.repeats),
+            score_model=resolve_path(score, base, old) if score else d.score_model)
         refs = []
         for i, r in enumerate(req.get("references") or []):
             try:
                 refs.append(ReferenceSetup(resolve_path(r["image"], base, old) if r.get("image") else "",
                                            list(r.get("attributes") or []),
                                            read_mask(r["mask"]) if r.get("mask") else None,
-                                           r.get("mask_mode") or "add", r.get("name") or ""))
+                                           r.get("mask_mode") or ReferenceSpec.mask_mode, r.get("name") or ""))
             except SetupError as e:
                 raise SetupError(f"{where}: reference {i + 1}: {e}") from None
         bg = req.get("background")
@@ -387,10 +388,12 @@ class EditSetup:
         s = cls(identity=resolve_path(req["identity"], base, old) if req.get("identity") else "", references=refs,
                 identity_mask=read_mask(req["identity_mask"]) if req.get("identity_mask") else None,
                 bare_mask=read_mask(req["bare_mask"]) if req.get("bare_mask") else None, refine=refine,
-                background="identity" if bg is None else check_background(bg, f"{where}: request.background"),
-                seed=num(check_int, "seed", 0),
-                tier=check_choice(req.get("tier") or "bundled", f"{where}: request.tier", TIERS),
-                device=req.get("device") or "cpu", render_resolution=num(check_int, "render_resolution", 256),
+                background=(EditRequest.background if bg is None
+                            else check_background(bg, f"{where}: request.background")),
+                seed=num(check_int, "seed", EditRequest.seed),
+                tier=check_choice(req.get("tier") or EditRequest.tier, f"{where}: request.tier", TIERS),
+                device=req.get("device") or EditRequest.device,
+                render_resolution=num(check_int, "render_resolution", EditRequest.render_resolution),
                 identity_face_index=None if face is None else check_int(face, f"{where}: request.identity_face_index",
                                                                         "face_index"))
         return s

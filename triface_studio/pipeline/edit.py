@@ -336,13 +336,7 @@ class EditPipeline:
         job = _Job(progress, cancel)
         notes: list[str] = []
         validate_request(request)           # the one check of every setting (CLI, edit.json, app)
-        if not request.references:
-            raise EditError("an edit needs at least one reference and attribute")
-        for i, ref in enumerate(request.references):
-            if not ref.attributes:
-                raise EditError(f"reference {i + 1} has no attribute to take")
-            if ref.mask_mode not in ("replace", "add", "subtract"):
-                raise EditError(f"mask mode must be replace, add or subtract, not {ref.mask_mode!r}")
+        for ref in request.references:
             self._classes(ref.attributes)
         settings = request.refine
         refiner = make_refiner(settings, self.device)

@@ -32,7 +32,7 @@ from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import colorize
 
 from .errors import Cancelled, EditError
-from .requests import DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE
+from .requests import DEFAULT_MESH_RESOLUTION, DEFAULT_PITCH_RANGE, DEFAULT_VIEW_RESOLUTION, DEFAULT_YAW_RANGE
 
 
 # -- output folders --------------------------------------------------------------------------
@@ -522,8 +522,9 @@ def export_result(pipe, asset, result, out_dir, poses, resolution: int = 256, rg
 
 
 def write_edit_outputs(result, out_dir, pipe=None, views: int = 0, yaw_range: float = DEFAULT_YAW_RANGE,
-                       pitch_range: float = DEFAULT_PITCH_RANGE, view_resolution: int = 256, orbit: str = "turntable",
-                       mesh: bool = False, mesh_resolution: int = 128, video: str | None = None,
+                       pitch_range: float = DEFAULT_PITCH_RANGE, view_resolution: int = DEFAULT_VIEW_RESOLUTION,
+                       orbit: str = "turntable", mesh: bool = False, mesh_resolution: int = DEFAULT_MESH_RESOLUTION,
+                       video: str | None = None,
                        extra: dict | None = None, progress: Callable[[str, float], None] | None = None,
                        cancel: threading.Event | None = None, overwrite: bool = False) -> list[Path]:
     """Write the CLI's file set into ``out_dir`` atomically:

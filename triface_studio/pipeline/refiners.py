@@ -18,6 +18,7 @@ from triface_studio.core import colour
 from triface_studio.core.fill import poisson_fill
 
 from .errors import EditError
+from .requests import REFINERS
 
 
 @runtime_checkable
@@ -90,4 +91,4 @@ def make_refiner(settings, device: str = "cpu") -> Refiner:
                                  repeats=settings.repeats)
         except (ValueError, OSError) as e:  # ScoreModelError is a ValueError naming the folder
             raise EditError(f"SDEdit refiner: {e}") from None
-    raise EditError(f"unknown refiner {settings.refiner!r}; use classical or sdedit")
+    raise EditError(f"unknown refiner {settings.refiner!r}; use {' or '.join(REFINERS)}")

@@ -119,8 +119,13 @@ LIMITS: dict[str, tuple[float, float]] = {
     "yaw": (-180.0, 180.0),
     "pitch": (-85.0, 85.0),
 }
-MASK_MODES = ("replace", "add", "subtract")
+#: The choices of an edit's settings, read by the CLI's parsers, the document's checks and the
+#: app's combo boxes alike: a new one is added here.  The defaults are those of the dataclasses
+#: above (``RefineSettings().refiner``, ``EditRequest.tier``, ``ReferenceSpec.mask_mode``).
+MASK_MODES = ("replace", "add", "subtract")    # core.masks.combine_user_mask's modes
 BACKGROUNDS = ("identity", "reference", "transparent")
+REFINERS = ("classical", "sdedit")             # pipeline.refiners.make_refiner's refiners
+TIERS = ("bundled", "neural")                  # the model tiers an edit runs on
 VIDEOS = ("gif", "mp4")
 ORBITS = ("turntable", "yaw", "pitch")
 
@@ -230,7 +235,7 @@ def validate_request(request: EditRequest) -> None:
     if not isinstance(request.background, str) or request.background not in BACKGROUNDS:
         check_background(request.background)
     if isinstance(request.tier, str):
-        check_choice(request.tier, "tier", ("bundled", "neural"))
+        check_choice(request.tier, "tier", TIERS)
     check_device(request.device)
 
 
@@ -244,10 +249,13 @@ def _check_mask(mask, what: str) -> None:
 
 #: the orbit exports' default amplitudes (degrees): the turntable turns the head +-45 degrees
 DEFAULT_YAW_RANGE, DEFAULT_PITCH_RANGE = 45.0, 15.0
+#: the default size of an orbit view (px) and of the mesh's marching-cubes grid
+DEFAULT_VIEW_RESOLUTION, DEFAULT_MESH_RESOLUTION = 256, 128
 
 
-def validate_exports(views=0, view_resolution=256, yaw_range=DEFAULT_YAW_RANGE, pitch_range=15.0, orbit="turntable",
-                     mesh=False, mesh_resolution=128, video=None) -> dict:
+def validate_exports(views=0, view_resolution=DEFAULT_VIEW_RESOLUTION, yaw_range=DEFAULT_YAW_RANGE,
+                     pitch_range=DEFAULT_PITCH_RANGE, orbit="turntable", mesh=False,
+                     mesh_resolution=DEFAULT_MESH_RESOLUTION, video=None) -> dict:
     """The exports of an edit, checked against ``LIMITS`` -> a dict of clean values."""
     return {"views": check_int(views, "views"), "view_resolution": check_int(view_resolution, "view_resolution"),
             "yaw_range": check_float(yaw_range, "yaw_range"), "pitch_range": check_float(pitch_range, "pitch_range"),
@@ -336,7 +344,7 @@ def decode_request(req: dict, w: str = "request") -> dict:
             _raise(f"{wr}.attributes must be a list of names such as \"hair\", not {attrs!r}"[:300])
         out["references"].append({"image": _field(r, "image", str, wr), "attributes": [a for a in attrs if a],
                                   "mask": _field(r, "mask", str, wr), "name": _field(r, "name", str, wr, ""),
-                                  "mask_mode": _field(r, "mask_mode", str, wr, "add")})
+                                  "mask_mode": _field(r, "mask_mode", str, wr, ReferenceSpec.mask_mode)})
     out["refine"] = dict(_field(req, "refine", dict, w, {}))
     for key in ("seed", "render_resolution", "identity_face_index"):
         out[key] = _field(req, key, (int, float, str), w)

@@ -9,10 +9,11 @@ import sys
 
 def parse_args(argv=None):
     from triface_studio import __version__
+    from triface_studio.pipeline.requests import TIERS
     ap = argparse.ArgumentParser(prog="triface-studio", description="TriFace Studio desktop app")
     ap.add_argument("--version", action="version", version=f"triface-studio {__version__}")
     ap.add_argument("--smoke", action="store_true", help="build the main window offscreen and exit (self-test)")
-    ap.add_argument("--tier", choices=("bundled", "neural"), default=None, help="model tier (default: last used)")
+    ap.add_argument("--tier", choices=TIERS, default=None, help="model tier (default: last used)")
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     ap.add_argument("files", nargs="*", help="identity photo, then references, or a .triface session or an "
                                              "edit.json to open")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from triface_studio.pipeline.requests import DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE, LIMITS
+from triface_studio.pipeline.requests import DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE, LIMITS, ORBITS, VIDEOS
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,10 @@ class ExportDialog(QDialog):
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         form.addRow("Folder", row)
-        self.frames = QSpinBox(minimum=0, maximum=720, value=24)
+        self.frames = QSpinBox(minimum=int(LIMITS["views"][0]), maximum=int(LIMITS["views"][1]), value=24)
         form.addRow("Frames", self.frames)
         self.path = QComboBox()
-        self.path.addItems(["turntable", "yaw", "pitch"])
+        self.path.addItems(ORBITS)
         form.addRow("Camera path", self.path)
         self.yaw_range = QDoubleSpinBox(minimum=LIMITS["yaw_range"][0], maximum=LIMITS["yaw_range"][1],
                                         value=DEFAULT_YAW_RANGE, singleStep=5.0, prefix="+-", suffix=" deg")
@@ -73,7 +73,7 @@ class ExportDialog(QDialog):
         for w in (self.rgb, self.semantic, self.transparent):
             form.addRow("", w)
         self.video = QComboBox()
-        self.video.addItems(["none", "gif", "mp4"])
+        self.video.addItems(["none", *VIDEOS])
         form.addRow("Video", self.video)
         self.fps = QSpinBox(minimum=1, maximum=60, value=12, suffix=" fps")
         self.fps.setToolTip("Frame rate of the GIF / MP4: the video lasts frames / fps seconds")

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from triface_studio.document import Autosave, EditSetup, JobBoard
+from triface_studio.pipeline.requests import TIERS, EditRequest, ReferenceSpec
 
 from .controllers import EditController, ExportController, SessionController
 from .export_dialog import ExportOptions
@@ -100,7 +101,7 @@ class MainWindow(QMainWindow):
 
     # -- the document --------------------------------------------------------------------
     def _new_setup(self, tier: str) -> EditSetup:
-        return EditSetup(tier=tier if tier in ("bundled", "neural") else "bundled",
+        return EditSetup(tier=tier if tier in TIERS else EditRequest.tier,
                          render_resolution=int(self.edit_resolution))
 
     def _bind(self, setup: EditSetup) -> None:
@@ -388,7 +389,8 @@ class MainWindow(QMainWindow):
     def open_identity(self, path: str, mask: np.ndarray | None = None) -> int:
         return self.photos.open_identity(path, mask)
 
-    def add_reference(self, path: str = "", attributes=(), mask_mode="add", mask=None) -> ReferencePanel:
+    def add_reference(self, path: str = "", attributes=(), mask_mode=ReferenceSpec.mask_mode,
+                      mask=None) -> ReferencePanel:
         return self.photos.add_reference(path, attributes, mask_mode, mask)
 
     def remove_reference(self, panel: ReferencePanel) -> None:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QGroup
 
 from triface_studio.core.semantics import ATTRIBUTES
 from triface_studio.core.semantics import colorize
+from triface_studio.pipeline.requests import MASK_MODES, ReferenceSpec
 
 from .canvas import MaskCanvas, _ImageView
 
@@ -146,14 +147,14 @@ class ReferencePanel(ImagePanel):
     removeRequested = Signal(object)
     predictedRequested = Signal(object)
 
-    def __init__(self, index: int, undo_stack, attributes=(), mask_mode="add", parent=None):
+    def __init__(self, index: int, undo_stack, attributes=(), mask_mode=ReferenceSpec.mask_mode, parent=None):
         super().__init__(f"Reference {index}", undo_stack, (255, 170, 40), parent)
         self.picker = AttributePicker(attributes)
         self.lay.addWidget(self.picker)
         row = QHBoxLayout()
         row.addWidget(QLabel("Mask"))
         self.mode = QComboBox()
-        self.mode.addItems(["add", "replace", "subtract"])
+        self.mode.addItems(sorted(MASK_MODES, key=lambda m: m != ReferenceSpec.mask_mode))   # the default first
         self.mode.setCurrentText(mask_mode)
         self.mode.setToolTip("How the painted mask combines with the predicted region")
         row.addWidget(self.mode)

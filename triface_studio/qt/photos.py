@@ -10,6 +10,7 @@ import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
 from triface_studio.document import ReferenceSetup, load_mask_png, save_mask_png
+from triface_studio.pipeline.requests import ReferenceSpec
 
 from .panels import ImagePanel, ReferencePanel
 from .worker import CallJob
@@ -52,7 +53,7 @@ class PhotoController:
             self.win.show_error(message, "Could not open the image")
         return self.analyze(self.win.identity, path, failed=failed)
 
-    def add_reference(self, path: str = "", attributes=(), mask_mode="add",
+    def add_reference(self, path: str = "", attributes=(), mask_mode=ReferenceSpec.mask_mode,
                       mask: np.ndarray | None = None) -> ReferencePanel:
         ref = ReferenceSetup(path, list(attributes), mask, mask_mode)
         panel = self.reference_panel(ref)

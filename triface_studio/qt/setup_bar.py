@@ -13,9 +13,10 @@ from pathlib import Path
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QPushButton, QSpinBox, QToolBar
 
 from triface_studio.document import EditSetup, SetupError
+from triface_studio.pipeline.requests import BACKGROUNDS, LIMITS, REFINERS, TIERS
 
-BACKGROUNDS = ("identity", "reference", "transparent")
-SEED_MAX = 2**31 - 1            # QSpinBox holds an int32
+SEED_MIN = int(LIMITS["seed"][0])
+SEED_MAX = min(int(LIMITS["seed"][1]), 2**31 - 1)           # QSpinBox holds an int32
 
 
 class SetupBar:
@@ -26,7 +27,7 @@ class SetupBar:
         self.on_error = on_error or (lambda message: None)
         toolbar.addWidget(QLabel(" Refiner "))
         self.refiner = QComboBox()
-        self.refiner.addItems(["classical", "sdedit"])
+        self.refiner.addItems(REFINERS)
         self.refiner.setToolTip("classical: no learned weights; sdedit: SDEdit with a score model (choose its folder)")
         toolbar.addWidget(self.refiner)
         self.score_button = QPushButton("Score model...")
@@ -42,11 +43,11 @@ class SetupBar:
                                    "or nothing (transparent)")
         toolbar.addWidget(self.background)
         toolbar.addWidget(QLabel(" Seed "))
-        self.seed = QSpinBox(minimum=0, maximum=SEED_MAX)
+        self.seed = QSpinBox(minimum=SEED_MIN, maximum=SEED_MAX)
         toolbar.addWidget(self.seed)
         toolbar.addWidget(QLabel(" Tier "))
         self.tier = QComboBox()
-        self.tier.addItems(["bundled", "neural"])
+        self.tier.addItems(TIERS)
         self.tier.setToolTip("The model tier: bundled (offline, CPU) or neural (your checkpoints, see Models)")
         toolbar.addWidget(self.tier)
         self.refiner.currentTextChanged.connect(lambda v: self._set(refine={"refiner": v}))
