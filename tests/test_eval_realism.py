@@ -105,6 +105,12 @@ def test_the_reference_complexion_on_the_result_is_foreign_skin():
     out[60:80, 30:100] = (110, 70, 50)                        # pasted with the reference's skin around it
     r = realism.realism_metrics("eyeglasses", inp, out, lab, lab, [EYEGLASSES], ref, lab)
     assert r["foreign_skin"] > 0.5 and r["looks_broken"] == 1
+    # new hair in the reference's complexion (strawberry blonde on a fair reference) is hair, not skin
+    lab_out = lab.copy()
+    lab_out[60:80, 30:100] = HAIR
+    h = realism.realism_metrics("hair", inp, out, lab, lab_out, [HAIR], ref, lab)
+    assert h["foreign_skin"] < 0.05
+    assert realism.realism_metrics("hair", inp, out, lab, lab, [HAIR], ref, lab)["foreign_skin"] > 0.5
 
 
 def test_parser_agreement_and_parts_kept():

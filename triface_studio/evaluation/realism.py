@@ -23,7 +23,8 @@ parser labels of both (CelebAMask-HQ ids) and, where it matters, the reference c
   which covers frames and lenses alike (a frame's inner edge, its soft rim and its arms are
   the frame's own edges): what is left is where a pasted patch ends; the measure over the whole
   boundary, which also charges those, is ``seam_contrast_all``.
-- ``foreign_skin``: share of the changed pixels whose colour is the reference's complexion and
+- ``foreign_skin``: share of the changed pixels (for hair: those the parser does not see as
+  hair on the result, which are the attribute) whose colour is the reference's complexion and
   not the identity's (within ``SKIN_DE`` of the reference's median skin colour and more than
   ``2 * SKIN_DE`` from the identity's); NaN when the two complexions are too alike to tell.
 - ``no_op``: 1 when the requested attribute is not visible on the result: eyeglasses the parser
@@ -136,7 +137,8 @@ def seam_contrast(l_in: np.ndarray, l_out: np.ndarray, changed: np.ndarray,
 
 
 def foreign_skin(lab_out: np.ndarray, lab_in: np.ndarray, lab_in_ids: np.ndarray, changed: np.ndarray,
-                 lab_ref: np.ndarray | None, lab_ref_ids: np.ndarray | None) -> float:
+                 lab_ref: np.ndarray | None, lab_ref_ids: np.ndarray | None,
+                 attribute: np.ndarray | None = None) -> float:
     if lab_ref is None or lab_ref_ids is None or changed.sum() < MIN_CHANGED_PX:
         return float("nan")
     s_id, s_ref = lab_in[lab_in_ids == SKIN], lab_ref[lab_ref_ids == SKIN]
@@ -148,6 +150,8 @@ def foreign_skin(lab_out: np.ndarray, lab_in: np.ndarray, lab_in_ids: np.ndarray
     px = lab_out[changed]
     near_ref = np.linalg.norm(px - c_ref, axis=-1) < SKIN_DE
     far_id = np.linalg.norm(px - c_id, axis=-1) > 2 * SKIN_DE
+    if attribute is not None:                # pixels of the attribute itself are not skin
+        near_ref &= ~np.asarray(attribute, bool)[changed]
     return float((near_ref & far_id).mean())
 
 
@@ -202,7 +206,10 @@ def realism_metrics(task: str, inp: np.ndarray, out: np.ndarray, lab_in_ids: np.
         "seam_contrast": seam_contrast(l_in[..., 0], l_out[..., 0], changed, lab_out_ids,
                                        structured=(EYEGLASSES,) if task == "eyeglasses" else ()),
         "seam_contrast_all": seam_contrast(l_in[..., 0], l_out[..., 0], changed),
-        "foreign_skin": foreign_skin(l_out, l_in, lab_in_ids, changed, l_ref, lab_ref_ids),
+        # (for hair, pixels the parser sees as hair are the attribute: strawberry-blonde hair may
+        # have a fair reference's complexion and still be hair)
+        "foreign_skin": foreign_skin(l_out, l_in, lab_in_ids, changed, l_ref, lab_ref_ids,
+                                     attribute=lab_out_ids == HAIR if task == "hair" else None),
         "no_op": is_no_op(task, l_in, l_out, lab_out_ids, changed),
         "agree_iou": agreement(placed, lab_out_ids, classes),
         "parts_kept": parts_kept(lab_in_ids, lab_out_ids),
