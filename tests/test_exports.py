@@ -52,6 +52,12 @@ def test_export_views_writes_rgb_and_semantics(edited, tmp_path):
     assert names == ["rgb_0000.png", "rgb_0001.png", "semantic_0000.png", "semantic_0001.png"]
     im = load_image(tmp_path / "out" / "views" / "rgb_0000.png")
     assert im.shape == (32, 32, 3)
+    # the semantic map (a palette PNG) reads back as the project palette's colours of the labels
+    from triface_studio.core.semantics import colorize
+
+    _, labels = pipe.render_view(res.t_com, 10, 5, 32)
+    sem = load_image(tmp_path / "out" / "views" / "semantic_0001.png")
+    assert sem.shape == (32, 32, 3) and np.array_equal(sem, colorize(labels))
     # nothing but the result in the parent folder
     assert sorted(os.listdir(tmp_path)) == ["out"]
 

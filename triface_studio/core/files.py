@@ -70,6 +70,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
 
 
+def sync_files(paths) -> None:
+    """Flush files written without :func:`atomic_write_bytes`'s per-file fsync (e.g. into a
+    staging folder that is renamed into place afterwards) to disk: one ``os.sync`` where the
+    system has it (about a millisecond, against ~3 ms per file for fsync), else each file's."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for p in paths:
+        with open(p, "rb+") as f:
+            os.fsync(f.fileno())
+
+
 def sha256_file(path: str | os.PathLike, progress: Callable[[int], None] | None = None,
                 chunk: int = 1 << 20) -> str:
     """The file's sha256 (hex); ``progress(n)`` after each block of n bytes."""

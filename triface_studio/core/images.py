@@ -138,6 +138,19 @@ def encode_png(image: np.ndarray, compress_level: int = 3) -> bytes:
     return buf.getvalue()
 
 
+def encode_indexed_png(indices: np.ndarray, palette: np.ndarray, compress_level: int = 3) -> bytes:
+    """uint8 (H, W) indices and an (N, 3) uint8 palette -> an 8-bit palette PNG: it shows as
+    ``palette[indices]`` in any viewer at a third of the RGB image's bytes and encoding time."""
+    import io
+
+    arr = np.ascontiguousarray(indices, np.uint8)
+    im = Image.fromarray(arr, mode="P")
+    im.putpalette(np.asarray(palette, np.uint8).reshape(-1).tolist())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=int(compress_level))
+    return buf.getvalue()
+
+
 def save_image(path: str | os.PathLike, image: np.ndarray, compress_level: int = 3) -> None:
     """Save a uint8 image atomically; the format follows the suffix (PNG, JPEG, ...)."""
     path = Path(path)

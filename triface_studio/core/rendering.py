@@ -292,7 +292,7 @@ def _shade_at(ev: _Evaluator, b: int, origins: torch.Tensor, dirs: torch.Tensor,
     rgb = out.rgb[:, 0] * opacity
     if out.semantics is None:
         return rgb, depth, opacity, rgb.shape[-1]
-    sem = torch.softmax(out.semantics[:, 0], -1) * opacity
+    sem = torch.softmax(out.semantics[:, 0].contiguous(), -1) * opacity     # (contiguous: 2x faster)
     return torch.cat([rgb, sem], -1), depth, opacity, rgb.shape[-1]
 
 

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from triface_studio.core import triplane
-from triface_studio.core.files import atomic_path, atomic_write_bytes, name_max
-from triface_studio.core.images import encode_png, save_image, to_uint8
+from triface_studio.core.files import atomic_path, atomic_write_bytes, name_max, sync_files
+from triface_studio.core.images import ImageError, encode_indexed_png, encode_png, save_image, to_uint8
 from triface_studio.core.rendering import activate_density, decode_points
-from triface_studio.core.semantics import colorize
+from triface_studio.core.semantics import PALETTE, colorize
 
 from .errors import Cancelled, EditError
 from .requests import DEFAULT_MESH_RESOLUTION, DEFAULT_PITCH_RANGE, DEFAULT_VIEW_RESOLUTION, DEFAULT_YAW_RANGE
@@ -306,17 +306,22 @@ VIEW_PNG_LEVEL = 1
 
 
 def _write_view(folder: Path, i: int, view, rgb: bool, semantic: bool) -> list[Path]:
+    """One view's PNGs, written straight into ``folder`` (a staging folder: the export appears
+    as a whole or not at all, and :func:`_write_views` flushes it once; the semantic map as a
+    palette PNG in the project palette, which looks the same at a third of the cost)."""
     im, labels = view
-    paths = []
+    out = []
     if rgb:
-        p = folder / f"rgb_{i:04d}.png"
-        save_image(p, im, compress_level=VIEW_PNG_LEVEL)
-        paths.append(p)
+        out.append((folder / f"rgb_{i:04d}.png", encode_png(im, VIEW_PNG_LEVEL)))
     if semantic and labels is not None:
-        p = folder / f"semantic_{i:04d}.png"
-        save_image(p, colorize(labels), compress_level=VIEW_PNG_LEVEL)
-        paths.append(p)
-    return paths
+        idx = np.clip(np.asarray(labels), 0, len(PALETTE) - 1).astype(np.uint8)
+        out.append((folder / f"semantic_{i:04d}.png", encode_indexed_png(idx, PALETTE, VIEW_PNG_LEVEL)))
+    for p, data in out:
+        try:
+            p.write_bytes(data)
+        except OSError as e:
+            raise ImageError(f"{p}: cannot write ({e.strerror or type(e).__name__})") from None
+    return [p for p, _ in out]
 
 
 def _write_views(folder: Path, views, rgb: bool, semantic: bool) -> list[Path]:
@@ -327,7 +332,9 @@ def _write_views(folder: Path, views, rgb: bool, semantic: bool) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="triface-png") as pool:
         futures = [pool.submit(_write_view, folder, i, v, rgb, semantic) for i, v in enumerate(views)]
-        return [p for f in futures for p in f.result()]
+        paths = [p for f in futures for p in f.result()]
+    sync_files(paths)
+    return paths
 
 
 def export_views(pipe, asset, out_dir, poses, resolution: int = 256, rgb: bool = True, semantic: bool = True,
