@@ -453,3 +453,20 @@ def test_old_hair_between_the_face_and_the_new_hair_beside_it_grows_hair():
     assert (reg.s_blend[band] == HAIR).mean() > 0.9                  # inside the head: hair, not a hole
     beyond = (lab == HAIR) & (xx < 100) & (yy > 260) & (yy < 380)     # no new hair out there
     assert (reg.s_blend[beyond] == BACKGROUND).mean() > 0.9
+
+
+def test_hair_sharpness_tells_a_blurred_photo_from_a_sharp_one():
+    import cv2
+
+    from triface_studio.pipeline.edit import SOFT_HAIR, hair_sharpness
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:512, :512]
+    lab = np.zeros((512, 512), np.uint8)
+    lab[:200] = HAIR
+    strands = 170 + 25 * np.sin(xx * 0.9 + rng.normal(0, 0.5, (512, 512))) + rng.normal(0, 6, (512, 512))
+    sharp = np.clip(np.stack([strands, strands * 0.9, strands * 0.6], -1), 0, 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 4.0)
+    assert hair_sharpness(sharp, lab) > 3 * SOFT_HAIR
+    assert hair_sharpness(blurred, lab) < SOFT_HAIR
+    assert hair_sharpness(sharp, np.zeros_like(lab)) == float("inf")      # no hair: nothing to say
