@@ -241,8 +241,7 @@ def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tens
         for k in (1, 3, 9):
             sig = sigma * k * R / 512
             w = src.astype(np.float32)
-            num = cv2.GaussianBlur(c * w[..., None], (0, 0), sig)
-            den = cv2.GaussianBlur(w, (0, 0), sig)
+            num, den = _blur_small(c * w[..., None], sig), _blur_small(w, sig)
             ok = ~have & (den > 0.02)
             fill[ok] = num[ok] / den[ok][:, None]
             have |= ok
@@ -250,6 +249,18 @@ def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tens
         a = ((band + 1 - d[mine]) / (band + 1))[:, None].astype(np.float32)     # 1 at the outline
         out[mine] = (1 - a) * c[mine] + a * fill[mine]
     return torch.from_numpy(out).permute(2, 0, 1).to(colour.dtype)
+
+
+def _blur_small(a: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of ``sigma`` px computed at 1/f of the size (f ~ sigma / 3, at most 8)
+    and resized back: the same smooth field ~f^2 times faster for the wide blurs of
+    :func:`smooth_wall` (a 54 px blur at full size took ~0.1 s a channel)."""
+    f = int(min(8, max(1, sigma // 3)))
+    if f == 1:
+        return cv2.GaussianBlur(a, (0, 0), sigma)
+    h, w = a.shape[:2]
+    small = cv2.resize(a, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / f), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 #: size of the backdrop texture (the inpainted background is smooth: more texels add nothing)
