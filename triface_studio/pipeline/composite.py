@@ -6,17 +6,23 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
 
 :func:`regions`       which pixels show the attribute (M_k), background (M_bg) and the gap the
                       old region leaves (eqs. 15-16), the gap split by where it lies: on the
-                      face (becomes skin), on the scalp (becomes new hair), beside the head
-                      (becomes background)
+                      face (becomes skin; an old fringe stays hair), on the scalp and inside
+                      the new hair's silhouette (becomes new hair), beside the head (becomes
+                      background)
 :func:`hair_matte`    soft alpha along the pasted hair's edges (a guided filter on the render)
 :func:`glasses_layer` the reference's eyeglasses as a layer: frame and tint, without the
                       reference's own skin and eyes that its clear lenses show
 :func:`colour_match`  pasted parts take the render's lost colour back from the reference photo,
                       then the identity's white balance and, for parts made of skin, its complexion
+:func:`unstreak_hair` pasted hair its reference's photo saw at a grazing angle (one texel
+                      smeared into a streak) keeps its colour and takes strands from the rest
+:func:`dye_old_hair`  the identity's old hair in the new hair's colours, keeping its own strands
+                      and light: what shows of it under the new hair's edge and in the scalp gap
 :func:`coarse`        eq. 13 with those soft layers over the identity and its background (eq. 14)
 :func:`fill`          the gap fill (eq. 17, with texture): face gaps from the identity's own
-                      skin, scalp gaps from the new hair, revealed background from the
-                      identity's own background (:func:`triface_studio.core.fill.texture_fill`)
+                      skin, scalp gaps the dyed old hair's shading with the new hair's strands,
+                      revealed background from the identity's own background
+                      (:func:`triface_studio.core.fill.texture_fill`)
 
 :func:`build` runs them in order and returns a :class:`Composite`.  All images are float32 RGB
 in [0, 1], (512, 512, 3); masks float32 (512, 512) in [0, 1]; labels uint8 CelebAMask-HQ ids.
