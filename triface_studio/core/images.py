@@ -144,7 +144,7 @@ def encode_indexed_png(indices: np.ndarray, palette: np.ndarray, compress_level:
     import io
 
     arr = np.ascontiguousarray(indices, np.uint8)
-    im = Image.fromarray(arr, mode="P")
+    im = Image.fromarray(arr)                       # 8-bit grey; putpalette makes it a palette image
     im.putpalette(np.asarray(palette, np.uint8).reshape(-1).tolist())
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=int(compress_level))
