@@ -162,8 +162,18 @@ def save_image(path: str | os.PathLike, image: np.ndarray, compress_level: int =
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(image)).save(buf, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
         data = buf.getvalue()
+    write_image_bytes(path, data)
+
+
+def write_image_bytes(path: str | os.PathLike, data: bytes, atomic: bool = True) -> None:
+    """Write an encoded image; a failure (a full disk, no permission) is an ImageError that
+    says so.  ``atomic=False`` writes in place, unsynced: for files in a staging folder that is
+    flushed and renamed into place as a whole (:func:`triface_studio.core.files.sync_files`)."""
     try:
-        atomic_write_bytes(path, data)
+        if atomic:
+            atomic_write_bytes(path, data)
+        else:
+            Path(path).write_bytes(data)
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or type(e).__name__})") from None
 

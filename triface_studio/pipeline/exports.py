@@ -27,7 +27,7 @@ import torch
 
 from triface_studio.core import triplane
 from triface_studio.core.files import atomic_path, atomic_write_bytes, name_max, sync_files
-from triface_studio.core.images import ImageError, encode_indexed_png, encode_png, save_image, to_uint8
+from triface_studio.core.images import encode_indexed_png, encode_png, to_uint8, write_image_bytes
 from triface_studio.core.rendering import activate_density, decode_points
 from triface_studio.core.semantics import PALETTE, colorize
 
@@ -270,15 +270,10 @@ def orbit_path(frames: int, kind: str = "turntable", yaw_range: float = DEFAULT_
     raise ValueError(f"orbit kind must be turntable, yaw or pitch, not {kind!r}")
 
 
-def render_views(pipe, asset, poses, resolution: int = 256, semantic: bool = True, transparent: bool = False,
-                 progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None):
-    """Render every pose. -> list of (rgb uint8, labels uint8 or None)"""
-    return list(iter_views(pipe, asset, poses, resolution, semantic, transparent, progress, cancel))
-
-
 def iter_views(pipe, asset, poses, resolution: int = 256, semantic: bool = True, transparent: bool = False,
                progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None):
-    """:func:`render_views` one view at a time (every pose is checked before the first render)."""
+    """Render the poses one view at a time: yields (rgb uint8, labels uint8 or None); every pose
+    is checked before the first render."""
     from .requests import check_float, check_int
 
     resolution = check_int(resolution, "view_resolution")
@@ -317,10 +312,7 @@ def _write_view(folder: Path, i: int, view, rgb: bool, semantic: bool) -> list[P
         idx = np.clip(np.asarray(labels), 0, len(PALETTE) - 1).astype(np.uint8)
         out.append((folder / f"semantic_{i:04d}.png", encode_indexed_png(idx, PALETTE, VIEW_PNG_LEVEL)))
     for p, data in out:
-        try:
-            p.write_bytes(data)
-        except OSError as e:
-            raise ImageError(f"{p}: cannot write ({e.strerror or type(e).__name__})") from None
+        write_image_bytes(p, data, atomic=False)
     return [p for p, _ in out]
 
 
@@ -484,16 +476,25 @@ def write_exports(folder: Path, pipe, asset, poses, resolution: int = 256, rgb: 
     written, timings = [], {}
     if poses and (rgb or semantic or video):
         t0 = time.perf_counter()
-        rendered = render_views(pipe, asset, poses, resolution, semantic, transparent,
-                                lambda f: report("views", 0.8 * f), cancel)
-        for p in _write_views(folder / "views", rendered, rgb or bool(video), semantic):
+        frames: list[np.ndarray] = []        # kept for the video only
+
+        def keeping(views):
+            for v in views:
+                if video:
+                    frames.append(v[0])
+                yield v
+
+        # views are encoded while the next one renders (as in export_views)
+        views = iter_views(pipe, asset, poses, resolution, semantic, transparent,
+                           lambda f: report("views", 0.8 * f), cancel)
+        for p in _write_views(folder / "views", keeping(views), rgb or bool(video), semantic):
             written.append(str(p.relative_to(folder)))
         timings["views"] = time.perf_counter() - t0
         timings["views_per_frame"] = timings["views"] / len(poses)
         if video:
             report("video", 0.85)
             t0 = time.perf_counter()
-            export_video([im for im, _ in rendered], folder / f"orbit.{video}", fps=fps)
+            export_video(frames, folder / f"orbit.{video}", fps=fps)
             written.append(f"orbit.{video}")
             timings["video"] = time.perf_counter() - t0
     elif video:

@@ -461,9 +461,6 @@ class MainWindow(QMainWindow):
     def stale_dropped(self) -> int:
         return self.orbit_panel.stale_dropped
 
-    def _pose(self) -> tuple[float, float]:
-        return self.orbit_panel.pose()
-
     def _pose_to_session(self, yaw: float, pitch: float) -> None:
         self.setup.set_view(yaw, pitch)
 

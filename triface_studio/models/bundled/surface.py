@@ -44,12 +44,12 @@ class SurfaceMesh:
 @dataclass(frozen=True)
 class SurfaceView:
     """One rasterised view. Shape: rgb (r, r, 3) float32 in [0, 1] (background where nothing
-    covers a pixel); labels (r, r) uint8 (0 = background) or None; ray_depth (r, r) float32 or None,
+    covers a pixel) or None when not asked for; labels (r, r) uint8 (0 = background) or None; ray_depth (r, r) float32 or None,
     the distance along each pixel's ray to the surface (+inf where empty); covered (r, r) bool."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     labels: np.ndarray | None
-    ray_depth: np.ndarray
+    ray_depth: np.ndarray | None
     covered: np.ndarray
 
 
@@ -119,14 +119,18 @@ def project(camera: Camera, points: np.ndarray, resolution: int) -> tuple[np.nda
 
 
 def render_surface(mesh: SurfaceMesh, camera: Camera, resolution: int, background: np.ndarray | None = None,
-                   semantic: bool = True, ray_depth: bool = False) -> SurfaceView:
+                   semantic: bool = True, ray_depth: bool = False, colour: bool = True) -> SurfaceView:
     """Rasterise the mesh seen by ``camera``; ``background`` (r, r, 3) float fills the rest
-    (white when None); ``ray_depth``: also the distance along each ray (else None).  -> SurfaceView"""
+    (white when None); ``ray_depth``: also the distance along each ray (else None);
+    ``colour=False`` skips the RGB image (the volume renderer's ray bounds need depth only).
+    -> SurfaceView"""
     r = int(resolution)
     pts, dist = project(camera, mesh.vertices, r)
     frags = raster.rasterize(pts, mesh.faces, r, r)
-    bg = np.ones((r, r, 3), np.float32) if background is None else background
-    rgb = raster.interpolate(frags, mesh.faces, mesh.colours, bg)
+    rgb = None
+    if colour:
+        bg = np.ones((r, r, 3), np.float32) if background is None else background
+        rgb = raster.interpolate(frags, mesh.faces, mesh.colours, bg)
     labels = raster.nearest_vertex(frags, mesh.faces, mesh.labels) if semantic else None
     depth = None
     if ray_depth:

@@ -95,7 +95,7 @@ class BundledTier:
         ray +- ``SURFACE_MARGIN``, widened to the 3 x 3 neighbourhood so that the silhouette's
         pixels the mesh just misses are still sampled.  Shape: -> (1, resolution**2, 2)"""
         mesh, _ = self.surface(asset)
-        d = render_surface(mesh, camera, resolution, semantic=False, ray_depth=True).ray_depth
+        d = render_surface(mesh, camera, resolution, semantic=False, ray_depth=True, colour=False).ray_depth
         big = np.float32(1e3)
         k = np.ones((3, 3), np.uint8)
         finite = np.isfinite(d)
