@@ -149,3 +149,44 @@ def test_neighbouring_copies_cross_fade_instead_of_meeting_in_a_line():
     assert np.allclose(out[30, 42], right[30, 42], atol=1e-3)
     w = out[30, 31, 0] - right[30, 31, 0]
     assert 0.2 < w / (left[30, 31, 0] - right[30, 31, 0]) < 0.8    # at the seam: a mix of both
+
+
+def test_relight_keeps_a_part_s_contrast_to_its_surroundings_in_the_new_light():
+    # lips darker and redder than a dim, warm skin, moved onto a bright, cool skin
+    skin_src, lips_src = np.array([0.50, 0.34, 0.25], np.float32), np.array([0.42, 0.16, 0.15], np.float32)
+    skin_dst = np.array([0.85, 0.75, 0.72], np.float32)
+    img = np.broadcast_to(lips_src, (8, 8, 3)).copy()
+    region = np.zeros((8, 8), np.float32)
+    region[:, :4] = 1.0
+    lab = lambda c: colour.to_lab(np.asarray(c, np.float32).reshape(1, 1, 3))[0, 0]  # noqa: E731
+    out = colour.relight(img, region, lab(skin_src), lab(skin_dst))
+    got, before = colour.to_lab(out)[0, 0], lab(lips_src)
+    ratio = before[0] / lab(skin_src)[0]
+    assert abs(got[0] / lab(skin_dst)[0] - ratio) < 0.02                 # as much darker than the skin
+    assert np.allclose(got[1:] - lab(skin_dst)[1:], before[1:] - lab(skin_src)[1:], atol=1.0)  # as much redder
+    assert got[0] > before[0] + 12                                       # in the brighter light
+    assert np.allclose(out[:, 4:], img[:, 4:])                           # nothing outside the region
+
+
+def test_pasted_lips_take_the_identity_s_light_not_the_reference_s():
+    from triface_studio.core.semantics import L_LIP, SKIN, U_LIP
+    from triface_studio.pipeline.composite import ReferenceLayer, colour_match
+
+    def face(skin_rgb, lip_rgb):
+        img = np.broadcast_to(np.asarray(skin_rgb, np.float32), (96, 96, 3)).copy()
+        lab = np.full((96, 96), SKIN, np.uint8)
+        lab[50:60, 30:66], img[50:60, 30:66] = U_LIP, lip_rgb
+        lab[60:68, 30:66], img[60:68, 30:66] = L_LIP, lip_rgb
+        return img, lab
+
+    ref_img, ref_lab = face([0.50, 0.34, 0.25], [0.38, 0.15, 0.14])      # a dim, warm photo
+    id_img, id_lab = face([0.86, 0.76, 0.72], [0.75, 0.55, 0.55])        # a bright one
+    alpha = np.isin(ref_lab, (U_LIP, L_LIP)).astype(np.float32)
+    out = colour_match(ref_img, alpha, id_img, id_lab, [ReferenceLayer(ref_img, ref_lab, frozenset({U_LIP, L_LIP}))],
+                       ref_lab, {U_LIP, L_LIP}, taken=alpha)
+    L = colour.to_lab(out)[..., 0]
+    L_skin_id = colour.to_lab(id_img)[..., 0][id_lab == SKIN].mean()
+    # the reference's lips had 0.58 of its skin's lightness: on the bright face they have about
+    # as much of its skin's, not the dim photo's near-black (0.28 before lips were relit)
+    assert 0.5 * L_skin_id < L[55, 48] < 0.7 * L_skin_id
+    assert colour.to_lab(out)[55, 48, 1] > colour.to_lab(id_img)[20, 20, 1] + 5   # and redder than the skin

@@ -130,3 +130,24 @@ def mix_share(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     d = f - b
     t = ((lab - b) @ d) / max(float(d @ d), 1e-6)
     return np.clip(t, 0.0, 1.0).astype(np.float32)
+
+
+def relight(image: np.ndarray, region: np.ndarray, source_around: np.ndarray, target_around: np.ndarray,
+            max_ratio: float = 2.0) -> np.ndarray:
+    """``image`` inside ``region`` (weights in [0, 1]) moved from one photo's light to another's,
+    keeping how it stands against its surroundings: CIELAB lightness as a ratio to the
+    surroundings' (``source_around``: the typical Lab colour, e.g. the median, of what surrounded
+    it in its own photo), a/b as an offset from them, both put onto ``target_around`` (the same
+    of what surrounds it now).  E.g. lips redder and darker than the skin around them stay so on a paler or warmer
+    face, instead of keeping the other photo's colour.  The lightness ratio is clipped to
+    [1/max_ratio, max_ratio].  Shape: (H, W, 3) RGB in [0, 1], (H, W), (3,), (3,) -> (H, W, 3)"""
+    img = np.asarray(image, np.float32)
+    w = np.clip(np.asarray(region, np.float32), 0, 1)[..., None]
+    if w.max() <= 0:
+        return img
+    src, dst = np.asarray(source_around, np.float32), np.asarray(target_around, np.float32)
+    lab = to_lab(img)
+    moved = lab.copy()
+    moved[..., 0] = lab[..., 0] * float(np.clip(dst[0] / max(src[0], 1.0), 1.0 / max_ratio, max_ratio))
+    moved[..., 1:] = lab[..., 1:] + (dst[1:] - src[1:])
+    return np.where(w > 0, from_lab(lab * (1 - w) + moved * w), img).astype(np.float32)

@@ -44,6 +44,12 @@ from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, HAT, L_
 
 #: classes whose colour is the wearer's complexion
 SKIN_TONED = frozenset({NOSE, L_EAR, R_EAR, NECK})
+#: face parts set in skin, not made of it: pasted, each keeps how it stands against the skin
+#: around it (a nose or an ear is skin: it takes the identity's complexion, :func:`skin_tone`;
+#: teeth keep their own colour)
+ON_SKIN = frozenset({L_EYE, R_EYE, L_BROW, R_BROW, U_LIP, L_LIP})
+#: the skin this wide around a face part (px) tells the light and colour it is seen in
+RING_PX = 12
 #: classes that show where a person's face and neck are (for :func:`bare_head`)
 FACE_PARTS = (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, L_EAR, R_EAR, MOUTH, U_LIP, L_LIP, NECK)
 #: the inner face: hair the reference has over its own eyes, nose or mouth does not cover these
@@ -410,10 +416,14 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
                  refs: list[ReferenceLayer], s_blend: np.ndarray, classes,
                  taken: np.ndarray | None = None) -> np.ndarray:
     """Pasted parts: the render's colour distribution moved back to the reference photo's own
-    pixels of the attribute (the render loses contrast), then the reference's white balance
-    replaced by the identity's (grey-world illuminants of the two crops, von Kries), and parts
-    made of skin (nose, ears, neck) put in the identity's complexion.  ``alpha``: the pasted
-    layer; ``taken``: where it came from a reference (the first two steps apply there only)."""
+    pixels of the attribute (the render loses contrast); then face parts set in skin (nose,
+    lips, eyes, brows, ears: :data:`ON_SKIN`) moved from the light of the skin around them in
+    the reference to the identity's skin around them (:func:`relight_parts`); the rest (hair)
+    with the reference's white balance replaced by the identity's (grey-world illuminants of
+    the two crops' skin, von Kries), and parts made of skin without skin around them (the
+    neck; a nose when no skin shows around it) put in the identity's complexion.  ``alpha``:
+    the pasted layer; ``taken``: where it came from a reference (the first steps apply there
+    only)."""
     out = np.asarray(image, np.float32)
     layer = np.asarray(alpha, np.float32)
     w = layer * (1.0 if taken is None else np.asarray(taken, np.float32))     # from a reference
@@ -430,16 +440,58 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
         # (not the glasses: their layer is the render's own frame colour, and the reference's
         # glasses pixels are mostly the face behind its lenses)
         out = colour.transfer(out, w * (~np.isin(s_blend, list(SKIN_TONED | {EYEGLASSES}))), target, 0.8)
+    out, relit = relight_parts(out, w, i_id, labels_id, refs, s_blend, classes)
     skin_ref = [np.asarray(r.crop, np.float32)[np.asarray(r.labels) == SKIN] for r in refs]
     skin_id = np.asarray(i_id, np.float32)[np.asarray(labels_id) == SKIN]
     if skin_ref and len(skin_ref[0]) >= 64 and len(skin_id) >= 64:
         gain = colour.white_balance_gain(skin_ref[0], skin_id)
-        out = out * (1 - w[..., None]) + colour.apply_gain(out, gain) * w[..., None]
-    tone = layer * np.isin(s_blend, sorted(set(classes) & SKIN_TONED))
+        wb = (w * ~relit)[..., None]
+        out = out * (1 - wb) + colour.apply_gain(out, gain) * wb
+    tone = layer * np.isin(s_blend, sorted(set(classes) & SKIN_TONED)) * ~relit
     skin = np.asarray(labels_id) == SKIN
     if tone.sum() >= 16 and skin.sum() >= 16:
         out = skin_tone(out, tone, i_id, skin)
     return out.astype(np.float32)
+
+
+def _around(image: np.ndarray, part: np.ndarray, skin: np.ndarray, reach: int = RING_PX) -> np.ndarray | None:
+    """The median CIELAB colour of the plain ``skin`` pixels within ``reach`` px of ``part``
+    (within 15 of the whole skin's median: a beard, a shadow or a stray hair labelled skin does
+    not count), or None when fewer than 32 show. -> (3,)"""
+    skin = np.asarray(skin, bool)
+    if skin.sum() < 64:
+        return None
+    lab = colour.to_lab(np.asarray(image, np.float32))
+    plain = skin & (np.linalg.norm(lab - np.median(lab[skin], 0), axis=-1) < 15.0)
+    near = cv2.dilate(np.asarray(part, np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+    ring = near & plain & ~np.asarray(part, bool)
+    if ring.sum() < 32:
+        return None
+    return np.median(lab[ring], 0)
+
+
+def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray,
+                  refs: list[ReferenceLayer], s_blend: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
+    """Pasted face parts set in skin (:data:`ON_SKIN`) keep how they stand against the skin
+    around them in their reference photo (lightness as a ratio, colour as an offset:
+    :func:`triface_studio.core.colour.relight`), moved onto the identity's skin around them:
+    lips stay as much redder and darker than the skin as they were, a nose's shading stays,
+    and neither brings the reference's light, white balance or complexion along.  ``w``: the
+    pasted layer's weight.  -> (image, where it was relit (H, W) bool)"""
+    out = np.asarray(image, np.float32)
+    parts = sorted(set(classes) & ON_SKIN)
+    none = np.zeros(out.shape[:2], bool)
+    if not parts:
+        return out, none
+    src = [c for c in (_around(r.crop, np.isin(r.labels, parts), np.asarray(r.labels) == SKIN)
+                       for r in refs if set(r.classes) & set(parts)) if c is not None]
+    here = np.isin(np.asarray(s_blend), parts) & (np.asarray(w) > 0.5)
+    dst = _around(i_id, here, (np.asarray(labels_id) == SKIN) & (np.asarray(s_blend) == SKIN))
+    if not src or dst is None:
+        return out, none
+    region = np.asarray(w, np.float32) * np.isin(np.asarray(s_blend), parts)
+    return colour.relight(out, region, np.mean(src, 0), dst), region > 0
 
 
 def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.ndarray) -> np.ndarray:
