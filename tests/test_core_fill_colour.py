@@ -190,3 +190,19 @@ def test_pasted_lips_take_the_identity_s_light_not_the_reference_s():
     # as much of its skin's, not the dim photo's near-black (0.28 before lips were relit)
     assert 0.5 * L_skin_id < L[55, 48] < 0.7 * L_skin_id
     assert colour.to_lab(out)[55, 48, 1] > colour.to_lab(id_img)[20, 20, 1] + 5   # and redder than the skin
+
+
+def test_seamless_paste_keeps_the_patch_s_shading_and_meets_the_image_at_its_edge():
+    from triface_studio.core.fill import seamless_paste
+
+    yy, xx = np.mgrid[:64, :64].astype(np.float32)
+    img = np.full((64, 64, 3), 0.6, np.float32)
+    region = (np.abs(yy - 32) < 14) & (np.abs(xx - 32) < 10)
+    shade = 0.1 * np.exp(-((xx - 32) ** 2 + (yy - 32) ** 2) / 60.0)    # a highlight in the middle
+    patch = (0.35 + shade)[..., None] * np.ones(3, np.float32)           # in a much darker light
+    out = seamless_paste(img, region, patch)
+    edge = region & ~(np.abs(yy - 32) < 12) | region & ~(np.abs(xx - 32) < 8)
+    assert np.abs(out[edge] - 0.6).max() < 0.02                          # no outline: the edge is the skin's
+    rise = out[32, 32, 0] - out[32, 24, 0]
+    assert abs(rise - (patch[32, 32, 0] - patch[32, 24, 0])) < 0.02      # the highlight kept
+    assert np.allclose(out[~region], img[~region])                       # nothing else changes

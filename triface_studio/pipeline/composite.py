@@ -22,7 +22,9 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
 :func:`fill`          the gap fill (eq. 17, with texture): face gaps from the identity's own
                       skin, scalp gaps the dyed old hair's shading with the new hair's strands,
                       revealed background from the identity's own background
-                      (:func:`triface_studio.core.fill.texture_fill`)
+                      (:func:`triface_studio.core.fill.texture_fill`); then a new nose or ear
+                      (skin in skin) is joined to the skin around it in the gradient domain
+                      (:func:`triface_studio.core.fill.seamless_paste`): no outline
 
 :func:`build` runs them in order and returns a :class:`Composite`.  All images are float32 RGB
 in [0, 1], (512, 512, 3); masks float32 (512, 512) in [0, 1]; labels uint8 CelebAMask-HQ ids.
@@ -38,7 +40,7 @@ import torch
 from scipy.ndimage import binary_fill_holes
 
 from triface_studio.core import colour, compositing, masks
-from triface_studio.core.fill import texture_fill
+from triface_studio.core.fill import seamless_paste, texture_fill
 from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, HAT, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
                                            NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
 
@@ -450,7 +452,9 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
     tone = layer * np.isin(s_blend, sorted(set(classes) & SKIN_TONED)) * ~relit
     skin = np.asarray(labels_id) == SKIN
     if tone.sum() >= 16 and skin.sum() >= 16:
-        out = skin_tone(out, tone, i_id, skin)
+        # a new nose (ear) is lit as the identity's own was, in the same place
+        own = np.isin(labels_id, sorted(set(classes) & SKIN_TONED))
+        out = skin_tone(out, tone, i_id, skin, lit_as=own if own.sum() >= 64 else None)
     return out.astype(np.float32)
 
 
@@ -494,12 +498,14 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
     return colour.relight(out, region, np.mean(src, 0), dst), region > 0
 
 
-def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.ndarray) -> np.ndarray:
+def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.ndarray,
+              lit_as: np.ndarray | None = None) -> np.ndarray:
     """A part made of skin (a nose, ears) in the identity's complexion: its shading (CIELAB
-    lightness, mean and spread matched to the identity's skin) kept, its colour (a, b) taken
-    from the identity's own skin around that place (a smooth map continued from its skin), so
-    a pale, painted or differently lit reference nose does not read as a patch.
-    Shape: (H, W, 3), (H, W), (H, W, 3), (H, W) bool -> (H, W, 3)"""
+    lightness, mean and spread matched to the identity's pixels ``lit_as``, e.g. its own old
+    nose in the same light, or else its skin) kept, its colour (a, b) taken from the
+    identity's own skin around that place (a smooth map continued from its skin), so a pale,
+    painted or differently lit reference nose does not read as a patch.
+    Shape: (H, W, 3), (H, W), (H, W, 3), (H, W) bool[, (H, W) bool] -> (H, W, 3)"""
     from triface_studio.core.fill import local_fill
 
     lab = colour.to_lab(image)
@@ -507,7 +513,7 @@ def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.
     if sel.sum() < 16:
         return image
     target = colour.to_lab(local_fill(i_id, skin.astype(np.float32), sigma=24.0))
-    l_id = colour.to_lab(i_id)[..., 0][skin]
+    l_id = colour.to_lab(i_id)[..., 0][skin if lit_as is None else np.asarray(lit_as, bool)]
     l_src = lab[..., 0][sel]
     scale = float(np.clip(l_id.std() / (l_src.std() + 1e-3), 0.5, 1.5))
     moved = lab.copy()
@@ -617,6 +623,11 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
     # --- eq. 17, with texture: face gaps from the identity's skin, scalp gaps from the new hair --------
     coarse = fill(coarse, i_id, labels_id, reg, alpha, notes, dyed=dyed)
+
+    # --- a new nose (ear) is skin in skin: its edge meets the identity's skin without an outline ------
+    made_of_skin = (alpha > 0.5) & np.isin(s_out, sorted(set(classes) & (SKIN_TONED - {NECK}))) & taken
+    if made_of_skin.sum() >= 64:
+        coarse = seamless_paste(coarse, made_of_skin, pasted)
 
     m_sde = _np(compositing.sde_mask(_t(reg.m_k), _t(reg.gap), settings.dilate_radius, settings.blur_sigma))
     edge = cv2.dilate((alpha > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) - \
