@@ -13,7 +13,9 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
 :func:`glasses_layer` the reference's eyeglasses as a layer: frame and tint, without the
                       reference's own skin and eyes that its clear lenses show
 :func:`colour_match`  pasted parts take the render's lost colour back from the reference photo,
-                      then the identity's white balance and, for parts made of skin, its complexion
+                      then the identity's light: lips, eyes and brows keep their contrast to the
+                      skin around them (:func:`relight_parts`), hair takes the identity's white
+                      balance, parts made of skin (nose, ears, neck) its complexion
 :func:`unstreak_hair` pasted hair its reference's photo saw at a grazing angle (one texel
                       smeared into a streak) keeps its colour and takes strands from the rest
 :func:`dye_old_hair`  the identity's old hair in the new hair's colours, keeping its own strands
