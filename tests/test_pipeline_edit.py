@@ -475,3 +475,24 @@ def test_hair_sharpness_tells_a_blurred_photo_from_a_sharp_one():
     assert hair_sharpness(sharp, lab) > 3 * SOFT_HAIR
     assert hair_sharpness(blurred, lab) < SOFT_HAIR
     assert hair_sharpness(sharp, np.zeros_like(lab)) == float("inf")      # no hair: nothing to say
+
+
+def test_islands_of_new_hair_on_the_identity_s_neck_or_background_are_dropped():
+    from triface_studio.core.semantics import BACKGROUND, NECK
+    from triface_studio.pipeline.composite import drop_hair_fragments
+
+    lab, yy, xx = _head_labels()
+    lab[(yy > 440) & (abs(xx - 256) < 60)] = NECK
+    s_blend = np.where(lab == HAIR, BACKGROUND, lab).astype(np.uint8)
+    s_blend[(yy < 120) & (abs(xx - 256) < 150)] = HAIR                            # the new hairdo
+    speck_bg = (abs(yy - 300) < 6) & (abs(xx - 490) < 6)                          # on the background
+    speck_neck = (abs(yy - 470) < 5) & (abs(xx - 250) < 5)                        # on the neck
+    s_blend[speck_bg | speck_neck] = HAIR
+    lock = (abs(yy - 250) < 6) & (abs(xx - 125) < 6)                              # an island over old hair
+    assert (lab[lock] == HAIR).all()
+    s_blend[lock] = HAIR
+    out = drop_hair_fragments(s_blend, lab)
+    assert (out[speck_bg] == BACKGROUND).all() and (out[speck_neck] == NECK).all()
+    assert (out[lock] == HAIR).all()                 # over the identity's own hair: the gap rules decide
+    hairdo = (s_blend == HAIR) & ~speck_bg & ~speck_neck
+    assert (out[hairdo] == HAIR).all()

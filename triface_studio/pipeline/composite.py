@@ -206,6 +206,29 @@ def drop_old_hair(s_blend: np.ndarray, render: np.ndarray, i_id: np.ndarray, lab
     return out
 
 
+def drop_hair_fragments(s_blend: np.ndarray, labels_id: np.ndarray, share: float = 0.02) -> np.ndarray:
+    """S^blend without islands of hair apart from the new hairdo (smaller than ``share`` of its
+    largest piece) that lie mostly where the identity has no hair: a reference's earring, a
+    strand cut off by its crop or mask, floating on the identity's neck or background.  They
+    become what the identity's labels say there (its neck, background...), so its photo shows.
+    -> labels (H, W)"""
+    out = np.asarray(s_blend).copy()
+    lab_id = np.asarray(labels_id)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats((out == HAIR).astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return out
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    small = 1 + np.nonzero(areas < share * areas.max())[0]
+    if small.size == 0:
+        return out
+    own_hair = np.bincount(cc.ravel(), weights=(lab_id == HAIR).ravel().astype(np.float64), minlength=n)
+    drop = [int(i) for i in small if own_hair[i] < 0.5 * stats[i, cv2.CC_STAT_AREA]]
+    if drop:
+        sel = np.isin(cc, drop)
+        out[sel] = lab_id[sel]
+    return out
+
+
 def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarray | None = None) -> Regions:
     """Eqs. 15-16 and where each part of the gap goes.  ``bare`` ((H, W) in [0, 1]): where the
     user painted the scalp bare -- removed hair there becomes skin, as in the paper."""
@@ -566,6 +589,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         if kept is not None:
             untaken &= np.asarray(kept) < 0.5
         s_blend = np.where(untaken, SKIN, s_blend).astype(np.asarray(s_blend).dtype)
+        s_blend = drop_hair_fragments(s_blend, labels_id)
     reg = regions(labels_id, s_blend, classes, bare)
     s_out = reg.s_blend
 
