@@ -408,11 +408,13 @@ def render(planes: torch.Tensor, decoder: Decoder, camera: Camera | list[Camera]
             done += 1
             if progress is not None:
                 progress(done / n_chunks)
-        vals = torch.cat(vals_b)
+        # (one chunk, the usual view: no copy of the ~20 MB of values)
+        cat = lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs)   # noqa: E731
+        vals = cat(vals_b)
         rgb_chunks.append(vals[:, :n_rgb])
         sem_chunks.append(vals[:, n_rgb:] if vals.shape[1] > n_rgb else None)
-        depth_out.append(torch.cat(depth_b))
-        opac_out.append(torch.cat(opac_b))
+        depth_out.append(cat(depth_b))
+        opac_out.append(cat(opac_b))
 
     def img(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(resolution, resolution, -1).permute(2, 0, 1)
