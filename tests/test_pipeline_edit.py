@@ -496,3 +496,17 @@ def test_islands_of_new_hair_on_the_identity_s_neck_or_background_are_dropped():
     assert (out[lock] == HAIR).all()                 # over the identity's own hair: the gap rules decide
     hairdo = (s_blend == HAIR) & ~speck_bg & ~speck_neck
     assert (out[hairdo] == HAIR).all()
+
+
+def test_clear_lenses_leave_the_reference_s_lids_and_lashes_behind():
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene(None)
+    d = np.hypot(xx - 40, yy - 60)
+    lashes = (d >= 5) & (d < 8)                     # dark lashes round the left eye ...
+    img[lashes] = (0.15, 0.10, 0.08)
+    bridge = (abs(yy - 60) < 1.5) & (xx > 44) & (xx < 57)     # ... joined to the rim by a dark line
+    img[bridge] = (0.05, 0.05, 0.05)
+    layer = glasses_layer(img, lab, region)
+    assert layer.alpha[lashes].mean() < 0.1
+    assert layer.alpha[(d >= 16.5) & (d < 19.5)].mean() > 0.8            # the frame still comes along

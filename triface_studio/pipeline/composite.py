@@ -61,6 +61,8 @@ INNER_FACE = (L_EYE, R_EYE, NOSE, MOUTH, U_LIP, L_LIP)
 #: the identity's skin this close to a gap (px) is repainted with the gap rather than continued
 #: into it: along an old hairline it is shadowed and holds stray hairs
 HAIRLINE_PX = 4
+#: the reference's lids and lashes reach this far (px) round its eyes: behind clear lenses they are its face
+LID_PX = 4
 #: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
 MIN_VISIBLE_GLASSES_PX = 150
 
@@ -376,7 +378,9 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
         # the whole pair is opaque; specks the parser puts apart from it (a nostril, a shadow) are not
         alpha = attached_to_frame(glasses, share=0.1, reach=1.0)
     else:
-        alpha[eyes] = 0.0
+        # the reference's eyes and the lids and lashes round them are its face behind clear glass
+        lids = cv2.dilate(eyes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LID_PX + 1,) * 2))
+        alpha[lids > 0] = 0.0
         alpha = attached_to_frame(alpha * glasses)
     alpha = alpha * glasses
     if user_region is not None:
