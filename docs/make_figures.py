@@ -61,7 +61,7 @@ def contact_sheet() -> Path:
 def screenshot() -> Path:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     from triface_studio.qt.main_window import MainWindow
     from triface_studio.qt.theme import apply_dark
@@ -99,6 +99,9 @@ def screenshot() -> Path:
         path = OUT / "main_window.png"
         win.grab().save(str(path))
     finally:
+        # the figure's session is not anyone's work: closing discards it instead of asking
+        B = QMessageBox.StandardButton
+        win.ask = lambda title, text, buttons, default: B.Discard if buttons & B.Discard else B.Yes
         win.close()
         app.processEvents()
         (OUT / ".figures.ini").unlink(missing_ok=True)
