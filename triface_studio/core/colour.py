@@ -138,9 +138,9 @@ def relight(image: np.ndarray, region: np.ndarray, source_around: np.ndarray, ta
     keeping how it stands against its surroundings: CIELAB lightness as a ratio to the
     surroundings' (``source_around``: the typical Lab colour, e.g. the median, of what surrounded
     it in its own photo), a/b as an offset from them, both put onto ``target_around`` (the same
-    of what surrounds it now).  E.g. lips redder and darker than the skin around them stay so on a paler or warmer
-    face, instead of keeping the other photo's colour.  The lightness ratio is clipped to
-    [1/max_ratio, max_ratio].  Shape: (H, W, 3) RGB in [0, 1], (H, W), (3,), (3,) -> (H, W, 3)"""
+    of what surrounds it now).  E.g. lips redder and darker than the skin around them stay so
+    on a paler or warmer face, instead of keeping the other photo's colour.  The lightness ratio
+    is clipped to [1/max_ratio, max_ratio].  Shape: (H, W, 3) RGB in [0, 1], (H, W), (3,), (3,) -> (H, W, 3)"""
     img = np.asarray(image, np.float32)
     w = np.clip(np.asarray(region, np.float32), 0, 1)[..., None]
     if w.max() <= 0:

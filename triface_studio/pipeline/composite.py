@@ -447,14 +447,14 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
                  refs: list[ReferenceLayer], s_blend: np.ndarray, classes,
                  taken: np.ndarray | None = None) -> np.ndarray:
     """Pasted parts: the render's colour distribution moved back to the reference photo's own
-    pixels of the attribute (the render loses contrast); then face parts set in skin (nose,
-    lips, eyes, brows, ears: :data:`ON_SKIN`) moved from the light of the skin around them in
-    the reference to the identity's skin around them (:func:`relight_parts`); the rest (hair)
-    with the reference's white balance replaced by the identity's (grey-world illuminants of
-    the two crops' skin, von Kries), and parts made of skin without skin around them (the
-    neck; a nose when no skin shows around it) put in the identity's complexion.  ``alpha``:
-    the pasted layer; ``taken``: where it came from a reference (the first steps apply there
-    only)."""
+    pixels of the attribute (the render loses contrast); then face parts set in skin (lips,
+    eyes, brows: :data:`ON_SKIN`) moved from the light of the skin around them in the
+    reference to the identity's skin around them (:func:`relight_parts`); the rest (hair,
+    teeth; lips when no plain skin shows around them) with the reference's white balance
+    replaced by the identity's (grey-world illuminants of the two crops' skin, von Kries);
+    parts made of skin (nose, ears, neck) put in the identity's complexion (:func:`skin_tone`).
+    ``alpha``: the pasted layer; ``taken``: where it came from a reference (the first steps
+    apply there only)."""
     out = np.asarray(image, np.float32)
     layer = np.asarray(alpha, np.float32)
     w = layer * (1.0 if taken is None else np.asarray(taken, np.float32))     # from a reference
@@ -509,8 +509,8 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
     """Pasted face parts set in skin (:data:`ON_SKIN`) keep how they stand against the skin
     around them in their reference photo (lightness as a ratio, colour as an offset:
     :func:`triface_studio.core.colour.relight`), moved onto the identity's skin around them:
-    lips stay as much redder and darker than the skin as they were, a nose's shading stays,
-    and neither brings the reference's light, white balance or complexion along.  ``w``: the
+    lips stay as much redder and darker than the skin as they were, brows as much darker,
+    and none brings the reference's light, white balance or complexion along.  ``w``: the
     pasted layer's weight.  -> (image, where it was relit (H, W) bool)"""
     out = np.asarray(image, np.float32)
     parts = sorted(set(classes) & ON_SKIN)
