@@ -510,3 +510,19 @@ def test_clear_lenses_leave_the_reference_s_lids_and_lashes_behind():
     layer = glasses_layer(img, lab, region)
     assert layer.alpha[lashes].mean() < 0.1
     assert layer.alpha[(d >= 16.5) & (d < 19.5)].mean() > 0.8            # the frame still comes along
+
+
+def test_glasses_the_parser_cannot_find_on_the_result_are_reported():
+    from triface_studio.core.semantics import EYEGLASSES
+    from triface_studio.pipeline.edit import unseen_glasses
+
+    placed = np.zeros((128, 128), np.uint8)
+    placed[50:70, 20:108] = EYEGLASSES
+    found = placed.copy()
+    notes = unseen_glasses(found, placed, {EYEGLASSES}, ["gh.jpg"])
+    assert notes == []                                                  # seen: nothing to say
+    faint = np.zeros_like(placed)
+    faint[55:58, 20:60] = EYEGLASSES                                    # a few pixels of a thin rim
+    notes = unseen_glasses(faint, placed, {EYEGLASSES}, ["gh.jpg"])
+    assert len(notes) == 1 and "gh.jpg" in notes[0] and "hard to see" in notes[0] and "add mode" in notes[0]
+    assert unseen_glasses(faint, placed, {HAIR}, ["gh.jpg"]) == []       # no glasses asked for

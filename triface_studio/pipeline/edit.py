@@ -50,6 +50,8 @@ MIN_ATTRIBUTE_PIXELS = 60
 SOFT_HAIR = 0.004
 #: a pixel that covers less of its reference's photo than this (in pixels) shows a stretched texel
 MIN_PHOTO_AREA = 0.3
+#: eyeglasses the parser finds fewer pixels of on the result are hard to see: the user is told
+MIN_SEEN_GLASSES_PX = 200
 ProgressFn = Callable[[str, float], None]
 #: the stages of :meth:`EditPipeline.run`, in the order they run (progress reports name them)
 STAGES = ("analyze", "encode", "align", "blend", "render", "composite", "refine", "final", "reencode")
@@ -500,6 +502,10 @@ class EditPipeline:
             if parsed is None:
                 parsed = s_blend
                 notes.append("the composite could not be re-parsed; its rendered semantics were used")
+            else:
+                notes.extend(unseen_glasses(np.asarray(parsed), comp.s_blend, all_classes,
+                                            [getattr(fa, "name", "the reference") for spec, fa, _ in refs
+                                             if EYEGLASSES in self._classes(spec.attributes)]))
             fa_com = _with(fa_com, labels=np.asarray(parsed))
             with torch.no_grad():
                 t_com = self.tier.encode(fa_com)
@@ -722,6 +728,23 @@ def _outside_is_background(fa):
         return fa
     lab = np.asarray(labels)
     return _with(fa, labels=np.where(outside, BACKGROUND, lab).astype(lab.dtype))
+
+
+def unseen_glasses(parsed: np.ndarray, placed: np.ndarray, classes, names: list[str]) -> list[str]:
+    """A note when eyeglasses were asked for and the face parser, run on the result, finds
+    hardly any where the edit put them (fewer than ``MIN_SEEN_GLASSES_PX``): thin, light or
+    rimless frames that a person may not see either.  The edit is kept; the user is told, and
+    how to make the frames bolder.  ``placed``: the result's labels as the edit made them."""
+    if EYEGLASSES not in set(classes) or not (np.asarray(placed) == EYEGLASSES).any():
+        return []
+    near = cv2.dilate((np.asarray(placed) == EYEGLASSES).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    seen = int(((np.asarray(parsed) == EYEGLASSES) & near).sum())
+    if seen >= MIN_SEEN_GLASSES_PX:
+        return []
+    who = ", ".join(names) if names else "the reference"
+    return [f"the eyeglasses from {who} are hard to see on the result (the face parser finds {seen} pixels of "
+            f"them: thin or light frames); paint the frames on the reference with a mask in add mode to make "
+            f"them bolder, or pick another reference"]
 
 
 def edge_of_view(fa, width: float = 48.0) -> np.ndarray:
