@@ -126,3 +126,10 @@ def test_parser_agreement_and_parts_kept():
     assert realism.parts_kept(lab, out) == 1.0
     out[40:50, 28:36] = SKIN
     assert realism.parts_kept(lab, out) == 0.5
+
+
+def test_the_edit_warns_about_glasses_at_the_line_the_eval_calls_a_no_op():
+    from triface_studio.evaluation import evaluate, realism
+    from triface_studio.pipeline.edit import MIN_SEEN_GLASSES_PX
+
+    assert realism.MIN_GLASSES_PX == MIN_SEEN_GLASSES_PX == evaluate.MIN_GLASSES_PX

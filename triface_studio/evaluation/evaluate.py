@@ -60,7 +60,7 @@ from triface_studio.pipeline.exports import contact_sheet
 from . import metrics, protocol, realism
 from .features import InceptionFeatures, RandomProjectionFeatures
 
-MIN_GLASSES_PX = 200
+MIN_GLASSES_PX = realism.MIN_GLASSES_PX     # one line for success and no-op
 PAPER_TABLE1 = {"eyeglasses": {"ssim_outside": 0.9881, "l2_outside": 0.0049},
                 "hair": {"ssim_outside": 0.9932, "l2_outside": 0.0038}}
 CSV_FIELDS = ("index", "identity", "reference", "ok", "error", "ssim_outside", "l2_outside", "ssim_outside_isolated",

@@ -9,6 +9,7 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
                       face (becomes skin; an old fringe stays hair), on the scalp and inside
                       the new hair's silhouette (becomes new hair), beside the head (becomes
                       background)
+:func:`drop_hair_fragments` islands of new hair on the identity's neck or background go
 :func:`hair_matte`    soft alpha along the pasted hair's edges (a guided filter on the render)
 :func:`glasses_layer` the reference's eyeglasses as a layer: frame and tint, without the
                       reference's own skin and eyes that its clear lenses show
@@ -519,11 +520,12 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
         return out, none
     src = [c for c in (_around(r.crop, np.isin(r.labels, parts), np.asarray(r.labels) == SKIN)
                        for r in refs if set(r.classes) & set(parts)) if c is not None]
-    here = np.isin(np.asarray(s_blend), parts) & (np.asarray(w) > 0.5)
-    dst = _around(i_id, here, (np.asarray(labels_id) == SKIN) & (np.asarray(s_blend) == SKIN))
+    is_part = np.isin(np.asarray(s_blend), parts)
+    skin_here = (np.asarray(labels_id) == SKIN) & (np.asarray(s_blend) == SKIN)
+    dst = _around(i_id, is_part & (np.asarray(w) > 0.5), skin_here)
     if not src or dst is None:
         return out, none
-    region = np.asarray(w, np.float32) * np.isin(np.asarray(s_blend), parts)
+    region = np.asarray(w, np.float32) * is_part
     return colour.relight(out, region, np.mean(src, 0), dst), region > 0
 
 

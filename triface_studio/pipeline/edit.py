@@ -51,6 +51,7 @@ SOFT_HAIR = 0.004
 #: a pixel that covers less of its reference's photo than this (in pixels) shows a stretched texel
 MIN_PHOTO_AREA = 0.3
 #: eyeglasses the parser finds fewer pixels of on the result are hard to see: the user is told
+#: (the eval's no-op line, ``evaluation.realism.MIN_GLASSES_PX``, is the same number)
 MIN_SEEN_GLASSES_PX = 200
 ProgressFn = Callable[[str, float], None]
 #: the stages of :meth:`EditPipeline.run`, in the order they run (progress reports name them)
@@ -735,9 +736,10 @@ def unseen_glasses(parsed: np.ndarray, placed: np.ndarray, classes, names: list[
     hardly any where the edit put them (fewer than ``MIN_SEEN_GLASSES_PX``): thin, light or
     rimless frames that a person may not see either.  The edit is kept; the user is told, and
     how to make the frames bolder.  ``placed``: the result's labels as the edit made them."""
-    if EYEGLASSES not in set(classes) or not (np.asarray(placed) == EYEGLASSES).any():
+    glasses = np.asarray(placed) == EYEGLASSES
+    if EYEGLASSES not in set(classes) or not glasses.any():
         return []
-    near = cv2.dilate((np.asarray(placed) == EYEGLASSES).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    near = cv2.dilate(glasses.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     seen = int(((np.asarray(parsed) == EYEGLASSES) & near).sum())
     if seen >= MIN_SEEN_GLASSES_PX:
         return []
