@@ -34,9 +34,10 @@ def _vol(tier, asset, cam, res):
     return out.rgb[0].permute(1, 2, 0).clamp(0, 1).numpy(), out.labels()[0].numpy()
 
 
-# measured at 512 px on the astronaut: 42.8, 30.0, 28.9, 26.7 dB; the volume's soft, one-texel
-# blurred edges at grazing angles are most of the difference at the side
-@pytest.mark.parametrize("yaw,pitch,min_db", [(0, 0, 38.0), (30, 10, 27.5), (-45, -20, 26.5), (45, 25, 24.5)])
+# measured at 512 px on the astronaut: 37.5, 29.0, 28.5, 27.0 dB (42.8 at the front before the
+# outline was rounded: its steep rim is where the volume's soft edges and the raster differ);
+# the volume's soft, one-texel blurred edges at grazing angles are most of the difference
+@pytest.mark.parametrize("yaw,pitch,min_db", [(0, 0, 36.0), (30, 10, 27.5), (-45, -20, 26.5), (45, 25, 24.5)])
 def test_preview_looks_like_the_volume_render(sample, yaw, pitch, min_db):
     tier, asset = sample
     cam = orbit_camera(yaw, pitch)

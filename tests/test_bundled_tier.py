@@ -177,19 +177,36 @@ def test_ray_bounds_skip_empty_rays_and_match_dense_render():
 
 def test_decoder_feature_lookup_equals_full_tri_plane_sum():
     """The bundled decoder reads only the side planes' live channels (and adds the XY prior);
-    that is the full sum, also after the planes are edited in place."""
+    that is the full sum in front of the head's middle, also after the planes are edited in
+    place; behind it colour and labels turn to the back half's (encoder.back_texture)."""
+    import torch.nn.functional as F
+
+    from triface_studio.models.bundled.encoder import BACK_K, ROUND_MID, back_texture
+
     tier = _tier()
     img, labels = _pattern(seed=7)
     planes = tier.encode(_fa(img, labels, Camera.orbit(15.0, -5.0))).planes
     pts = torch.rand(1, 500, 3) - 0.5
+    front = pts[0, :, 2] > ROUND_MID + 0.02
+
     def full(p):
         with_prior = p.clone()
         with_prior[:, 0] = decoded_xy(p)
         return triplane.sample(with_prior, pts, "sum")
 
-    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), full(planes))
+    got = tier.decoder.sample_features(planes, pts)
+    torch.testing.assert_close(got[:, front], full(planes)[:, front])
     planes[0, 2, 7] = 0.25                                   # a new live channel on ZX: the cache notices
-    torch.testing.assert_close(tier.decoder.sample_features(planes, pts), full(planes))
+    got, want = tier.decoder.sample_features(planes, pts), full(planes)
+    torch.testing.assert_close(got[:, front], want[:, front])
+    # behind: depth channels as summed, colour and logits blended towards the back texture
+    torch.testing.assert_close(got[..., :2], want[..., :2])
+    back = F.grid_sample(back_texture(decoded_xy(planes)[0])[None], (pts[:, None, :, :2] * 2),
+                         mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+    w = torch.sigmoid(BACK_K * (ROUND_MID - pts[0, :, 2]))[:, None]
+    deep = pts[0, :, 2] < ROUND_MID - 0.05
+    assert deep.sum() > 50
+    torch.testing.assert_close(got[0, deep, 2:], ((1 - w) * want[0, :, 2:] + w * back)[deep], atol=1e-4, rtol=1e-4)
 
 
 def test_face_surface_follows_the_landmarks_without_a_step():

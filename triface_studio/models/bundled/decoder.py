@@ -9,7 +9,7 @@ import torch
 from triface_studio.core import triplane
 from triface_studio.core.rendering import DecoderOutput
 
-from .encoder import decoded_xy
+from .encoder import BACK_K, ROUND_MID, back_texture, decoded_xy
 
 
 def _owner(planes: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,35 @@ class BundledDecoder(torch.nn.Module):
         eff = self.effective(planes)
         if planes.shape[0] != 1:
             return triplane.sample(eff, points, "sum", box_warp)
-        return triplane.sample_sum_channels(eff, points, self._live, box_warp)
+        f = triplane.sample_sum_channels(eff, points, self._live, box_warp)
+        return self._with_back(planes, points, f, box_warp)
+
+    #: the back half's weight below which a point keeps the front's colour alone (no lookup)
+    BACK_MIN = 2.5e-3
+
+    def back(self, planes: torch.Tensor) -> torch.Tensor:
+        """(1, 3 + classes, r, r) colour and logits of the head's back half
+        (:func:`encoder.back_texture`), cached per tri-plane like :meth:`effective`."""
+        self.effective(planes)
+        if getattr(self, "_back_key", None) != self._eff_key:
+            self._back = back_texture(self._eff[0, 0])[None].to(planes.dtype)
+            self._back_key = self._eff_key
+        return self._back
+
+    def _with_back(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor, box_warp: float) -> torch.Tensor:
+        """Colour and logits of points behind ROUND_MID blended towards the back half's:
+        weight sigmoid(BACK_K (ROUND_MID - z)), looked up only where it is above BACK_MIN."""
+        z = points[0, :, 2] / box_warp
+        sel = (z < ROUND_MID + float(torch.logit(torch.tensor(1 - self.BACK_MIN))) / BACK_K).nonzero()[:, 0]
+        if sel.numel() == 0:
+            return f
+        grid = (points[0, sel, :2] * (2.0 / box_warp)).to(planes.dtype)[None, None]     # (1, 1, n, 2)
+        b = torch.nn.functional.grid_sample(self.back(planes), grid, mode="bilinear", padding_mode="border",
+                                            align_corners=False)[0, :, 0].T                # (n, 3 + classes)
+        w = torch.sigmoid(BACK_K * (ROUND_MID - z[sel]))[:, None].to(f.dtype)
+        f = f.clone()
+        f[0, sel, 2:] = (1 - w) * f[0, sel, 2:] + w * b.to(f.dtype)
+        return f
 
     def head_box(self, planes: torch.Tensor) -> torch.Tensor:
         """(2, 3) min/max corner of the occupied region, cached per tri-plane tensor."""

@@ -132,6 +132,13 @@ def _read(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.
                          align_corners=False)[0]
 
 
+#: cosine (normal to the photo's camera) under which a texel takes its mirror image's colour,
+#: where that is seen well (0.35 before the outline was rounded: the rounded rim of a slightly
+#: turned head, which the photo does see, then took the other side's colours: -1.4 dB over the
+#: head; a ramp from 0.35 to 0.2 looked the same as 0.2 and cost 0.5 dB)
+MIRROR_BELOW = 0.2
+
+
 #: rings of texels around the head that get its depth (RIM_DEPTH) and its edge colour (RIM_COLOUR)
 RIM_DEPTH, RIM_COLOUR = 1, 2
 
@@ -207,15 +214,38 @@ def reshade(borrowed: torch.Tensor, own: torch.Tensor, weight: torch.Tensor, val
 WALL_BAND, WALL_SIGMA = 2, 6.0
 
 
+def _groups(labels: np.ndarray) -> np.ndarray:
+    """Class groups that borrow colour only from each other: 0 skin and the rest, 1 hair/hat, 2 cloth."""
+    grp = np.zeros(labels.shape, np.int8)
+    grp[(labels == HAIR) | (labels == HAT)] = 1
+    grp[labels == CLOTH] = 2
+    return grp
+
+
+def _smooth_fill(c: np.ndarray, weight: np.ndarray, sigma: float, scales=(1, 3, 9)) -> tuple[np.ndarray, np.ndarray]:
+    """The ``weight``-ed blur of colours ``c`` (H, W, 3) at ``sigma``, where too little weight is
+    near falling back to ``sigma`` x 3, then x 9 -> (fill (H, W, 3), have (H, W) bool)."""
+    fill = np.zeros_like(c)
+    have = np.zeros(c.shape[:2], bool)
+    w = weight.astype(np.float32)
+    cw = c * w[..., None]
+    for k in scales:
+        num, den = _blur_small(cw, sigma * k), _blur_small(w, sigma * k)
+        ok = ~have & (den > 0.02 * max(float(w.max()), 1e-6))
+        fill[ok] = num[ok] / den[ok][:, None]
+        have |= ok
+    return fill, have
+
+
 def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tensor,
                 band: int = WALL_BAND, sigma: float = WALL_SIGMA) -> torch.Tensor:
     """The outermost ``band`` texels of the head take the smooth colour of the texels just
     inside them of the same class group (a masked blur), fading in towards the outline.
 
-    Why: the height field ends at its outline in a wall from z_front to z_back coloured by these
-    texels alone, which side views show tens of pixels wide; their colour is the photo's
-    outline (often half background) and varies from row to row, so the wall reads as
-    horizontal streaks.  Smoothed along the outline it reads as the side turning away.
+    Why: the height field ends at its outline in a (thin, see :func:`round_outline`) wall from
+    z_front to z_back coloured by these texels alone; their colour is the photo's outline (often
+    half background) and varies from row to row, so the wall reads as horizontal streaks.
+    Smoothed along the outline it reads as the side turning away.
     Shapes: colour (3, R, R), occupied (R, R) bool, labels (R, R) int -> (3, R, R)."""
     from scipy.ndimage import distance_transform_edt
 
@@ -225,29 +255,52 @@ def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tens
     rim = occ & (d <= band)
     if not rim.any():
         return colour
-    grp = np.zeros(occ.shape, np.int8)
-    lab = labels.numpy()
-    grp[(lab == HAIR) | (lab == HAT)] = 1
-    grp[lab == CLOTH] = 2
+    grp = _groups(labels.numpy())
     c = np.ascontiguousarray(colour.permute(1, 2, 0).numpy(), np.float32)
     out = c.copy()
     inner = occ & (d > band) & (d <= band + 4 * sigma * R / 512)
     for g in np.unique(grp[rim]):
         mine = rim & (grp == g)
         src = inner & (grp == g)
-        src = src if src.any() else inner
-        fill = np.zeros_like(c)
-        have = np.zeros(occ.shape, bool)
-        for k in (1, 3, 9):
-            sig = sigma * k * R / 512
-            w = src.astype(np.float32)
-            num, den = _blur_small(c * w[..., None], sig), _blur_small(w, sig)
-            ok = ~have & (den > 0.02)
-            fill[ok] = num[ok] / den[ok][:, None]
-            have |= ok
+        fill, have = _smooth_fill(c, src if src.any() else inner, sigma * R / 512)
         mine &= have
         a = ((band + 1 - d[mine]) / (band + 1))[:, None].astype(np.float32)     # 1 at the outline
         out[mine] = (1 - a) * c[mine] + a * fill[mine]
+    return torch.from_numpy(out).permute(2, 0, 1).to(colour.dtype)
+
+
+#: cosines (surface normal to the photo's camera) below which a texel's colour is a stretched
+#: smear of a few photo pixels and fades into the smooth colour of better seen texels: fully
+#: below GRAZING_LOW, not at all above GRAZING_HIGH; the blur (texels at 512) of that colour
+GRAZING_LOW, GRAZING_HIGH, GRAZING_SIGMA = 0.1, 0.3, 8.0
+
+
+def fade_grazing(colour: torch.Tensor, vis: torch.Tensor, occupied: torch.Tensor, labels: torch.Tensor,
+                 low: float = GRAZING_LOW, high: float = GRAZING_HIGH, sigma: float = GRAZING_SIGMA) -> torch.Tensor:
+    """Texels the photo saw at a grazing angle (or not at all) take the smooth colour of the
+    well seen texels of their class group around them, more so the more grazing.
+
+    Why: the surface turning away along the head's outline, and the far side of a turned head,
+    are a pixel or two wide in the photo; read back they repeat that pixel along every row, which
+    side views show as horizontal streaks.  A soft fade of the nearby colour reads as the side of
+    the head out of the photo's sight.  Shapes: colour (3, R, R), vis (R, R) cosine,
+    occupied (R, R) bool, labels (R, R) int -> (3, R, R)."""
+    v = vis.numpy()
+    occ = occupied.numpy()
+    a = np.clip((high - v) / (high - low), 0.0, 1.0) * occ
+    if not (a > 0).any():
+        return colour
+    grp = _groups(labels.numpy())
+    c = np.ascontiguousarray(colour.permute(1, 2, 0).numpy(), np.float32)
+    out = c.copy()
+    seen = np.clip(v, 0.0, 1.0) ** 2 * (a < 1) * occ
+    sig = sigma * occ.shape[-1] / 512
+    for g in np.unique(grp[a > 0]):
+        mine = (a > 0) & (grp == g)
+        src = seen * (grp == g)
+        fill, have = _smooth_fill(c, src if src.any() else seen, sig)
+        mine &= have
+        out[mine] = (1 - a[mine, None]) * c[mine] + a[mine, None] * fill[mine]
     return torch.from_numpy(out).permute(2, 0, 1).to(colour.dtype)
 
 
@@ -261,6 +314,125 @@ def _blur_small(a: np.ndarray, sigma: float) -> np.ndarray:
     h, w = a.shape[:2]
     small = cv2.resize(a, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
     return cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / f), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+#: the depth the head's outline rounds off to (the shell's centre: a frontal photo's silhouette
+#: is the head's widest contour, half way between face and back) and how far in (world units)
+#: the rounding reaches
+ROUND_MID, ROUND_WIDTH = -0.02, 0.08
+#: half the thickness the head keeps at its outline: the outline texel stays occupied and opaque
+#: to the photo's own camera (a sliver of 0.004 let the background through: -1 dB over the head)
+ROUND_MIN = 0.012
+
+
+def round_outline(front: torch.Tensor, back: torch.Tensor, occupied: torch.Tensor,
+                  width: float = ROUND_WIDTH, mid: float = ROUND_MID) -> tuple[torch.Tensor, torch.Tensor]:
+    """Front and back brought together towards the head's outline along a quarter ellipse: at
+    distance d from the outline (world units) both keep g(d) = sqrt(1 - (1 - d/width)^2) of their
+    offset from ``mid`` (all of it from ``width`` in), but never less than ROUND_MIN; texels
+    outside ``occupied`` become such a sliver at ``mid`` (a mirrored read may still fill them).
+    The tri-plane's edges are not an outline.
+
+    Why: a height field cut at the photo's outline ends in a wall from z_front to z_back, a
+    quarter of the head deep where the outline crosses the skull; side views saw it whole, each
+    row in its outline texel's one colour, as a head-sized egg of horizontal bands.  Rounded,
+    the side is the front surface turning away, coloured by the photo's own band along the
+    outline (stretched where the surface is steep: see :func:`fade_grazing`), and from 30
+    degrees on some of the back half (:func:`back_texture`).
+    Shapes: front/back (R, R), occupied (R, R) bool -> (front, back)."""
+    from scipy.ndimage import distance_transform_edt
+
+    occ = occupied.numpy()
+    R = occ.shape[-1]
+    d = distance_transform_edt(np.pad(occ, 1, constant_values=True))[1:-1, 1:-1]
+    d = np.clip((d - 0.5) * (2 * triplane.BOX_HALF / R) / width, 0.0, 1.0)
+    g = torch.from_numpy(np.sqrt(1.0 - (1.0 - d) ** 2)).to(front.dtype)
+    f = mid + ((front - mid).clamp_min(0) * g).clamp_min(ROUND_MIN)
+    b = mid - ((mid - back).clamp_min(0) * g).clamp_min(ROUND_MIN)
+    return f, b
+
+
+#: how sharply (1 / world units) a point's colour and labels turn from the front surface's to
+#: the back half's (:func:`back_texture`) at ROUND_MID
+BACK_K = 400.0
+#: how far (world units) from hair the back of a face, ear or neck is hair rather than skin, and
+#: the blur (world units) of the colours the back half takes
+BACK_HAIR_REACH, BACK_SIGMA = 0.12, 0.012
+
+
+def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
+    """What the back half of the head (z < ROUND_MID) shows, from the decoded XY plane: hair and
+    cloth keep their colour and labels; every other texel (face, ears, neck) becomes the smooth
+    colour of the hair within BACK_HAIR_REACH, else of the skin around it, labelled hair or
+    skin (the neck stays neck).  At ``1/scale`` of the plane's resolution (it is smooth).
+
+    Why: the XY plane gives one colour per (x, y) to the front and the back surface alike, and
+    a rounded head (:func:`round_outline`) shows part of its back half from 30 degrees on:
+    there the ears, cheeks and eyes of the front appeared a second time, mirrored in depth.
+    Shape: xy (C, R, R) decoded values (:func:`decoded_xy`) -> (3 + NUM_CLASSES, R/scale, R/scale)
+    colour and semantic logits."""
+    from scipy.ndimage import distance_transform_edt
+
+    R = xy.shape[-1]
+    r = max(1, R // scale)
+    x = F.interpolate(xy[None].float(), size=(r, r), mode="area")[0]
+    occ = (x[0] > -x[1]).numpy()
+    labels = x[5:].argmax(0).numpy()
+    c = np.ascontiguousarray(x[2:5].clamp(0, 1).permute(1, 2, 0).numpy(), np.float32)
+    grp = _groups(labels)
+    texel = 2 * triplane.BOX_HALF / r
+    sigma = BACK_SIGMA / texel
+    hair = occ & (grp == 1)
+    other = occ & (grp == 0)
+    out_c, out_l = c.copy(), labels.copy()
+    if other.any():
+        skin, have_s = _smooth_fill(c, other & (labels == SKIN) if (other & (labels == SKIN)).any() else other, sigma)
+        near_hair = np.zeros_like(occ)
+        if hair.any():
+            near_hair = distance_transform_edt(~hair) * texel < BACK_HAIR_REACH
+            hair_c, have_h = _smooth_fill(c, hair, sigma)
+            near_hair &= have_h
+        to_hair = other & near_hair
+        to_skin = other & ~near_hair & have_s
+        out_c[to_hair], out_l[to_hair] = hair_c[to_hair] if to_hair.any() else out_c[to_hair], HAIR
+        out_c[to_skin] = skin[to_skin]
+        out_l[to_skin & (labels != NECK)] = SKIN
+    logits = LOGIT * (2 * F.one_hot(torch.from_numpy(out_l).long(), NUM_CLASSES).permute(2, 0, 1).float() - 1)
+    return torch.cat([torch.from_numpy(out_c).permute(2, 0, 1), logits]).to(xy.dtype)
+
+
+def _solid(occupied: torch.Tensor) -> torch.Tensor:
+    """``occupied`` with its enclosed holes filled: the head's outline is its outer contour."""
+    from scipy.ndimage import binary_fill_holes
+
+    return torch.from_numpy(binary_fill_holes(occupied.numpy()))
+
+
+#: cosine (normal to the photo's camera) under which a hole inside the head is one the photo
+#: did not see (the far side of a turned head behind its nose and cheek), not a gap it saw
+HOLE_VIS = 0.1
+
+
+def fill_unseen_holes(sem: torch.Tensor, vis: torch.Tensor, below: float = HOLE_VIS) -> torch.Tensor:
+    """Texels enclosed by the head that read as background although the photo did not see them
+    (``vis`` under ``below``) take the labels of the nearest head texel; their colour is then
+    made up by :func:`fade_grazing` (they are that grazing).
+
+    Why: the far side of a turned head, where no mirror image fills it, projects onto the
+    photo's background beyond the face; read as background it was a hole through the head
+    (white, or the backdrop, in a cheek of the frontal view).
+    Shapes: sem (classes, R, R) soft labels, vis (R, R) -> (classes, R, R)."""
+    from scipy.ndimage import distance_transform_edt
+
+    occ = (sem[BACKGROUND] < 0.5).numpy()
+    holes = _solid(torch.from_numpy(occ)).numpy() & ~occ & (vis.numpy() < below)
+    if not holes.any():
+        return sem
+    _, (iy, ix) = distance_transform_edt(~occ, return_indices=True)
+    out = sem.clone()
+    h = torch.from_numpy(holes)
+    out[:, h] = sem[:, torch.from_numpy(iy[holes]), torch.from_numpy(ix[holes])]
+    return out
 
 
 #: size of the backdrop texture (the inpainted background is smooth: more texels add nothing)
@@ -328,8 +500,9 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     cam = camera.to(dtype=torch.float32)
     perm = torch.from_numpy(FLIP_PERMUTATION)
 
-    def read(front):
-        """Colour and labels at the surface, the far side of a turned head from its mirror image."""
+    def read(front, mirror=None):
+        """Colour and labels at the surface, the far side of a turned head from its mirror image
+        (where ``mirror`` says, else where the mirrored texel is seen much better)."""
         pts = triplane.plane_grid(0, R)
         pts[..., 2] = front
         uv, _ = cam.project(pts, 1)
@@ -339,7 +512,9 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         # symmetry fill: where the mirrored texel is seen better, take it (with flipped classes);
         # only where the mirrored texel is seen well: two grazing rims of a nearly frontal photo keep their own
         m_vis = vis.flip(1)
-        use_mirror = (vis < 0.35) & (m_vis > torch.clamp(vis + 0.1, min=0.5))
+        use_mirror = (vis < MIRROR_BELOW) & (m_vis > torch.clamp(vis + 0.1, min=0.5))
+        if mirror is not None:
+            use_mirror = mirror
         weight = (1 - sem[BACKGROUND]) * inside
         colour = torch.where(use_mirror, reshade(colour.flip(2), colour, weight * (vis > 0), inside), colour)
         sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
@@ -356,10 +531,21 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         return colour, sem, vis, use_mirror
 
     colour, sem, vis, use_mirror = read(front)
+    if not no_labels:
+        # round the outline (its enclosed holes are no outline) and read the colours again at the
+        # new depth, with the first read's mirror choices; a texel the new depth would move off
+        # the photo's head keeps its first read (for a turned photo the far rim moves a lot)
+        front, back = round_outline(front, back, _solid(sem[BACKGROUND] < 0.5))
+        first = colour, sem, vis
+        colour, sem, vis, use_mirror = read(front, use_mirror)
+        lost = (first[1][BACKGROUND] < 0.5) & (sem[BACKGROUND] >= 0.5)
+        colour, sem, vis = (torch.where(lost, a, b) for a, b in zip(first, (colour, sem, vis)))
+        sem = fill_unseen_holes(sem, vis)
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
     if not no_labels:
-        colour = smooth_wall(colour, occupied, sem.argmax(0))
+        labels = sem.argmax(0)
+        colour = smooth_wall(fade_grazing(colour, vis, occupied, labels), occupied, labels)
     colour, front, back, occupied = extend_rim(occupied, colour, front, back)
     # parts without volume of their own keep the slab; hair/hat above the skull extends forward a little
     front = torch.where(occupied, front, torch.full_like(front, EMPTY_FRONT))

@@ -100,12 +100,18 @@ def surface_mesh(planes: torch.Tensor, decoder) -> SurfaceMesh:
     edges = _outline_edges(faces) if faces.size else np.zeros((0, 2), np.int64)
     # the back surface: the same grid at z_back (vertex i + n under vertex i)
     under = np.concatenate([top[:, :2], back[rows, cols][:, None].astype(np.float32)], -1)
+    # its colours and labels: the back half's (encoder.back_texture), at its coarser grid
+    bt = decoder.back(planes)[0].float().cpu()
+    s = bt.shape[-1] / R
+    br, bc = np.minimum((rows * s).astype(np.int64), bt.shape[-1] - 1), np.minimum((cols * s).astype(np.int64), bt.shape[-1] - 1)
+    back_colours = bt[:3].clamp(0, 1).permute(1, 2, 0).numpy()[br, bc]
+    back_labels = bt[3:].argmax(0).to(torch.uint8).numpy()[br, bc]
     a, b = edges[:, 0], edges[:, 1]
     skirt = np.concatenate([np.stack([a, b, b + n], -1), np.stack([a, b + n, a + n], -1)])
     return SurfaceMesh(np.concatenate([top, under]),
                        np.concatenate([faces, faces[:, ::-1] + n, skirt]).astype(np.int32),
-                       np.concatenate([colours, colours]).astype(np.float32),
-                       np.concatenate([labels, labels]),
+                       np.concatenate([colours, back_colours]).astype(np.float32),
+                       np.concatenate([labels, back_labels]),
                        np.concatenate([np.zeros(n, bool), np.ones(n, bool)]))
 
 
