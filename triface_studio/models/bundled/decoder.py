@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import torch
@@ -21,7 +22,8 @@ def _owner(planes: torch.Tensor) -> torch.Tensor:
 class BundledDecoder(torch.nn.Module):
     """density = s * sigmoid(k (z_front - z)) * sigmoid(k (z - z_back)); rgb and semantic logits
     read straight from the summed features (the XY plane plus the lift's prior, which
-    :meth:`sample_features` adds).  ``ray_bounds`` clips rays to the head's box
+    :meth:`sample_features` adds), behind the head's middle depth blended towards its back half
+    (:meth:`back`).  ``ray_bounds`` clips rays to the head's box
     (cached per tri-plane) so rays that miss cost nothing."""
 
     aggregate = "sum"
@@ -92,8 +94,10 @@ class BundledDecoder(torch.nn.Module):
         f = triplane.sample_sum_channels(eff, points, self._live, box_warp)
         return self._with_back(planes, points, f, box_warp)
 
-    #: the back half's weight below which a point keeps the front's colour alone (no lookup)
+    #: the back half's weight below which a point keeps the front's colour alone (no lookup),
+    #: and the depth in front of ROUND_MID where the weight falls to it
     BACK_MIN = 2.5e-3
+    BACK_REACH = math.log((1 - BACK_MIN) / BACK_MIN) / BACK_K
 
     def back(self, planes: torch.Tensor) -> torch.Tensor:
         """(1, 3 + classes, r, r) colour and logits of the head's back half
@@ -108,7 +112,7 @@ class BundledDecoder(torch.nn.Module):
         """Colour and logits of points behind ROUND_MID blended towards the back half's:
         weight sigmoid(BACK_K (ROUND_MID - z)), looked up only where it is above BACK_MIN."""
         z = points[0, :, 2] / box_warp
-        sel = (z < ROUND_MID + float(torch.logit(torch.tensor(1 - self.BACK_MIN))) / BACK_K).nonzero()[:, 0]
+        sel = (z < ROUND_MID + self.BACK_REACH).nonzero()[:, 0]
         if sel.numel() == 0:
             return f
         grid = (points[0, sel, :2] * (2.0 / box_warp)).to(planes.dtype)[None, None]     # (1, 1, n, 2)

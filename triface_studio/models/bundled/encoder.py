@@ -13,7 +13,10 @@ The head's shape is an ellipsoidal shell (skull, neck) whose front is the dense 
 the photo's 3D landmarks (with the head rotation undone), over the foreground of the semantic
 map; colour and labels are read from the crop by projecting each XY texel at its surface depth
 through the photo's camera, which undoes the head pose.  Texels the photo sees
-at a grazing angle or not at all take the mirrored (x -> -x) texel's colour and labels.  The
+at a grazing angle or not at all take the mirrored (x -> -x) texel's colour and labels, or fade
+into the colour of better seen ones (:func:`fade_grazing`).  Towards its outline the head rounds
+off to its middle depth (:func:`round_outline`), and behind that depth it shows hair or skin
+(:func:`back_texture`, applied by the decoder) rather than the front's features again.  The
 head's outline is grown by a texel (:func:`extend_rim`) so that the coarser plane covers the
 labels' ragged outline.
 """
@@ -386,15 +389,14 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     other = occ & (grp == 0)
     out_c, out_l = c.copy(), labels.copy()
     if other.any():
-        skin, have_s = _smooth_fill(c, other & (labels == SKIN) if (other & (labels == SKIN)).any() else other, sigma)
-        near_hair = np.zeros_like(occ)
+        plain = other & (labels == SKIN)
+        skin, have_s = _smooth_fill(c, plain if plain.any() else other, sigma)
+        to_hair = np.zeros_like(occ)
         if hair.any():
-            near_hair = distance_transform_edt(~hair) * texel < BACK_HAIR_REACH
             hair_c, have_h = _smooth_fill(c, hair, sigma)
-            near_hair &= have_h
-        to_hair = other & near_hair
-        to_skin = other & ~near_hair & have_s
-        out_c[to_hair], out_l[to_hair] = hair_c[to_hair] if to_hair.any() else out_c[to_hair], HAIR
+            to_hair = other & have_h & (distance_transform_edt(~hair) * texel < BACK_HAIR_REACH)
+            out_c[to_hair], out_l[to_hair] = hair_c[to_hair], HAIR
+        to_skin = other & ~to_hair & have_s
         out_c[to_skin] = skin[to_skin]
         out_l[to_skin & (labels != NECK)] = SKIN
     logits = LOGIT * (2 * F.one_hot(torch.from_numpy(out_l).long(), NUM_CLASSES).permute(2, 0, 1).float() - 1)
@@ -516,7 +518,8 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         if mirror is not None:
             use_mirror = mirror
         weight = (1 - sem[BACKGROUND]) * inside
-        colour = torch.where(use_mirror, reshade(colour.flip(2), colour, weight * (vis > 0), inside), colour)
+        if use_mirror.any():        # (a frontal photo mirrors nothing: no blurs for it)
+            colour = torch.where(use_mirror, reshade(colour.flip(2), colour, weight * (vis > 0), inside), colour)
         sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
         vis = torch.where(use_mirror, m_vis, vis)
         # texels outside the photo that no mirror fills would repeat the crop's edge (streaks in
