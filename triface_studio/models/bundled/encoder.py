@@ -136,10 +136,11 @@ def _read(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.
 
 
 #: cosine (normal to the photo's camera) under which a texel takes its mirror image's colour,
-#: where that is seen well (0.35 before the outline was rounded: the rounded rim of a slightly
-#: turned head, which the photo does see, then took the other side's colours: -1.4 dB over the
-#: head; a ramp from 0.35 to 0.2 looked the same as 0.2 and cost 0.5 dB)
-MIRROR_BELOW = 0.2
+#: where that is seen well.  0.35 before the outline was rounded: the rounded rim of a slightly
+#: turned head, which the photo does see, then took the other side's colours (-1.4 dB over the
+#: head on 8 training photos); 0.2 left the far side of strongly turned heads unfilled (the
+#: frontal render of one put its landmarks 10 px off the template); 0.25: 30.4 dB, 3.7 px
+MIRROR_BELOW = 0.25
 
 
 #: rings of texels around the head that get its depth (RIM_DEPTH) and its edge colour (RIM_COLOUR)
