@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -50,3 +51,27 @@ def test_backdrop_is_the_photo_at_its_camera_and_slides_when_turned():
     # turned, the backdrop slides but stays covered and textured (parallax, no empty space)
     turned = render_backdrop(tex, cam, orbit_camera(40, 0), 64)[0]
     assert (turned - front).abs().mean() > 0.02 and turned.std() > 0.05
+
+
+def test_backdrop_fills_the_person_with_the_background_not_with_missed_hair():
+    from triface_studio.core.semantics import BACKGROUND, HAIR, SKIN
+    from triface_studio.models.bundled.encoder import backdrop
+
+    rng = np.random.default_rng(1)
+    crop = np.clip(rng.normal(215, 6, (512, 512, 3)), 0, 255).astype(np.uint8)   # a light, grainy wall
+    labels = np.full((512, 512), BACKGROUND, np.uint8)
+    yy, xx = np.mgrid[:512, :512]
+    head = (yy - 300) ** 2 / 200 ** 2 + (xx - 256) ** 2 / 150 ** 2 < 1
+    hair = head & (yy < 230)
+    crop[head], labels[head] = (200, 150, 120), SKIN
+    crop[hair], labels[hair] = (40, 25, 15), HAIR
+    # frizz along the left of the hair, up to 20 px out, that the parser called background
+    lock = (cv2.dilate(hair.astype(np.uint8), np.ones((41, 41), np.uint8)) > 0) & ~head & (xx < 220)
+    crop[lock] = (40, 25, 15)
+    tex = backdrop(crop, labels).permute(1, 2, 0).numpy() * 255
+    wall = crop[~head & ~lock].mean(0)
+    # nowhere darker than a shade of the wall: neither the hair nor the lock spread into the fill
+    assert np.abs(tex - wall).max() < 40, np.abs(tex - wall).max()
+    # and the fill is not flat: the wall's grain goes on where the person was
+    inside = cv2.resize(head.astype(np.uint8), (256, 256)) > 0
+    assert tex[inside].std(0).mean() > 0.5

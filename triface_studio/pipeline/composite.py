@@ -163,22 +163,7 @@ def grow_old_hair(i_id: np.ndarray, labels_id: np.ndarray, reach: int = 8) -> np
     within ``reach`` px of its hair, labelled skin or background, whose colour is nearer its
     hair's than its skin's or background's) labelled hair, so that removing the hair removes
     them too. -> labels (H, W) uint8"""
-    lab_ids = np.asarray(labels_id).copy()
-    hair = lab_ids == HAIR
-    if hair.sum() < 64:
-        return lab_ids
-    L = colour.to_lab(i_id)
-    near = cv2.dilate(hair.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
-    cand = near & ~hair & np.isin(lab_ids, (SKIN, BACKGROUND))
-    d_hair = np.linalg.norm(L - np.median(L[hair], 0), axis=-1)
-    for cls in (SKIN, BACKGROUND):
-        sel = lab_ids == cls
-        if sel.sum() < 64:
-            continue
-        d_other = np.linalg.norm(L - np.median(L[sel], 0), axis=-1)
-        grow = cand & sel & (d_hair < d_other)
-        lab_ids[grow] = HAIR
-    return lab_ids
+    return masks.grow_by_colour(i_id, labels_id, HAIR, (SKIN, BACKGROUND), reach)
 
 
 def drop_old_hair(s_blend: np.ndarray, render: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray,

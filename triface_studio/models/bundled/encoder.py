@@ -442,25 +442,46 @@ def fill_unseen_holes(sem: torch.Tensor, vis: torch.Tensor, below: float = HOLE_
 BACKDROP_SIZE = 256
 
 
+#: how far (crop px) from the head a background pixel coloured like the hair is taken for hair the
+#: parser missed (a frizzy outline, a lock over the shoulder), so the backdrop's fill does not
+#: spread it
+BACKDROP_STRAYS = 24
+
+
 def backdrop(crop: np.ndarray, labels: np.ndarray | None, size: int = BACKDROP_SIZE, work: int = 128) -> torch.Tensor:
     """The photo's background with the person removed and filled from the surrounding background
-    (Telea inpainting at ``work`` px): what stands behind the head in orbit views.
+    at ``work`` px: what stands behind the head in orbit views.  The fill is
+    :func:`core.fill.texture_fill` (the background's colours continued smoothly, its fine texture
+    copied, Poisson-blended into the border), from background pixels a few pixels away from the
+    person, in pieces of some size, and not coloured like hair the parser missed beside it.  (Telea inpainting, used
+    before, drew any dark pixel at the border into radial smears and a head-sized shadow.)
     Shape: crop uint8 (S, S, 3), labels uint8 (S, S) -> (3, size, size) float in [0, 1]."""
-    small = cv2.resize(np.ascontiguousarray(crop), (work, work), interpolation=cv2.INTER_AREA)
+    from triface_studio.core.fill import texture_fill
+    from triface_studio.core.masks import grow_by_colour, large_pieces
+
+    small = cv2.resize(np.ascontiguousarray(crop), (work, work), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     if labels is None:
-        return torch.from_numpy(cv2.resize(small, (size, size)).astype(np.float32) / 255).permute(2, 0, 1)
-    fg = (np.asarray(labels) != BACKGROUND).astype(np.uint8) * 255
-    m = cv2.resize(fg, (work, work), interpolation=cv2.INTER_AREA)
-    m = cv2.dilate((m > 0).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
-    if m.mean() > 0.995 * 255:
-        filled = np.broadcast_to(small.reshape(-1, 3).mean(0), small.shape).astype(np.uint8)
+        return torch.from_numpy(cv2.resize(small, (size, size))).permute(2, 0, 1)
+    lab = grow_by_colour(np.asarray(crop, np.float32) / 255, labels, HAIR, (BACKGROUND,), BACKDROP_STRAYS)
+    fg = cv2.resize((lab != BACKGROUND).astype(np.float32), (work, work), interpolation=cv2.INTER_AREA) > 0
+    fg = cv2.dilate(fg.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # slivers, specks and small pieces of "background" among the clothes or along the crop's edge
+    # are the parser's misses: filled, and no source
+    bg = cv2.morphologyEx((~fg).astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0
+    bg = large_pieces(bg, int(0.004 * work * work))
+    fg = ~bg
+    src = cv2.erode(bg.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    if src.sum() < 0.005 * work * work:
+        mean = small[bg].mean(0) if bg.any() else small.reshape(-1, 3).mean(0)
+        filled = np.broadcast_to(mean, small.shape).astype(np.float32)
     else:
-        filled = cv2.inpaint(small, m, 7, cv2.INPAINT_TELEA)
+        filled = texture_fill(small, fg, src, valid=bg.astype(np.float32), fallback=np.broadcast_to(
+            small[src].mean(0), small.shape))
         # the fill is smooth and the rest sharp: a little blur makes the backdrop read as one
         # out-of-focus background
         filled = cv2.GaussianBlur(filled, (0, 0), 1.2)
-    up = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
-    return torch.from_numpy(up.astype(np.float32) / 255).permute(2, 0, 1)
+    up = cv2.resize(np.clip(filled, 0, 1), (size, size), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(np.ascontiguousarray(up, np.float32)).permute(2, 0, 1)
 
 
 def _visibility(front: torch.Tensor, pts: torch.Tensor, cam, inside: torch.Tensor) -> torch.Tensor:
