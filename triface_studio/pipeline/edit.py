@@ -313,7 +313,7 @@ class EditPipeline:
         labels = None
         if semantic and out.semantics is not None:
             # the renderer's (19, H, W) is a view of (H, W, 19) memory: reduce along the last axis
-            labels = out.semantics[0].permute(1, 2, 0).argmax(-1).to(torch.uint8).cpu().numpy()
+            labels = out.semantics[0].max(0).indices.to(torch.uint8).cpu().numpy()
         return to_uint8(rgb), labels
 
     def can_preview(self, asset) -> bool:
@@ -449,7 +449,7 @@ class EditPipeline:
             i_ref_hat, beyond, stretched = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps)
             kept_img = self._kept(kept, cam_id, surface) if kept else None
             s_blend_probs = sem[0].cpu()
-            s_blend = s_blend_probs.argmax(0).to(torch.uint8).numpy()
+            s_blend = s_blend_probs.max(0).indices.to(torch.uint8).numpy()
             # new hair that shows its reference's own background is background: the hair's outline
             # is the photo's, not the tri-plane's coarser one
             s_blend[beyond & (s_blend == HAIR)] = BACKGROUND
@@ -618,7 +618,7 @@ class EditPipeline:
             rgb = F.interpolate(rgb, size=(CROP, CROP), mode="bilinear", align_corners=False)
             sem = F.interpolate(sem, size=(CROP, CROP), mode="bilinear", align_corners=False)
         return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
-                "render_labels": sem[0].argmax(0).to(torch.uint8).cpu().numpy(), "user_region": user}
+                "render_labels": sem[0].max(0).indices.to(torch.uint8).cpu().numpy(), "user_region": user}
 
     @staticmethod
     def _protect_mask(mask, notes: list) -> np.ndarray | None:

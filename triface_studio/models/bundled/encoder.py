@@ -191,8 +191,8 @@ SHADING_SIGMA = 12.0
 
 
 def _masked_blur(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
-    num = cv2.GaussianBlur(x * w[..., None], (0, 0), sigma)
-    den = cv2.GaussianBlur(w, (0, 0), sigma)[..., None]
+    num = _blur_small(x * w[..., None], sigma)
+    den = _blur_small(w, sigma)[..., None]
     return num / np.maximum(den, 1e-4)
 
 
@@ -381,7 +381,7 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     r = max(1, R // scale)
     x = F.interpolate(xy[None].float(), size=(r, r), mode="area")[0]
     occ = (x[0] > -x[1]).numpy()
-    labels = x[5:].argmax(0).numpy()
+    labels = x[5:].max(0).indices.numpy()
     c = np.ascontiguousarray(x[2:5].clamp(0, 1).permute(1, 2, 0).numpy(), np.float32)
     grp = _groups(labels)
     texel = 2 * triplane.BOX_HALF / r
@@ -569,7 +569,7 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
     if not no_labels:
-        labels = sem.argmax(0)
+        labels = sem.max(0).indices          # (argmax, ~4x faster on a CPU)
         colour = smooth_wall(fade_grazing(colour, vis, occupied, labels), occupied, labels)
     colour, front, back, occupied = extend_rim(occupied, colour, front, back)
     # parts without volume of their own keep the slab; hair/hat above the skull extends forward a little

@@ -94,7 +94,7 @@ def surface_mesh(planes: torch.Tensor, decoder) -> SurfaceMesh:
     t = triplane.texel_centres(R, dtype=torch.float64).numpy()
     top = np.stack([t[cols], t[rows], front[rows, cols]], -1).astype(np.float32)
     colours = xy[2:5].clamp(0, 1).permute(1, 2, 0).numpy()[rows, cols]
-    labels = xy[5:].argmax(0).to(torch.uint8).numpy()[rows, cols]
+    labels = xy[5:].max(0).indices.to(torch.uint8).numpy()[rows, cols]
     faces = _quad_faces(occupied, index)
     n = top.shape[0]
     edges = _outline_edges(faces) if faces.size else np.zeros((0, 2), np.int64)
@@ -105,7 +105,7 @@ def surface_mesh(planes: torch.Tensor, decoder) -> SurfaceMesh:
     s = bt.shape[-1] / R
     br, bc = np.minimum((rows * s).astype(np.int64), bt.shape[-1] - 1), np.minimum((cols * s).astype(np.int64), bt.shape[-1] - 1)
     back_colours = bt[:3].clamp(0, 1).permute(1, 2, 0).numpy()[br, bc]
-    back_labels = bt[3:].argmax(0).to(torch.uint8).numpy()[br, bc]
+    back_labels = bt[3:].max(0).indices.to(torch.uint8).numpy()[br, bc]
     a, b = edges[:, 0], edges[:, 1]
     skirt = np.concatenate([np.stack([a, b, b + n], -1), np.stack([a, b + n, a + n], -1)])
     return SurfaceMesh(np.concatenate([top, under]),

@@ -171,7 +171,7 @@ class BiSeNetParser:
 
     @torch.no_grad()
     def parse(self, crop: np.ndarray) -> np.ndarray:
-        return self.logits(crop).argmax(0).to(torch.uint8).cpu().numpy()
+        return self.logits(crop).max(0).indices.to(torch.uint8).cpu().numpy()
 
 
 def checked_state(state, model: nn.Module, name: str) -> dict[str, torch.Tensor]:

@@ -115,7 +115,7 @@ class FusedParser:
     @torch.no_grad()
     def parse(self, crop: np.ndarray) -> np.ndarray:
         h, w = np.asarray(crop).shape[:2]
-        lab = self.logits(crop).argmax(0).to(torch.uint8)
+        lab = self.logits(crop).max(0).indices.to(torch.uint8)
         if lab.shape != (h, w):
             lab = F.interpolate(lab[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
         return lab.cpu().numpy()

@@ -44,7 +44,7 @@ class Parser:
         h, w = a.shape[:2]
         small = (min(h, 256), min(w, 256))
         y = self.logits(np.asarray(crop) if max(h, w) <= 256 else _resize_rgb(a, small))
-        lab = y.argmax(0).to(torch.uint8)
+        lab = y.max(0).indices.to(torch.uint8)
         if lab.shape != (h, w):
             lab = F.interpolate(lab[None, None].float(), size=(h, w), mode="nearest")[0, 0].to(torch.uint8)
         return lab.cpu().numpy()
