@@ -312,7 +312,8 @@ class EditPipeline:
             rgb = np.concatenate([rgb / np.maximum(a, 1e-4)[..., None], a[..., None]], -1).clip(0, 1)
         labels = None
         if semantic and out.semantics is not None:
-            # the renderer's (19, H, W) is a view of (H, W, 19) memory: reduce along the last axis
+            # (the renderer's (19, H, W) is a view of (H, W, 19) memory; max().indices is argmax's
+            # first-of-ties index and a little faster on it)
             labels = out.semantics[0].max(0).indices.to(torch.uint8).cpu().numpy()
         return to_uint8(rgb), labels
 
