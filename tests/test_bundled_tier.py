@@ -178,31 +178,56 @@ def test_ray_bounds_skip_empty_rays_and_match_dense_render():
 def test_decoder_feature_lookup_equals_full_tri_plane_sum():
     """The bundled decoder reads only the side planes' live channels (and adds the XY prior);
     that is the full sum in front of the head's middle, also after the planes are edited in
-    place; behind it colour and labels turn to the back half's (encoder.back_texture)."""
+    place, except that points deeper below the front surface than WALL_DEPTH (a steep rim seen
+    from the side) add the rim's wall texture to their colour; behind the middle, colour and labels
+    turn to the back half's (encoder.back_texture of the wall-corrected colours)."""
     import torch.nn.functional as F
 
-    from triface_studio.models.bundled.encoder import BACK_K, ROUND_MID, back_texture
+    from triface_studio.models.bundled.encoder import (BACK_K, ROUND_MID, WALL_DEPTH, WALL_K, back_texture,
+                                                       wall_texture)
 
     tier = _tier()
     img, labels = _pattern(seed=7)
     planes = tier.encode(_fa(img, labels, Camera.orbit(15.0, -5.0))).planes
-    pts = torch.rand(1, 500, 3) - 0.5
+    pts = torch.rand(1, 1000, 3) - 0.5
+    # and points on the rim, inside the head in front of its middle, where the wall texture is
+    xy0 = decoded_xy(planes)[0]
+    w0 = wall_texture(xy0)
+    iy, ix = (w0.abs().amax(0) > 0.02).nonzero().T
+    assert len(iy) > 0
+    t = triplane.texel_centres(w0.shape[-1])
+    rim = torch.stack([t[ix], t[iy], torch.full((len(ix),), ROUND_MID + 0.025)], -1)
+    pts = torch.cat([pts, rim[None].to(pts.dtype)], 1)
     front = pts[0, :, 2] > ROUND_MID + 0.02
+
+    def lookup(tex):
+        return F.grid_sample(tex[None], (pts[:, None, :, :2] * 2), mode="bilinear", padding_mode="border",
+                             align_corners=False)[0, :, 0].T
 
     def full(p):
         with_prior = p.clone()
         with_prior[:, 0] = decoded_xy(p)
-        return triplane.sample(with_prior, pts, "sum")
+        want = triplane.sample(with_prior, pts, "sum")
+        # the wall: weight of the depth below the front surface (channel 0 is z_front - z), looked
+        # up where it is above the decoder's BACK_MIN
+        ww = torch.sigmoid(WALL_K * (want[0, :, 0] - WALL_DEPTH))[:, None]
+        ww = ww * (ww > tier.decoder.BACK_MIN)
+        wall = lookup(wall_texture(decoded_xy(p)[0]))
+        want[0, :, 2:5] += ww * wall
+        return want, ww[:, 0] * wall.abs().amax(1)
 
     got = tier.decoder.sample_features(planes, pts)
-    torch.testing.assert_close(got[:, front], full(planes)[:, front])
+    want, walled = full(planes)
+    assert (walled > 0.02).sum() >= len(iy) // 2     # the rim's points change
+    torch.testing.assert_close(got[:, front], want[:, front])
     planes[0, 2, 7] = 0.25                                   # a new live channel on ZX: the cache notices
-    got, want = tier.decoder.sample_features(planes, pts), full(planes)
+    got, (want, _) = tier.decoder.sample_features(planes, pts), full(planes)
     torch.testing.assert_close(got[:, front], want[:, front])
     # behind: depth channels as summed, colour and logits blended towards the back texture
     torch.testing.assert_close(got[..., :2], want[..., :2])
-    back = F.grid_sample(back_texture(decoded_xy(planes)[0])[None], (pts[:, None, :, :2] * 2),
-                         mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+    xy = decoded_xy(planes)[0].clone()
+    xy[2:5] += F.interpolate(wall_texture(xy)[None], size=xy.shape[-2:], mode="bilinear", align_corners=False)[0]
+    back = lookup(back_texture(xy))
     w = torch.sigmoid(BACK_K * (ROUND_MID - pts[0, :, 2]))[:, None]
     deep = pts[0, :, 2] < ROUND_MID - 0.05
     assert deep.sum() > 50

@@ -10,7 +10,7 @@ import torch
 from triface_studio.core import triplane
 from triface_studio.core.rendering import DecoderOutput
 
-from .encoder import BACK_K, ROUND_MID, back_texture, decoded_xy
+from .encoder import BACK_K, ROUND_MID, WALL_DEPTH, WALL_K, back_texture, decoded_xy, wall_texture
 
 
 def _owner(planes: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ class BundledDecoder(torch.nn.Module):
         if planes.shape[0] != 1:
             return triplane.sample(eff, points, "sum", box_warp)
         f = triplane.sample_sum_channels(eff, points, self._live, box_warp)
-        return self._with_back(planes, points, f, box_warp)
+        return self._with_back(planes, points, self._with_wall(planes, points, f, box_warp), box_warp)
 
     #: the back half's weight below which a point keeps the front's colour alone (no lookup),
     #: and the depth in front of ROUND_MID where the weight falls to it
@@ -104,9 +104,40 @@ class BundledDecoder(torch.nn.Module):
         (:func:`encoder.back_texture`), cached per tri-plane like :meth:`effective`."""
         self.effective(planes)
         if getattr(self, "_back_key", None) != self._eff_key:
-            self._back = back_texture(self._eff[0, 0])[None].to(planes.dtype)
+            # (from the rim's wall colours: the back half's rim is as steep as the front's)
+            xy = self._eff[0, 0].clone()
+            xy[2:5] += torch.nn.functional.interpolate(self.wall(planes).to(xy.dtype), size=xy.shape[-2:],
+                                                       mode="bilinear", align_corners=False)[0]
+            self._back = back_texture(xy)[None].to(planes.dtype)
             self._back_key = self._eff_key
         return self._back
+
+    #: how far above WALL_DEPTH (world units) a point's wall weight is still looked up
+    WALL_REACH_UP = math.log((1 - BACK_MIN) / BACK_MIN) / WALL_K
+
+    def wall(self, planes: torch.Tensor) -> torch.Tensor:
+        """(1, 3, R, R) colour change of the head's steep rim (:func:`encoder.wall_texture`),
+        cached per tri-plane."""
+        self.effective(planes)
+        if getattr(self, "_wall_key", None) != self._eff_key:
+            self._wall = wall_texture(self._eff[0, 0])[None].to(planes.dtype)
+            self._wall_key = self._eff_key
+        return self._wall
+
+    def _with_wall(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor, box_warp: float) -> torch.Tensor:
+        """Colour of points deeper than WALL_DEPTH below the front surface (``f[..., 0]`` is
+        z_front - z) plus the rim's wall texture, with weight sigmoid(WALL_K (depth - WALL_DEPTH))."""
+        depth = f[0, :, 0]
+        sel = (depth > WALL_DEPTH - self.WALL_REACH_UP).nonzero()[:, 0]
+        if sel.numel() == 0:
+            return f
+        grid = (points[0, sel, :2] * (2.0 / box_warp)).to(planes.dtype)[None, None]
+        dc = torch.nn.functional.grid_sample(self.wall(planes), grid, mode="bilinear", padding_mode="border",
+                                             align_corners=False)[0, :, 0].T                 # (n, 3)
+        w = torch.sigmoid(WALL_K * (depth[sel] - WALL_DEPTH))[:, None].to(f.dtype)
+        f = f.clone()
+        f[0, sel, 2:5] = f[0, sel, 2:5] + w * dc.to(f.dtype)
+        return f
 
     def _with_back(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor, box_warp: float) -> torch.Tensor:
         """Colour and logits of points behind ROUND_MID blended towards the back half's:
