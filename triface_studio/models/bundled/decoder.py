@@ -92,66 +92,68 @@ class BundledDecoder(torch.nn.Module):
         if planes.shape[0] != 1:
             return triplane.sample(eff, points, "sum", box_warp)
         f = triplane.sample_sum_channels(eff, points, self._live, box_warp)
-        return self._with_back(planes, points, self._with_wall(planes, points, f, box_warp), box_warp)
+        return self._with_wall_and_back(planes, points, f, box_warp)
 
     #: the back half's weight below which a point keeps the front's colour alone (no lookup),
     #: and the depth in front of ROUND_MID where the weight falls to it
     BACK_MIN = 2.5e-3
     BACK_REACH = math.log((1 - BACK_MIN) / BACK_MIN) / BACK_K
+    #: how far above WALL_DEPTH (world units) a point's wall weight is still looked up (the same
+    #: BACK_MIN)
+    WALL_REACH_UP = math.log((1 - BACK_MIN) / BACK_MIN) / WALL_K
+
+    def _per_planes(self, name: str, planes: torch.Tensor, build) -> torch.Tensor:
+        """``build()``'s texture, cached under ``name`` per tri-plane like :meth:`effective`."""
+        self.effective(planes)
+        cached = getattr(self, name, None)
+        if cached is None or cached[0] != self._eff_key:
+            cached = (self._eff_key, build()[None].to(planes.dtype))
+            setattr(self, name, cached)
+        return cached[1]
+
+    def wall(self, planes: torch.Tensor) -> torch.Tensor:
+        """(1, 3, r, r) colour change of the head's steep rim (:func:`encoder.wall_texture`),
+        cached per tri-plane."""
+        return self._per_planes("_wall", planes, lambda: wall_texture(self._eff[0, 0]))
 
     def back(self, planes: torch.Tensor) -> torch.Tensor:
         """(1, 3 + classes, r, r) colour and logits of the head's back half
         (:func:`encoder.back_texture`), cached per tri-plane like :meth:`effective`."""
-        self.effective(planes)
-        if getattr(self, "_back_key", None) != self._eff_key:
+        def build():
             # (from the rim's wall colours: the back half's rim is as steep as the front's)
             xy = self._eff[0, 0].clone()
             xy[2:5] += torch.nn.functional.interpolate(self.wall(planes).to(xy.dtype), size=xy.shape[-2:],
                                                        mode="bilinear", align_corners=False)[0]
-            self._back = back_texture(xy)[None].to(planes.dtype)
-            self._back_key = self._eff_key
-        return self._back
+            return back_texture(xy)
+        return self._per_planes("_back", planes, build)
 
-    #: how far above WALL_DEPTH (world units) a point's wall weight is still looked up
-    WALL_REACH_UP = math.log((1 - BACK_MIN) / BACK_MIN) / WALL_K
+    @staticmethod
+    def _lookup(tex: torch.Tensor, points: torch.Tensor, sel: torch.Tensor, box_warp: float) -> torch.Tensor:
+        """``tex`` (1, C, r, r) read bilinearly at the XY of points ``sel``. -> (n, C)"""
+        grid = (points[0, sel, :2] * (2.0 / box_warp)).to(tex.dtype)[None, None]       # (1, 1, n, 2)
+        return torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode="border",
+                                               align_corners=False)[0, :, 0].T
 
-    def wall(self, planes: torch.Tensor) -> torch.Tensor:
-        """(1, 3, R, R) colour change of the head's steep rim (:func:`encoder.wall_texture`),
-        cached per tri-plane."""
-        self.effective(planes)
-        if getattr(self, "_wall_key", None) != self._eff_key:
-            self._wall = wall_texture(self._eff[0, 0])[None].to(planes.dtype)
-            self._wall_key = self._eff_key
-        return self._wall
-
-    def _with_wall(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor, box_warp: float) -> torch.Tensor:
-        """Colour of points deeper than WALL_DEPTH below the front surface (``f[..., 0]`` is
-        z_front - z) plus the rim's wall texture, with weight sigmoid(WALL_K (depth - WALL_DEPTH))."""
-        depth = f[0, :, 0]
-        sel = (depth > WALL_DEPTH - self.WALL_REACH_UP).nonzero()[:, 0]
-        if sel.numel() == 0:
+    def _with_wall_and_back(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor,
+                            box_warp: float) -> torch.Tensor:
+        """The colour of points deeper than WALL_DEPTH below the front surface (``f[..., 0]`` is
+        z_front - z) plus the rim's wall texture, weight sigmoid(WALL_K (depth - WALL_DEPTH));
+        then colour and logits of points behind ROUND_MID blended towards the back half's,
+        weight sigmoid(BACK_K (ROUND_MID - z)).  Each is looked up only where its weight is above
+        BACK_MIN."""
+        depth, z = f[0, :, 0], points[0, :, 2] / box_warp
+        walled = (depth > WALL_DEPTH - self.WALL_REACH_UP).nonzero()[:, 0]
+        behind = (z < ROUND_MID + self.BACK_REACH).nonzero()[:, 0]
+        if walled.numel() == 0 and behind.numel() == 0:
             return f
-        grid = (points[0, sel, :2] * (2.0 / box_warp)).to(planes.dtype)[None, None]
-        dc = torch.nn.functional.grid_sample(self.wall(planes), grid, mode="bilinear", padding_mode="border",
-                                             align_corners=False)[0, :, 0].T                 # (n, 3)
-        w = torch.sigmoid(WALL_K * (depth[sel] - WALL_DEPTH))[:, None].to(f.dtype)
         f = f.clone()
-        f[0, sel, 2:5] = f[0, sel, 2:5] + w * dc.to(f.dtype)
-        return f
-
-    def _with_back(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor, box_warp: float) -> torch.Tensor:
-        """Colour and logits of points behind ROUND_MID blended towards the back half's:
-        weight sigmoid(BACK_K (ROUND_MID - z)), looked up only where it is above BACK_MIN."""
-        z = points[0, :, 2] / box_warp
-        sel = (z < ROUND_MID + self.BACK_REACH).nonzero()[:, 0]
-        if sel.numel() == 0:
-            return f
-        grid = (points[0, sel, :2] * (2.0 / box_warp)).to(planes.dtype)[None, None]     # (1, 1, n, 2)
-        b = torch.nn.functional.grid_sample(self.back(planes), grid, mode="bilinear", padding_mode="border",
-                                            align_corners=False)[0, :, 0].T                # (n, 3 + classes)
-        w = torch.sigmoid(BACK_K * (ROUND_MID - z[sel]))[:, None].to(f.dtype)
-        f = f.clone()
-        f[0, sel, 2:] = (1 - w) * f[0, sel, 2:] + w * b.to(f.dtype)
+        if walled.numel():
+            w = torch.sigmoid(WALL_K * (depth[walled] - WALL_DEPTH))[:, None].to(f.dtype)
+            f[0, walled, 2:5] += w * self._lookup(self.wall(planes), points, walled, box_warp).to(f.dtype)
+        if behind.numel():
+            w = torch.sigmoid(BACK_K * (ROUND_MID - z[behind]))[:, None].to(f.dtype)
+            b = self._lookup(self.back(planes), points, behind, box_warp).to(f.dtype)
+            f[0, behind, 2:] = (1 - w) * f[0, behind, 2:] + w * b
         return f
 
     def head_box(self, planes: torch.Tensor) -> torch.Tensor:

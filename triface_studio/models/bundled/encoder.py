@@ -241,6 +241,23 @@ def _smooth_fill(c: np.ndarray, weight: np.ndarray, sigma: float, scales=(1, 3, 
     return fill, have
 
 
+def _towards_group_colour(c: np.ndarray, grp: np.ndarray, where: np.ndarray, amount: np.ndarray,
+                          source: np.ndarray, sigma: float) -> np.ndarray:
+    """``c`` with the texels ``where`` moved by ``amount`` (0..1 per texel) towards the smooth
+    colour (:func:`_smooth_fill` at ``sigma``) of the ``source`` texels (a weight or a mask) of
+    their own class group (:func:`_groups`), of all of ``source`` where the group has none.
+    Shape: c (H, W, 3), grp/where/amount/source (H, W) -> (H, W, 3)"""
+    out = c.copy()
+    for g in np.unique(grp[where]):
+        mine = where & (grp == g)
+        src = source * (grp == g)
+        fill, have = _smooth_fill(c, src if src.any() else source, sigma)
+        mine &= have
+        a = amount[mine][:, None].astype(np.float32)
+        out[mine] = (1 - a) * c[mine] + a * fill[mine]
+    return out
+
+
 def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tensor,
                 band: int = WALL_BAND, sigma: float = WALL_SIGMA) -> torch.Tensor:
     """The outermost ``band`` texels of the head take the smooth colour of the texels just
@@ -259,17 +276,10 @@ def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tens
     rim = occ & (d <= band)
     if not rim.any():
         return colour
-    grp = _groups(labels.numpy())
     c = np.ascontiguousarray(colour.permute(1, 2, 0).numpy(), np.float32)
-    out = c.copy()
     inner = occ & (d > band) & (d <= band + 4 * sigma * R / 512)
-    for g in np.unique(grp[rim]):
-        mine = rim & (grp == g)
-        src = inner & (grp == g)
-        fill, have = _smooth_fill(c, src if src.any() else inner, sigma * R / 512)
-        mine &= have
-        a = ((band + 1 - d[mine]) / (band + 1))[:, None].astype(np.float32)     # 1 at the outline
-        out[mine] = (1 - a) * c[mine] + a * fill[mine]
+    amount = (band + 1 - d) / (band + 1)                                         # 1 at the outline
+    out = _towards_group_colour(c, _groups(labels.numpy()), rim, amount, inner, sigma * R / 512)
     return torch.from_numpy(out).permute(2, 0, 1).to(colour.dtype)
 
 
@@ -294,17 +304,9 @@ def fade_grazing(colour: torch.Tensor, vis: torch.Tensor, occupied: torch.Tensor
     a = np.clip((high - v) / (high - low), 0.0, 1.0) * occ
     if not (a > 0).any():
         return colour
-    grp = _groups(labels.numpy())
     c = np.ascontiguousarray(colour.permute(1, 2, 0).numpy(), np.float32)
-    out = c.copy()
     seen = np.clip(v, 0.0, 1.0) ** 2 * (a < 1) * occ
-    sig = sigma * occ.shape[-1] / 512
-    for g in np.unique(grp[a > 0]):
-        mine = (a > 0) & (grp == g)
-        src = seen * (grp == g)
-        fill, have = _smooth_fill(c, src if src.any() else seen, sig)
-        mine &= have
-        out[mine] = (1 - a[mine, None]) * c[mine] + a[mine, None] * fill[mine]
+    out = _towards_group_colour(c, _groups(labels.numpy()), a > 0, a, seen, sigma * occ.shape[-1] / 512)
     return torch.from_numpy(out).permute(2, 0, 1).to(colour.dtype)
 
 
@@ -364,6 +366,16 @@ BACK_K = 400.0
 BACK_HAIR_REACH, BACK_SIGMA = 0.12, 0.012
 
 
+def _reduced(xy: torch.Tensor, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decoded XY plane at ``1/scale`` of its resolution (area average) as numpy: occupied
+    (r, r) bool, labels (r, r), colour (r, r, 3) float32."""
+    r = max(1, xy.shape[-1] // scale)
+    x = F.interpolate(xy[None].float(), size=(r, r), mode="area")[0]
+    occ = (x[0] > -x[1]).numpy()
+    labels = x[5:].max(0).indices.numpy()
+    return occ, labels, np.ascontiguousarray(x[2:5].clamp(0, 1).permute(1, 2, 0).numpy(), np.float32)
+
+
 def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     """What the back half of the head (z < ROUND_MID) shows, from the decoded XY plane: hair and
     cloth keep their colour and labels; every other texel (face, ears, neck) becomes the smooth
@@ -377,14 +389,9 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     colour and semantic logits."""
     from scipy.ndimage import distance_transform_edt
 
-    R = xy.shape[-1]
-    r = max(1, R // scale)
-    x = F.interpolate(xy[None].float(), size=(r, r), mode="area")[0]
-    occ = (x[0] > -x[1]).numpy()
-    labels = x[5:].max(0).indices.numpy()
-    c = np.ascontiguousarray(x[2:5].clamp(0, 1).permute(1, 2, 0).numpy(), np.float32)
+    occ, labels, c = _reduced(xy, scale)
     grp = _groups(labels)
-    texel = 2 * triplane.BOX_HALF / r
+    texel = 2 * triplane.BOX_HALF / occ.shape[-1]
     sigma = BACK_SIGMA / texel
     hair = occ & (grp == 1)
     other = occ & (grp == 0)
@@ -426,33 +433,21 @@ def wall_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     half).  Shape: xy (C, R, R) decoded values -> (3, R/scale, R/scale)."""
     from scipy.ndimage import distance_transform_edt
 
-    r = max(1, xy.shape[-1] // scale)
-    x = F.interpolate(xy[None].float(), size=(r, r), mode="area")[0]
-    occ = (x[0] > -x[1]).numpy()
+    occ, labels, c = _reduced(xy, scale)
     R = occ.shape[-1]
-    out = np.zeros((R, R, 3), np.float32)
     d = distance_transform_edt(np.pad(occ, 1))[1:-1, 1:-1]
     reach = max(1.5, WALL_REACH * R / 512)
     rim = occ & (d <= reach)
     if not rim.any():
-        return torch.from_numpy(out).permute(2, 0, 1).to(xy.dtype)
-    c = np.ascontiguousarray(x[2:5].clamp(0, 1).permute(1, 2, 0).numpy(), np.float32)
-    labels = x[5:].max(0).indices.numpy()
+        return torch.zeros((3, R, R), dtype=xy.dtype)
     # the outline's own texels read as background (the ring that covers the parser's ragged
     # edge): they belong to the part nearest them, hair or face
     bg = labels == BACKGROUND
     if bg.any() and not bg.all():
         _, (iy, ix) = distance_transform_edt(bg, return_indices=True)
         labels = labels[iy, ix]
-    grp = _groups(labels)
-    inner = occ & (d > reach)
-    for g in np.unique(grp[rim]):
-        mine = rim & (grp == g)
-        src = inner & (grp == g)
-        fill, have = _smooth_fill(c, src if src.any() else inner, WALL_FILL_SIGMA * R / 512)
-        mine &= have
-        a = np.clip((reach + 1 - d[mine]) / reach, 0, 1)[:, None].astype(np.float32)
-        out[mine] = a * (fill[mine] - c[mine])
+    amount = np.clip((reach + 1 - d) / reach, 0, 1)
+    out = _towards_group_colour(c, _groups(labels), rim, amount, occ & (d > reach), WALL_FILL_SIGMA * R / 512) - c
     return torch.from_numpy(out).permute(2, 0, 1).to(xy.dtype)
 
 
