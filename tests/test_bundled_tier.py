@@ -371,6 +371,14 @@ def test_decoder_caches_survive_the_renderers_per_chunk_views():
     other = planes.clone()
     other[0, 0, 2] += 0.1
     assert tier.decoder.effective(other[0:1]) is not first
+    # the textures derived from the decoded plane (back half, rim wall) follow a new tri-plane
+    # whose memory, version and shape are the old one's: a new tensor over the same storage,
+    # written without a version bump
+    back, wall = tier.decoder.back(planes[0:1]), tier.decoder.wall(planes[0:1])
+    assert tier.decoder.back(planes[0:1]) is back
+    same = planes.detach()
+    same.data[0, 0, 2:5] = 1.0 - same.data[0, 0, 2:5]
+    assert tier.decoder.back(same[0:1]) is not back and tier.decoder.wall(same[0:1]) is not wall
 
 
 def test_the_outline_wall_takes_the_smooth_colour_of_the_head_inside_it():

@@ -46,13 +46,16 @@ class BundledDecoder(torch.nn.Module):
         # a freed tri-plane's memory is reused by the next one: the key alone would hand back
         # the previous head, so the cache also holds a weak reference to its tensor
         src = getattr(self, "_eff_src", None)
-        if getattr(self, "_eff_key", None) != key or src is None or src() is not _owner(planes):
+        if getattr(self, "_eff_key", (None,))[0] != key or src is None or src() is not _owner(planes):
             self._eff_src = weakref.ref(_owner(planes))
             eff = planes.clone()
             eff[:, 0] = decoded_xy(planes)
             live = eff[0, 1:].flatten(-2).abs().amax(-1) > 0                  # (2, C)
             self._live = [None] + [live[k].nonzero()[:, 0].tolist() for k in range(2)]
-            self._eff, self._eff_key = eff, key
+            # (the key the caches derived from it compare with: counted, so that a new head in a
+            # freed one's memory, whose key is the same, is still a new key for them)
+            self._eff_gen = getattr(self, "_eff_gen", 0) + 1
+            self._eff, self._eff_key = eff, (key, self._eff_gen)
         return self._eff
 
     def density_at(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
