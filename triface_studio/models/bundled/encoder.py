@@ -226,9 +226,12 @@ def _groups(labels: np.ndarray) -> np.ndarray:
     return grp
 
 
-def _smooth_fill(c: np.ndarray, weight: np.ndarray, sigma: float, scales=(1, 3, 9)) -> tuple[np.ndarray, np.ndarray]:
+def _smooth_fill(c: np.ndarray, weight: np.ndarray, sigma: float, scales=(1, 3, 9),
+                 need: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``weight``-ed blur of colours ``c`` (H, W, 3) at ``sigma``, where too little weight is
-    near falling back to ``sigma`` x 3, then x 9 -> (fill (H, W, 3), have (H, W) bool)."""
+    near falling back to ``sigma`` x 3, then x 9 -> (fill (H, W, 3), have (H, W) bool).  With
+    ``need`` (H, W) bool the wider blurs are skipped once every needed texel has its fill (what
+    the fill is elsewhere is then not meant to be read)."""
     fill = np.zeros_like(c)
     have = np.zeros(c.shape[:2], bool)
     w = weight.astype(np.float32)
@@ -236,8 +239,10 @@ def _smooth_fill(c: np.ndarray, weight: np.ndarray, sigma: float, scales=(1, 3, 
     for k in scales:
         num, den = _blur_small(cw, sigma * k), _blur_small(w, sigma * k)
         ok = ~have & (den > 0.02 * max(float(w.max()), 1e-6))
-        fill[ok] = num[ok] / den[ok][:, None]
+        np.copyto(fill, num / np.maximum(den, 1e-12)[..., None], where=ok[..., None])
         have |= ok
+        if need is not None and not (need & ~have).any():
+            break
     return fill, have
 
 
@@ -251,7 +256,7 @@ def _towards_group_colour(c: np.ndarray, grp: np.ndarray, where: np.ndarray, amo
     for g in np.unique(grp[where]):
         mine = where & (grp == g)
         src = source * (grp == g)
-        fill, have = _smooth_fill(c, src if src.any() else source, sigma)
+        fill, have = _smooth_fill(c, src if src.any() else source, sigma, need=mine)
         mine &= have
         a = amount[mine][:, None].astype(np.float32)
         out[mine] = (1 - a) * c[mine] + a * fill[mine]
@@ -398,10 +403,10 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     out_c, out_l = c.copy(), labels.copy()
     if other.any():
         plain = other & (labels == SKIN)
-        skin, have_s = _smooth_fill(c, plain if plain.any() else other, sigma)
+        skin, have_s = _smooth_fill(c, plain if plain.any() else other, sigma, need=other)
         to_hair = np.zeros_like(occ)
         if hair.any():
-            hair_c, have_h = _smooth_fill(c, hair, sigma)
+            hair_c, have_h = _smooth_fill(c, hair, sigma, need=other)
             to_hair = other & have_h & (distance_transform_edt(~hair) * texel < BACK_HAIR_REACH)
             out_c[to_hair], out_l[to_hair] = hair_c[to_hair], HAIR
         to_skin = other & ~to_hair & have_s
@@ -559,8 +564,10 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     if no_labels:
         labels = np.full(crop.shape[:2], SKIN, np.uint8)
     lab = torch.from_numpy(np.ascontiguousarray(labels)).long()
-    onehot = F.one_hot(lab, NUM_CLASSES).permute(2, 0, 1).float()
-    onehot = F.interpolate(onehot[None], size=small.shape[-2:], mode="area")[0]
+    # (float one-hot without the int64 one: an edit lifts two photos at once, each peak counts)
+    onehot = torch.zeros(NUM_CLASSES, *lab.shape).scatter_(0, lab[None], 1.0)
+    if onehot.shape[-2:] != small.shape[-2:]:
+        onehot = F.interpolate(onehot[None], size=small.shape[-2:], mode="area")[0]
 
     if landmarks is not None:
         from triface_studio.models.face.analyzer import canonical_world_landmarks
@@ -589,12 +596,14 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         weight = (1 - sem[BACKGROUND]) * inside
         if use_mirror.any():        # (a frontal photo mirrors nothing: no blurs for it)
             colour = torch.where(use_mirror, reshade(colour.flip(2), colour, weight * (vis > 0), inside), colour)
-        sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
+        if use_mirror.any():
+            sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
         vis = torch.where(use_mirror, m_vis, vis)
         # texels outside the photo that no mirror fills would repeat the crop's edge (streaks in
-        # side views): they stay empty
+        # side views): they stay empty (sem is this read's own tensor: set in place)
         unseen = ~(inside | use_mirror)
-        sem = torch.where(unseen, F.one_hot(torch.tensor(BACKGROUND), NUM_CLASSES).float()[:, None, None], sem)
+        sem[:, unseen] = 0.0
+        sem[BACKGROUND, unseen] = 1.0
         if no_labels:
             # without a parser: the head shell's core (face/skull ellipsoid and neck) is the foreground
             core = (front > 0.03).float()
@@ -612,7 +621,9 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         colour, sem, vis, use_mirror = read(front, use_mirror)
         lost = (first[1][BACKGROUND] < 0.5) & (sem[BACKGROUND] >= 0.5)
         colour, sem, vis = (torch.where(lost, a, b) for a, b in zip(first, (colour, sem, vis)))
+        first = None
         sem = fill_unseen_holes(sem, vis)
+    onehot = None               # (read no more: its memory goes before the planes are built)
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
     if not no_labels:
@@ -632,7 +643,8 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     planes[0, 1, 0], planes[0, 1, 1] = -zx / 2, zx / 2
     planes[0, 2, 0], planes[0, 2, 1] = -zz / 2, zz / 2
     planes[0, 0, 2:5] = colour
-    planes[0, 0, 5:] = LOGIT * (2 * sem - 1)
+    # LOGIT * (2 sem - 1), written in place (the same numbers: the factors are powers of two)
+    torch.mul(sem, 2 * LOGIT, out=planes[0, 0, 5:]).sub_(LOGIT)
     planes[0, 0] -= xy_prior(R)
     info = {"mirrored_fraction": float((use_mirror & occupied).float().mean()),
             "classes": [int(c) for c in (HAIR, HAT, NECK, CLOTH)]}
