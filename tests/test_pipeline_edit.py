@@ -526,3 +526,82 @@ def test_glasses_the_parser_cannot_find_on_the_result_are_reported():
     notes = unseen_glasses(faint, placed, {EYEGLASSES}, ["gh.jpg"])
     assert len(notes) == 1 and "gh.jpg" in notes[0] and "hard to see" in notes[0] and "add mode" in notes[0]
     assert unseen_glasses(faint, placed, {HAIR}, ["gh.jpg"]) == []       # no glasses asked for
+
+
+class _TwoAtATime(ReliefTier):
+    """A relief tier that says it may lift on two threads, and records which thread lifted what
+    and how many lifts ran at once."""
+
+    concurrent_encode = True
+
+    def __init__(self):
+        super().__init__()
+        self.lock, self.running, self.most, self.threads = threading.Lock(), 0, 0, []
+        self.both = threading.Barrier(2, timeout=5)
+
+    def encode(self, fa):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.threads.append(threading.current_thread().name)
+            first_two = len(self.threads) <= 2
+        try:
+            if self.both is not None and first_two:
+                self.both.wait()            # the second lift starts while the first runs
+            return super().encode(fa)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _encode_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("triface-encode")]
+
+
+def test_photos_are_lifted_two_at_a_time_where_the_tier_allows_and_no_thread_outlives_the_edit(scene):
+    import torch
+
+    tier = _TwoAtATime()
+    pipe = EditPipeline(tier=tier, analyzer=scene["an"])
+    threads_before = torch.get_num_threads()
+    res = pipe.run(EditRequest(identity=scene["ident"], references=[ReferenceSpec(scene["ref"], ("hair",))],
+                               render_resolution=128))
+    assert tier.most == 2 and all(n.startswith("triface-encode") for n in tier.threads[:2])
+    assert tier.threads[2] == threading.current_thread().name      # the result's, after the edit
+    assert not _encode_threads() and torch.get_num_threads() == threads_before
+    # the same edit as one lifted photo after the other on the calling thread
+    seq = run(scene, [ReferenceSpec(scene["ref"], ("hair",))])
+    assert np.array_equal(res.composite, seq.composite)
+
+
+def test_a_cancel_while_two_photos_are_lifted_stops_the_edit_and_leaves_no_thread(scene):
+    import torch
+
+    tier = _TwoAtATime()
+    pipe = EditPipeline(tier=tier, analyzer=scene["an"])
+    threads_before = torch.get_num_threads()
+    cancel = threading.Event()
+
+    def progress(stage, f):
+        if stage == "encode" and 0 < f < 1:
+            cancel.set()
+    refs = [ReferenceSpec(scene["ref"], ("hair",)), ReferenceSpec(scene["bald"], ("nose",))]
+    tier.both = None                # three photos: the third is dropped, not waited for
+    with pytest.raises(Cancelled):
+        pipe.run(EditRequest(identity=scene["ident"], references=refs, render_resolution=128),
+                 progress=progress, cancel=cancel)
+    assert not _encode_threads() and torch.get_num_threads() == threads_before
+    assert len(tier.threads) <= 3
+
+
+def test_a_tier_that_does_not_allow_it_lifts_on_the_calling_thread(scene):
+    seen = []
+
+    class OneAtATime(ReliefTier):
+        def encode(self, fa):
+            seen.append(threading.current_thread().name)
+            return super().encode(fa)
+    pipe = EditPipeline(tier=OneAtATime(), analyzer=scene["an"])
+    pipe.run(EditRequest(identity=scene["ident"], references=[ReferenceSpec(scene["ref"], ("hair",))],
+                         render_resolution=128))
+    assert seen == [threading.current_thread().name] * 3        # identity, reference, result

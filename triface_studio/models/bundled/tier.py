@@ -51,6 +51,10 @@ class BundledTier:
         self.surface_bounds = raster.AVAILABLE
         self._meshes: list[tuple[weakref.ref, tuple, SurfaceMesh, np.ndarray | None]] = []
 
+    #: :meth:`encode` keeps no state between calls (the lift and the backdrop are functions of
+    #: the photo): an edit may lift its identity and reference on two threads at once
+    concurrent_encode = True
+
     def encode(self, analysis) -> TriPlaneAsset:
         planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution,
                             getattr(analysis, "crop_landmarks", None))
