@@ -40,6 +40,14 @@ EMPTY_FRONT = -1.0          # z_front of texels with no head: density zero along
 LOGIT = 8.0
 
 
+def _sqrt(t: torch.Tensor) -> torch.Tensor:
+    """Square root by numpy (correctly rounded).  torch's, on this CPU, was not repeatable: in
+    about one process in six its first call returned one thread's share of the values up to
+    ~2.5e-4 relative off (a lower-accuracy vector maths path), so the same photo lifted twice
+    differed at ~0.8 % of the texels by up to 0.04 (the shell's depth feeds thresholds)."""
+    return torch.from_numpy(np.sqrt(t.numpy()))
+
+
 def head_height_field(resolution: int = RESOLUTION) -> tuple[torch.Tensor, torch.Tensor]:
     """Default canonical head depth: (z_front, z_back) per XY texel, indexed [row (y), col (x)]."""
     t = triplane.texel_centres(resolution)
@@ -47,10 +55,10 @@ def head_height_field(resolution: int = RESOLUTION) -> tuple[torch.Tensor, torch
     # face/skull ellipsoid centred a little behind the origin; neck cylinder below
     cx, cy, cz, a, b, c = 0.0, 0.03, -0.02, 0.26, 0.36, 0.24
     q = 1 - (x - cx) ** 2 / a ** 2 - (y - cy) ** 2 / b ** 2
-    front = cz + c * q.clamp_min(0).sqrt()
-    back = cz - c * q.clamp_min(0).sqrt()
+    front = cz + c * _sqrt(q.clamp_min(0))
+    back = cz - c * _sqrt(q.clamp_min(0))
     neck = 1 - (x / 0.16) ** 2
-    nf = -0.02 + 0.14 * neck.clamp_min(0).sqrt()
+    nf = -0.02 + 0.14 * _sqrt(neck.clamp_min(0))
     below = y < cy
     front = torch.where(below, torch.maximum(front, nf), front)
     back = torch.where(below & (neck > 0), torch.minimum(back, -0.16 * torch.ones_like(back)), back)
