@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from triface_studio.core.cameras import Camera
-from triface_studio.evaluation.views import empty_share, streak_share
+from triface_studio.evaluation.views import empty_share, extra_parts, streak_share
 from triface_studio.models.bundled.backdrop import orbit_camera, render_backdrop
 
 
@@ -24,6 +24,30 @@ def test_streak_share_finds_stretched_rows_not_texture():
     half[:, :32] = stretched[:, :32]
     assert 0.45 < streak_share(half, region) < 0.55
     assert streak_share(stretched, np.zeros_like(region)) == 0.0
+
+
+def test_extra_parts_counts_a_third_eye_not_a_split_one_or_a_speck():
+    from triface_studio.core.semantics import L_BROW, L_EYE, R_BROW, R_EYE
+
+    lab = np.zeros((512, 512), np.uint8)
+    for cls, x in ((L_EYE, 180), (R_EYE, 330)):
+        cv2.ellipse(lab, (x, 250), (30, 12), 0, 0, 360, int(cls), -1)
+    for cls, x in ((L_BROW, 180), (R_BROW, 330)):
+        cv2.ellipse(lab, (x, 215), (40, 6), 0, 0, 360, int(cls), -1)
+    assert extra_parts(lab) == 0
+    split = lab.copy()
+    split[:, 178:181][split[:, 178:181] == L_EYE] = 0              # a lash line cuts one eye in two
+    assert extra_parts(split) == 0
+    speck = lab.copy()
+    speck[400:403, 100:103] = R_EYE                                 # a 9 px speck is no eye
+    assert extra_parts(speck) == 0
+    third = lab.copy()
+    cv2.ellipse(third, (60, 255), (25, 10), 0, 0, 360, int(L_EYE), -1)   # the mirrored copy beside the far eye
+    assert extra_parts(third) == 1
+    cv2.ellipse(third, (60, 220), (30, 5), 0, 0, 360, int(R_BROW), -1)
+    assert extra_parts(third) == 2
+    # the same at another size (the measure is in px at 512)
+    assert extra_parts(cv2.resize(third, (256, 256), interpolation=cv2.INTER_NEAREST)) == 2
 
 
 def test_empty_share_counts_white():

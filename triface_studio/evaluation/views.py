@@ -14,6 +14,11 @@ lifted and rendered at 512 px from the orbit cameras the app uses (yaw +-15, +-3
 * ``empty_share``: the share of the view that is the renderer's empty white (:func:`empty_share`),
   next to ``photo_empty_share``, the same on the crop (a photo with a white wall is not empty,
   but scores like one; the photo's own figure says how much of that there is).
+* ``extra_parts``: the face parser run on the rendered view (an independent judge of what it
+  shows, not the lift's own labels); the eyes it finds beyond two and the brows beyond two
+  (:func:`extra_parts`).  A mirrored copy of the visible side next to the far side's own eye,
+  which the streak measure does not see, is a third eye; ``double_share`` is the share of views
+  with any, ``photo_extra_parts`` the same measure on the crop.
 * ``psnr_head``: the head rendered at the photo's own camera (the yaw-0 view of the photo's
   turntable) against the crop, over the head the parser sees (every class but background and
   cloth).
@@ -30,7 +35,7 @@ import numpy as np
 
 from triface_studio.core.files import atomic_write_bytes
 from triface_studio.core.images import encode_png, load_image
-from triface_studio.core.semantics import BACKGROUND, CLOTH
+from triface_studio.core.semantics import BACKGROUND, CLOTH, L_BROW, L_EYE, R_BROW, R_EYE
 from triface_studio.pipeline.exports import contact_sheet
 
 from .lift import _psnr, held_out_names, write_table
@@ -71,6 +76,28 @@ def streak_share(rgb: np.ndarray, region: np.ndarray, run: int = STREAK_RUN, tol
             covered[r, s:e + 1] = True
     n = int(region.sum())
     return float((covered & region).sum() / n) if n else 0.0
+
+
+#: a part the parser finds is a piece of at least PART_MIN_PX pixels (at 512) once gaps of up to
+#: PART_CLOSE px are closed (an eye cut in two by a lash line is one eye)
+PART_MIN_PX, PART_CLOSE = 40, 5
+
+
+def extra_parts(labels: np.ndarray, min_px: int = PART_MIN_PX, close: int = PART_CLOSE) -> int:
+    """Eyes beyond two plus brows beyond two in a parsed image (left and right classes
+    together: a copy may be labelled either side).  Shape: labels uint8 (H, W) -> int"""
+    import cv2
+
+    lab = np.asarray(labels)
+    scale = lab.shape[0] / SIZE
+    kernel = np.ones((max(1, round(close * scale)),) * 2, np.uint8)
+    extra = 0
+    for pair in ((L_EYE, R_EYE), (L_BROW, R_BROW)):
+        m = cv2.morphologyEx(np.isin(lab, pair).astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+        pieces = int((stats[1:, cv2.CC_STAT_AREA] >= min_px * scale * scale).sum())
+        extra += max(0, pieces - 2)
+    return extra
 
 
 def empty_share(rgb: np.ndarray, level: int = 254) -> float:
@@ -130,7 +157,8 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
         world = canonical_world_landmarks(fa.crop_landmarks)
         crop = np.asarray(fa.crop)
         photo_head = _head(np.asarray(fa.labels))
-        photos.append({"streak": streak_share(crop, photo_head), "empty": empty_share(crop)})
+        photos.append({"streak": streak_share(crop, photo_head), "empty": empty_share(crop),
+                       "extra": extra_parts(np.asarray(fa.labels))})
         with torch.no_grad():
             src = pipe.tier.render(asset, fa.camera, SIZE)
         rendered = src.rgb[0, :3].clamp(0, 1).permute(1, 2, 0).numpy()
@@ -142,16 +170,19 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
             if (yaw, pitch) not in VIEWS:
                 continue
             err = landmark_error(pipe.analyzer, rgb, world, view_camera(pipe, yaw, pitch))
+            parsed = pipe.analyzer.parse(np.ascontiguousarray(rgb))
             row = {"name": name, "yaw": yaw, "pitch": pitch, "found": int(err is not None),
                    "landmark_px": round(err, 2) if err is not None else "",
                    "streak_share": round(streak_share(rgb, _head(labels)), 4),
+                   "extra_parts": "" if parsed is None else extra_parts(np.asarray(parsed)),
                    "empty_share": round(empty_share(rgb), 4), "psnr_head": psnr}
             rows.append(row)
         sheet_rows.append([crop] + [tiles[v] for v in SHEET_VIEWS])
         if log:
             mine = [r for r in rows if r.get("name") == name]
             log(f"{name}: psnr_head {psnr}  found {sum(r['found'] for r in mine)}/{len(mine)}  streaks "
-                f"{np.mean([r['streak_share'] for r in mine]):.3f}  empty {np.mean([r['empty_share'] for r in mine]):.3f}")
+                f"{np.mean([r['streak_share'] for r in mine]):.3f}  empty {np.mean([r['empty_share'] for r in mine]):.3f}"
+                f"  extra parts {sum(r['extra_parts'] or 0 for r in mine)}")
 
     views = [r for r in rows if "error" not in r]
 
@@ -169,9 +200,16 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                "photo_streak_share": round(float(np.mean([p["streak"] for p in photos])), 4) if photos else None,
                "empty_share": stat("empty_share"),
                "photo_empty_share": round(float(np.mean([p["empty"] for p in photos])), 4) if photos else None,
+               "extra_parts": stat("extra_parts"),
+               "double_share": stat("extra_parts", lambda v: np.mean(np.asarray(v) > 0)),
+               "extra_parts_by_view": {f"{y},{p}": stat("extra_parts", np.mean,
+                                                        lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
+                                       for y, p in VIEWS},
+               "photo_extra_parts": round(float(np.mean([p["extra"] for p in photos])), 4) if photos else None,
                "psnr_head": stat("psnr_head"), "psnr_target": 30.0}
     out_dir.mkdir(parents=True, exist_ok=True)
-    cols = ["name", "yaw", "pitch", "found", "landmark_px", "streak_share", "empty_share", "psnr_head", "error"]
+    cols = ["name", "yaw", "pitch", "found", "landmark_px", "streak_share", "extra_parts", "empty_share",
+            "psnr_head", "error"]
     write_table(out_dir, "views.csv", cols, rows, summary)
     if sheet_rows:
         captions = [["photo"] + [f"yaw {y} pitch {p}" for y, p in SHEET_VIEWS]] * len(sheet_rows)
