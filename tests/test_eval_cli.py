@@ -89,10 +89,11 @@ def test_eval_views_on_one_held_out_photo(shared_data, tmp_path, capsys):
     """`triface eval --task views`: the face is found in the orbit views, none of them is empty
     white (the photo's background stands behind the head) and the contact sheet has a row."""
     out = tmp_path / "views"
-    assert main(["eval", "--task", "views", "--data", str(shared_data), "--limit", "1", "--out", str(out),
-                 "--json"]) == 0
+    assert main(["eval", "--task", "views", "--data", str(shared_data), "--limit", "1", "--turned", "0",
+                 "--out", str(out), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["task"] == "views" and s["photos"] == 1 and s["failed"] == 0
+    assert s["extra_parts"] is not None and s["photo_extra_parts"] is not None and s["turned"]["photos"] == 0
     assert s["found"] >= 0.75 and s["landmark_px"] < 15
     assert s["empty_share"] < 0.05 and s["psnr_head"] > 25
     assert 0 <= s["photo_streak_share"] <= s["streak_share"] + 0.5

@@ -99,3 +99,25 @@ def test_backdrop_fills_the_person_with_the_background_not_with_missed_hair():
     # and the fill is not flat: the wall's grain goes on where the person was
     inside = cv2.resize(head.astype(np.uint8), (256, 256)) > 0
     assert tex[inside].std(0).mean() > 0.5
+
+
+def test_the_turned_set_is_the_most_turned_photos_past_the_yaw_line(monkeypatch):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import triface_studio.evaluation.views as views
+    from triface_studio.pipeline import EditError
+
+    yaws = {"a": 5.0, "b": -40.0, "c": 30.0, "d": 26.0, "e": -20.0}
+
+    class Pipe:                      # the face analysis, by file name
+        def analyze(self, image, name, role):
+            if name == "noface.png":
+                raise EditError("photo noface.png: no face")
+            return SimpleNamespace(pose=(yaws[Path(name).stem], 0.0, 0.0))
+
+    monkeypatch.setattr(views, "load_image", lambda path: None)
+    paths = {n: Path(f"{n}.png") for n in [*yaws, "noface"]}
+    assert views.most_turned(Pipe(), sorted(paths), paths, 2) == ["b", "c"]
+    assert views.most_turned(Pipe(), sorted(paths), paths, 9) == ["b", "c", "d"]      # |yaw| >= 25 only
+    assert views.most_turned(Pipe(), sorted(paths), paths, 0) == []

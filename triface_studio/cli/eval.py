@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--limit", type=int, default=None, help="at most this many pairs")
     p.add_argument("--seed", type=int, default=0, help="pairing and edit seed (default 0)")
+    p.add_argument("--turned", type=int, default=4,
+                   help="views: also measure, apart, this many of the most turned other held-out photos "
+                        "(|yaw| >= 25 degrees; default 4, 0 for none)")
     p.add_argument("--tier", default="bundled", choices=(*TIERS, "relief"),
                    help="model tier (relief: the pipeline's 2D test stand-in, needs masks/)")
     p.add_argument("--device", default="cpu")
@@ -84,13 +87,17 @@ def run(args) -> int:
     if args.task == "views":
         from triface_studio.evaluation.views import evaluate_views
 
+        if args.turned < 0:
+            raise ValueError(f"--turned must be 0 or more, not {args.turned}")
         summary = evaluate_views(args.data, args.out, limit=args.limit or 8, tier=args.tier, device=args.device,
-                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+                                 log=lambda m: print(m, file=sys.stderr, flush=True), turned=args.turned)
         print(json.dumps(summary, indent=2) if args.json else
               f"views: {summary['photos']} photos  face found in {summary['found']} of views  landmarks "
               f"{summary['landmark_px']} px  streaks {summary['streak_share']} (photo "
               f"{summary['photo_streak_share']})  empty {summary['empty_share']}  "
-              f"PSNR head {summary['psnr_head']} dB  -> {args.out}")
+              f"PSNR head {summary['psnr_head']} dB  extra eyes/brows {summary['extra_parts']} a view; "
+              f"{summary['turned']['photos']} turned photos: landmarks {summary['turned']['landmark_px']} px  "
+              f"extra eyes/brows {summary['turned']['extra_parts']} a view  -> {args.out}")
         return 0
     try:
         summary = evaluate(args.task, args.data, args.out, limit=args.limit, seed=args.seed, tier=args.tier,

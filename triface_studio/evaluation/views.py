@@ -23,6 +23,11 @@ lifted and rendered at 512 px from the orbit cameras the app uses (yaw +-15, +-3
   turntable) against the crop, over the head the parser sees (every class but background and
   cloth).
 
+The summary's figures are those of the first ``limit`` held-out photos (the same set from run to
+run, comparable over time).  That set is nearly frontal, so ``turned`` holds the same figures for
+the :data:`TURNED` most turned of the other held-out photos (|yaw| >= :data:`TURNED_MIN_YAW`,
+by the face analysis), where the far side is made up and its defects show.
+
 ``contact_sheet.png`` shows every head as photo + :data:`SHEET_VIEWS`.
 """
 
@@ -51,6 +56,8 @@ SHEET_VIEWS = ((-45, 0), (-30, 0), (0, 0), (30, 0), (45, 0), (0, 20), (0, -20))
 STREAK_RUN, STREAK_TOL, STREAK_ACROSS = 16, 2, 3
 SIZE = 512
 TILE = 160
+#: how many of the most turned other held-out photos are measured apart, from what yaw on
+TURNED, TURNED_MIN_YAW = 4, 25.0
 
 
 def streak_share(rgb: np.ndarray, region: np.ndarray, run: int = STREAK_RUN, tol: int = STREAK_TOL,
@@ -134,9 +141,10 @@ def _head(labels: np.ndarray) -> np.ndarray:
 
 
 def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8, tier: str = "bundled",
-                   device: str = "cpu", log: Callable[[str], None] | None = None) -> dict:
-    """Measure the orbit views of up to ``limit`` held-out photos; writes ``views.csv``,
-    ``summary.json`` and ``contact_sheet.png`` into ``out_dir`` and returns the summary."""
+                   device: str = "cpu", log: Callable[[str], None] | None = None, turned: int = TURNED) -> dict:
+    """Measure the orbit views of up to ``limit`` held-out photos, and apart of them of the
+    ``turned`` most turned other held-out photos; writes ``views.csv``, ``summary.json`` and
+    ``contact_sheet.png`` into ``out_dir`` and returns the summary."""
     import torch
 
     from triface_studio.evaluation.evaluate import make_pipeline
@@ -146,18 +154,21 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
     data, out_dir = Path(data), Path(out_dir)
     pipe = make_pipeline(tier, device)
     paths = {p.stem: p for p in (data / "images").iterdir()}
+    names = held_out_names(data)
+    first = names[:limit]
+    chosen = [(n, "first") for n in first] + [(n, "turned") for n in most_turned(pipe, names[len(first):], paths, turned)]
     rows, sheet_rows, photos = [], [], []
-    for name in held_out_names(data)[:limit]:
+    for name, group in chosen:
         try:
             fa = pipe.analyze(load_image(paths[name]), paths[name].name, "photo")
         except EditError as e:
-            rows.append({"name": name, "error": str(e)})
+            rows.append({"name": name, "set": group, "error": str(e)})
             continue
         asset = pipe.encode(fa)
         world = canonical_world_landmarks(fa.crop_landmarks)
         crop = np.asarray(fa.crop)
         photo_head = _head(np.asarray(fa.labels))
-        photos.append({"streak": streak_share(crop, photo_head), "empty": empty_share(crop),
+        photos.append({"set": group, "streak": streak_share(crop, photo_head), "empty": empty_share(crop),
                        "extra": extra_parts(np.asarray(fa.labels))})
         with torch.no_grad():
             src = pipe.tier.render(asset, fa.camera, SIZE)
@@ -171,7 +182,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                 continue
             err = landmark_error(pipe.analyzer, rgb, world, view_camera(pipe, yaw, pitch))
             parsed = pipe.analyzer.parse(np.ascontiguousarray(rgb))
-            row = {"name": name, "yaw": yaw, "pitch": pitch, "found": int(err is not None),
+            row = {"name": name, "set": group, "yaw": yaw, "pitch": pitch, "found": int(err is not None),
                    "landmark_px": round(err, 2) if err is not None else "",
                    "streak_share": round(streak_share(rgb, _head(labels)), 4),
                    "extra_parts": "" if parsed is None else extra_parts(np.asarray(parsed)),
@@ -184,31 +195,15 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                 f"{np.mean([r['streak_share'] for r in mine]):.3f}  empty {np.mean([r['empty_share'] for r in mine]):.3f}"
                 f"  extra parts {sum(r['extra_parts'] or 0 for r in mine)}")
 
-    views = [r for r in rows if "error" not in r]
-
-    def stat(key, fn=np.mean, where=lambda r: True):
-        v = [float(r[key]) for r in views if r[key] != "" and where(r)]
-        return round(float(fn(v)), 4) if v else None
-
-    summary = {"task": "views", "tier": tier, "photos": len({r["name"] for r in rows}),
-               "failed": sum("error" in r for r in rows), "views": [list(v) for v in VIEWS],
-               "found": stat("found"), "landmark_px": stat("landmark_px", np.median),
-               "landmark_px_by_view": {f"{y},{p}": stat("landmark_px", np.median,
-                                                        lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
-                                       for y, p in VIEWS},
-               "streak_share": stat("streak_share"),
-               "photo_streak_share": round(float(np.mean([p["streak"] for p in photos])), 4) if photos else None,
-               "empty_share": stat("empty_share"),
-               "photo_empty_share": round(float(np.mean([p["empty"] for p in photos])), 4) if photos else None,
-               "extra_parts": stat("extra_parts"),
-               "double_share": stat("extra_parts", lambda v: np.mean(np.asarray(v) > 0)),
-               "extra_parts_by_view": {f"{y},{p}": stat("extra_parts", np.mean,
-                                                        lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
-                                       for y, p in VIEWS},
-               "photo_extra_parts": round(float(np.mean([p["extra"] for p in photos])), 4) if photos else None,
-               "psnr_head": stat("psnr_head"), "psnr_target": 30.0}
+    views = [r for r in rows if "error" not in r and r["set"] == "first"]
+    summary = _summary(views, [p for p in photos if p["set"] == "first"])
+    summary = {"task": "views", "tier": tier, "photos": len({r["name"] for r in rows if r["set"] == "first"}),
+               "failed": sum("error" in r for r in rows), "views": [list(v) for v in VIEWS], **summary}
+    turned_views = [r for r in rows if "error" not in r and r["set"] == "turned"]
+    summary["turned"] = {"photos": len({r["name"] for r in turned_views}), "min_yaw": TURNED_MIN_YAW,
+                         **_summary(turned_views, [p for p in photos if p["set"] == "turned"])}
     out_dir.mkdir(parents=True, exist_ok=True)
-    cols = ["name", "yaw", "pitch", "found", "landmark_px", "streak_share", "extra_parts", "empty_share",
+    cols = ["name", "set", "yaw", "pitch", "found", "landmark_px", "streak_share", "extra_parts", "empty_share",
             "psnr_head", "error"]
     write_table(out_dir, "views.csv", cols, rows, summary)
     if sheet_rows:
@@ -216,3 +211,46 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
         atomic_write_bytes(out_dir / "contact_sheet.png",
                            encode_png(contact_sheet(sheet_rows, cell=TILE, gap=0, captions=captions)))
     return summary
+
+
+def most_turned(pipe, names: list[str], paths: dict, n: int, min_yaw: float = TURNED_MIN_YAW) -> list[str]:
+    """The ``n`` photos among ``names`` whose faces are turned most (|yaw| >= ``min_yaw``, by
+    the face analysis; photos without a face are skipped), most turned first."""
+    from triface_studio.pipeline import EditError
+
+    if n <= 0:
+        return []
+    yaws = []
+    for name in names:
+        try:
+            fa = pipe.analyze(load_image(paths[name]), paths[name].name, "photo")
+        except EditError:
+            continue
+        if abs(fa.pose[0]) >= min_yaw:
+            yaws.append((-abs(fa.pose[0]), name))
+    return [name for _, name in sorted(yaws)[:n]]
+
+
+def _summary(views: list[dict], photos: list[dict]) -> dict:
+    """The figures of one set of views (see the module docstring)."""
+    def stat(key, fn=np.mean, where=lambda r: True):
+        v = [float(r[key]) for r in views if r[key] != "" and where(r)]
+        return round(float(fn(v)), 4) if v else None
+
+    def photo(key):
+        return round(float(np.mean([p[key] for p in photos])), 4) if photos else None
+
+    return {
+        "found": stat("found"), "landmark_px": stat("landmark_px", np.median),
+        "landmark_px_by_view": {f"{y},{p}": stat("landmark_px", np.median,
+                                                 lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
+                                for y, p in VIEWS},
+        "streak_share": stat("streak_share"), "photo_streak_share": photo("streak"),
+        "empty_share": stat("empty_share"), "photo_empty_share": photo("empty"),
+        "extra_parts": stat("extra_parts"),
+        "double_share": stat("extra_parts", lambda v: np.mean(np.asarray(v) > 0)),
+        "extra_parts_by_view": {f"{y},{p}": stat("extra_parts", np.mean,
+                                                 lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
+                                for y, p in VIEWS},
+        "photo_extra_parts": photo("extra"),
+        "psnr_head": stat("psnr_head"), "psnr_target": 30.0}
