@@ -124,7 +124,7 @@ def _one_heap() -> bool:
     Why: glibc gives each new thread an arena of its own, and what a worker thread frees stays
     in its arena, unused by the rest.  With the lifts on two threads the edit's peak memory
     rose from 1.36 to 1.58-1.63 GB (`triface bench --stage edit`), over the 1.5 GB target; with
-    one arena it is 1.32 GB at the same speed (big blocks are mmapped either way, and two
+    one arena it is 1.35-1.37 GB at the same speed (big blocks are mmapped either way, and two
     threads hardly contend for the lock of the small ones).  False (nothing done) where the C
     library has no mallopt (not glibc)."""
     import ctypes
@@ -135,6 +135,11 @@ def _one_heap() -> bool:
         return False
     M_ARENA_MAX = -8
     return bool(mallopt(M_ARENA_MAX, 1))
+
+
+#: held while an edit lifts photos on two threads with torch's threads halved (the count is the
+#: process's: two edits doing it at once would restore each other's)
+_HALF_THREADS = threading.Lock()
 
 
 def plane_to_image(plane_mask: torch.Tensor, camera: Camera, size: int, depth: float = 0.0,
@@ -280,7 +285,7 @@ class EditPipeline:
         encoder may run on two threads at once (``concurrent_encode``: the bundled lift is much
         single-threaded numpy, which leaves the second core idle).  ``report(fraction)`` after
         each photo, on the calling thread (it may raise Cancelled: the photos not started are
-        dropped, the running one finishes, and no thread outlives the call)."""
+        dropped, the running ones finish, and no thread outlives the call)."""
         n = len(analyses)
         if n < 2 or not getattr(self.tier, "concurrent_encode", False):
             out = []
@@ -291,24 +296,25 @@ class EditPipeline:
             return out
         # each thread's torch operations on half of torch's threads: on 2 cores, two threads of
         # two each waited on each other (the two lifts took 0.6-0.87 s against 0.57-0.66 s)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, threads // 2))
-        try:
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="triface-encode") as pool:
-                futures = [pool.submit(self.encode, fa) for fa in analyses]
-                try:
-                    out = []
-                    for i, f in enumerate(futures):
-                        out.append(f.result())
-                        if report is not None:
-                            report((i + 1) / n)
-                    return out
-                except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    raise
-        finally:
-            torch.set_num_threads(threads)
+        with _HALF_THREADS:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, threads // 2))
+            try:
+                with ThreadPoolExecutor(max_workers=2, thread_name_prefix="triface-encode") as pool:
+                    futures = [pool.submit(self.encode, fa) for fa in analyses]
+                    try:
+                        out = []
+                        for i, f in enumerate(futures):
+                            out.append(f.result())
+                            if report is not None:
+                                report((i + 1) / n)
+                        return out
+                    except BaseException:
+                        for f in futures:
+                            f.cancel()
+                        raise
+            finally:
+                torch.set_num_threads(threads)
 
     def predicted_mask(self, fa, attributes) -> np.ndarray:
         """Predicted region of ``attributes`` on this analysed crop (parser labels). -> (512, 512)"""

@@ -602,9 +602,8 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         if mirror is not None:
             use_mirror = mirror
         weight = (1 - sem[BACKGROUND]) * inside
-        if use_mirror.any():        # (a frontal photo mirrors nothing: no blurs for it)
+        if use_mirror.any():        # (a frontal photo mirrors nothing: no blurs or copies for it)
             colour = torch.where(use_mirror, reshade(colour.flip(2), colour, weight * (vis > 0), inside), colour)
-        if use_mirror.any():
             sem = torch.where(use_mirror, sem.flip(2)[perm], sem)
         vis = torch.where(use_mirror, m_vis, vis)
         # texels outside the photo that no mirror fills would repeat the crop's edge (streaks in
