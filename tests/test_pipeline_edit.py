@@ -605,3 +605,44 @@ def test_a_tier_that_does_not_allow_it_lifts_on_the_calling_thread(scene):
     pipe.run(EditRequest(identity=scene["ident"], references=[ReferenceSpec(scene["ref"], ("hair",))],
                          render_resolution=128))
     assert seen == [threading.current_thread().name] * 3        # identity, reference, result
+
+
+def _face_with_lips(skin_rgb, lips_rgb, size=128):
+    from triface_studio.core.semantics import L_LIP, U_LIP
+
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = np.asarray(skin_rgb, np.float32) / 255
+    lab = np.full((size, size), SKIN, np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    upper = ((xx - 64) / 28.0) ** 2 + ((yy - 80) / 6.0) ** 2 < 1
+    lower = ((xx - 64) / 26.0) ** 2 + ((yy - 90) / 7.0) ** 2 < 1
+    for m, cls in ((upper, U_LIP), (lower & ~upper, L_LIP)):
+        img[m], lab[m] = np.asarray(lips_rgb, np.float32) / 255, cls
+    return img, lab
+
+
+@pytest.mark.parametrize("ref_lips, lighter", [((120, 80, 70), True), ((40, 20, 20), False)])
+def test_lips_from_a_darker_face_are_not_lit_past_the_identity_s_skin(ref_lips, lighter):
+    """Lips lighter than the dark skin around them, moved by the skin's lightness ratio onto a
+    fair face, came out lighter than that face's skin (a pale, glowing mouth): they take the
+    identity's own lips' lightness against its skin instead.  Lips darker than their skin (dark
+    lipstick) keep the plain ratio: they stay dark."""
+    from triface_studio.core import colour
+    from triface_studio.core.semantics import L_LIP, U_LIP
+    from triface_studio.pipeline.composite import ReferenceLayer, relight_parts
+
+    ref, lab_ref = _face_with_lips((80, 50, 35), ref_lips)              # a dark face
+    ident, lab_id = _face_with_lips((235, 200, 180), (190, 110, 110))   # a fair face, darker lips
+    lips = np.isin(lab_id, (U_LIP, L_LIP))
+    pasted = ident.copy()
+    pasted[lips] = ref[np.isin(lab_ref, (U_LIP, L_LIP))][: lips.sum()]
+    layer = ReferenceLayer(crop=ref, labels=lab_ref, classes=frozenset({U_LIP, L_LIP}))
+    out, relit = relight_parts(pasted, lips.astype(np.float32), ident, lab_id, [layer], lab_id, (U_LIP, L_LIP))
+    assert relit[lips].all()
+    L = lambda img, m: float(np.median(colour.to_lab(img)[..., 0][m]))      # noqa: E731
+    skin_id, lips_id = L(ident, lab_id == SKIN), L(ident, lips)
+    if lighter:
+        assert L(ref, np.isin(lab_ref, (U_LIP, L_LIP))) > L(ref, lab_ref == SKIN)   # the case
+        assert L(out, lips) < skin_id - 5 and abs(L(out, lips) - lips_id) < 3
+    else:                       # dark lipstick stays much darker than the identity's own lips
+        assert L(out, lips) < lips_id - 15

@@ -503,15 +503,39 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
     none = np.zeros(out.shape[:2], bool)
     if not parts:
         return out, none
-    src = [c for c in (_around(r.crop, np.isin(r.labels, parts), np.asarray(r.labels) == SKIN)
-                       for r in refs if set(r.classes) & set(parts)) if c is not None]
+    src, lighter = [], []
+    for r in refs:
+        if not set(r.classes) & set(parts):
+            continue
+        part = np.isin(r.labels, parts)
+        around = _around(r.crop, part, np.asarray(r.labels) == SKIN)
+        if around is not None:
+            src.append(around)
+            lighter.append(_lightness(r.crop, part) / max(float(around[0]), 1.0))
     is_part = np.isin(np.asarray(s_blend), parts)
     skin_here = (np.asarray(labels_id) == SKIN) & (np.asarray(s_blend) == SKIN)
     dst = _around(i_id, is_part & (np.asarray(w) > 0.5), skin_here)
     if not src or dst is None:
         return out, none
+    source = np.mean(src, 0)
+    ratio = float(np.mean(lighter))
+    own = np.isin(np.asarray(labels_id), parts)
+    if ratio > 1.0 and own.sum() >= 64:
+        # parts lighter than the skin around them (lips on a dark face) would be lighter still on
+        # a paler one, up to white: they take the identity's own parts' lightness against its
+        # skin instead (colour offsets and texture stay the reference's)
+        mine = _lightness(i_id, own) / max(float(dst[0]), 1.0)
+        if mine < ratio:
+            source = source.copy()
+            source[0] *= ratio / max(mine, 1e-3)
     region = np.asarray(w, np.float32) * is_part
-    return colour.relight(out, region, np.mean(src, 0), dst), region > 0
+    return colour.relight(out, region, source, dst), region > 0
+
+
+def _lightness(image: np.ndarray, mask: np.ndarray) -> float:
+    """Median CIELAB lightness of ``image`` under ``mask`` (0 when empty)."""
+    m = np.asarray(mask, bool)
+    return float(np.median(colour.to_lab(np.asarray(image, np.float32))[..., 0][m])) if m.any() else 0.0
 
 
 def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.ndarray,
