@@ -646,3 +646,47 @@ def test_lips_from_a_darker_face_are_not_lit_past_the_identity_s_skin(ref_lips, 
         assert L(out, lips) < skin_id - 5 and abs(L(out, lips) - lips_id) < 3
     else:                       # dark lipstick stays much darker than the identity's own lips
         assert L(out, lips) < lips_id - 15
+
+
+def test_a_moved_mouth_replaces_the_blend_s_and_the_rest_of_the_old_one_becomes_skin():
+    from types import SimpleNamespace
+
+    from triface_studio.core.semantics import L_LIP, MOUTH, U_LIP
+    from triface_studio.pipeline.edit import MOUTH_POINTS, landmark_similarity, put_mouth
+
+    size = 64
+    labels_id = np.full((size, size), SKIN, np.uint8)
+    labels_id[30:40, 10:54] = L_LIP                       # the identity's wide open mouth
+    labels_id[30:33, 10:54] = MOUTH
+    s_blend = labels_id.copy()
+    s_blend[30:40, 10:54] = SKIN
+    s_blend[44:48, 20:44] = U_LIP                          # where the tri-plane put the reference's
+    labels = np.full((size, size), SKIN, np.uint8)         # the reference's mouth, moved onto it
+    labels[31:38, 14:50] = L_LIP
+    crop = np.full((size, size, 3), 0.3, np.float32)
+    render = np.full((size, size, 3), 0.8, np.float32)
+    from_ref = np.zeros((size, size), np.float32)
+    from_ref[44:48, 20:44] = 1.0
+    valid = np.ones((size, size), bool)
+    s, r, f = put_mouth(s_blend, render, from_ref, labels_id, crop, labels, valid, {MOUTH, U_LIP, L_LIP})
+    new = labels == L_LIP
+    assert (s[new] == L_LIP).all() and np.allclose(r[new], 0.3) and (f[new] == 1).all()
+    # the old mouth it does not cover, and the tri-plane's misplaced one, are skin taken from no reference
+    gone = ((labels_id != SKIN) | (s_blend != SKIN)) & ~new
+    assert (s[gone] == SKIN).all() and (f[gone] == 0).all() and np.allclose(r[gone], 0.8)
+    # elsewhere nothing changes
+    rest = ~(gone | new)
+    assert (s[rest] == s_blend[rest]).all() and np.allclose(r[rest], 0.8)
+    # a moved mouth of too few pixels changes nothing
+    tiny = np.full_like(labels, SKIN)
+    tiny[31, 20:22] = L_LIP
+    s2, r2, f2 = put_mouth(s_blend, render, from_ref, labels_id, crop, tiny, valid, {MOUTH, U_LIP, L_LIP})
+    assert s2 is s_blend and r2 is render and f2 is from_ref
+    # the similarity takes the reference's mouth points onto the identity's
+    pts = np.zeros((478, 3), np.float32)
+    pts[list(MOUTH_POINTS), :2] = np.random.default_rng(0).uniform(100, 200, (len(MOUTH_POINTS), 2))
+    moved = pts.copy()
+    moved[:, :2] = pts[:, :2] * 1.2 + (15, -8)
+    m = landmark_similarity(SimpleNamespace(crop_landmarks=pts), SimpleNamespace(crop_landmarks=moved), MOUTH_POINTS)
+    assert np.allclose(m, [[1.2, 0, 15], [0, 1.2, -8]], atol=1e-3)
+    assert landmark_similarity(SimpleNamespace(), SimpleNamespace(crop_landmarks=moved), MOUTH_POINTS) is None

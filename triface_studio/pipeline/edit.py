@@ -37,7 +37,8 @@ from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.rays import source_pixels
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
-from triface_studio.core.semantics import BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, NUM_CLASSES, attribute_classes
+from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, L_LIP, MOUTH, NUM_CLASSES,
+                                           SKIN, U_LIP, attribute_classes)
 from triface_studio.models.face.errors import NoFaceError
 
 from . import composite as composite_stage
@@ -515,6 +516,11 @@ class EditPipeline:
             # new hair that shows its reference's own background is background: the hair's outline
             # is the photo's, not the tri-plane's coarser one
             s_blend[beyond & (s_blend == HAIR)] = BACKGROUND
+            from_ref = from_ref.numpy()
+            for spec, fa, _img in refs:
+                moved = self._moved_mouth(spec, fa, fa_id)
+                if moved is not None:
+                    s_blend, i_ref_hat, from_ref = put_mouth(s_blend, i_ref_hat, from_ref, labels_id, *moved)
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
@@ -525,7 +531,7 @@ class EditPipeline:
             i_id = to_float(fa_id.crop)
             bg_id = (labels_id == BACKGROUND).astype(np.float32)
             comp = composite_stage.build(
-                i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref.numpy(), layers,
+                i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref, layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
                 background=request.background, ref_border=ref_border, kept=kept_img, stretched=stretched,
                 bare=None if request.bare_mask is None else crop_mask(request.bare_mask, "the bare-scalp mask", notes))
@@ -682,6 +688,22 @@ class EditPipeline:
         return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
                 "render_labels": sem[0].max(0).indices.to(torch.uint8).cpu().numpy(), "user_region": user}
 
+    def _moved_mouth(self, spec, fa, fa_id):
+        """For a reference that gives lips or the mouth, without a painted mask: its crop and
+        labels moved by the similarity that takes its mouth's corners and lip lines onto the
+        identity's, and the classes it gives. -> (crop, labels, valid, classes) or None"""
+        classes = self._classes(spec.attributes) & MOUTH_CLASSES
+        if not classes or spec.user_mask is not None:
+            return None
+        warp = landmark_similarity(fa, fa_id, MOUTH_POINTS)
+        if warp is None:
+            return None
+        moved = lambda a, flags: cv2.warpAffine(np.ascontiguousarray(a), warp, (CROP, CROP), flags=flags,  # noqa: E731
+                                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        valid = moved(np.ones((CROP, CROP), np.uint8), cv2.INTER_NEAREST) > 0
+        return (moved(to_float(fa.crop), cv2.INTER_LINEAR), moved(self._labels(fa).astype(np.uint8), cv2.INTER_NEAREST),
+                valid, classes)
+
     @staticmethod
     def _protect_mask(mask, notes: list) -> np.ndarray | None:
         """The identity's protect mask on the crop, feathered by a pixel so its edge does not
@@ -718,6 +740,11 @@ class EditPipeline:
 
 #: face-mesh points that glasses rest on: eye corners, nose bridge, the face's sides at eye level
 GLASSES_POINTS = (33, 133, 263, 362, 168, 6, 127, 356)
+#: face-mesh points of the mouth: its corners (outer and inner), the lip lines' middles, and the
+#: lips' outline half way to the corners
+MOUTH_POINTS = (61, 291, 78, 308, 0, 17, 13, 14, 37, 267, 84, 314)
+#: the classes a moved mouth brings (:func:`put_mouth`)
+MOUTH_CLASSES = frozenset({MOUTH, U_LIP, L_LIP})
 
 
 def hair_sharpness(crop: np.ndarray, labels) -> float:
@@ -736,13 +763,44 @@ def hair_sharpness(crop: np.ndarray, labels) -> float:
 def eye_similarity(fa_ref, fa_id) -> np.ndarray | None:
     """The 2x3 similarity (rotation, scale, shift) that takes the reference crop's eyes, nose
     bridge and temples onto the identity's, or None without landmarks."""
+    return landmark_similarity(fa_ref, fa_id, GLASSES_POINTS)
+
+
+def landmark_similarity(fa_ref, fa_id, points) -> np.ndarray | None:
+    """The 2x3 similarity (rotation, scale, shift) that takes the reference crop's face-mesh
+    ``points`` onto the identity's (least median of squares), or None without landmarks."""
     a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
-    if a is None or b is None or len(a) <= max(GLASSES_POINTS) or len(b) <= max(GLASSES_POINTS):
+    if a is None or b is None or len(a) <= max(points) or len(b) <= max(points):
         return None
-    src = np.asarray(a, np.float32)[list(GLASSES_POINTS), :2]
-    dst = np.asarray(b, np.float32)[list(GLASSES_POINTS), :2]
+    src = np.asarray(a, np.float32)[list(points), :2]
+    dst = np.asarray(b, np.float32)[list(points), :2]
     m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
     return None if m is None or not np.isfinite(m).all() else m
+
+
+def put_mouth(s_blend: np.ndarray, render: np.ndarray, from_ref: np.ndarray, labels_id: np.ndarray,
+              crop: np.ndarray, labels: np.ndarray, valid: np.ndarray, classes) -> tuple:
+    """The blend's mouth replaced by a reference's own, moved onto the identity's
+    (:meth:`EditPipeline._moved_mouth`): its lips (and teeth) where the moved crop has them,
+    skin where the blend or the identity had mouth and it has none (the composite fills that
+    gap with the identity's skin).
+
+    Why: the tri-plane puts the reference's mouth where it sits on the canonical head; a mouth
+    of another width or opening then covered part of the identity's (an open smile) and the
+    rest became a flat band of skin, or the two mouths showed side by side.  Moved by its
+    corners and lip lines, it lands on the identity's.
+    Shape: (H, W) uint8, (H, W, 3), (H, W), (H, W), (H, W, 3), (H, W) uint8, (H, W) bool, set
+    -> (s_blend, render, from_ref)"""
+    cls = sorted(classes)
+    new = np.isin(labels, cls) & valid
+    if new.sum() < MIN_ATTRIBUTE_PIXELS:
+        return s_blend, render, from_ref
+    old = np.isin(s_blend, cls) | np.isin(labels_id, cls)
+    s_out = np.where(old & ~new, np.uint8(SKIN), s_blend).astype(s_blend.dtype)
+    s_out[new] = labels[new]
+    out = np.where(new[..., None], crop, render).astype(np.float32)
+    ref = np.where(new, 1.0, np.where(old, 0.0, from_ref)).astype(np.float32)
+    return s_out, out, ref
 
 
 def side_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
