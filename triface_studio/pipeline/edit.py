@@ -37,8 +37,8 @@ from triface_studio.core import blending, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.rays import source_pixels
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
-from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, L_LIP, MOUTH, NUM_CLASSES,
-                                           SKIN, U_LIP, attribute_classes)
+from triface_studio.core.semantics import (BACKGROUND, CLASS_NAMES, EYEGLASSES, HAIR, L_BROW, L_EYE, L_LIP, MOUTH,
+                                           NUM_CLASSES, R_BROW, R_EYE, SKIN, U_LIP, attribute_classes)
 from triface_studio.models.face.errors import NoFaceError
 
 from . import composite as composite_stage
@@ -518,9 +518,8 @@ class EditPipeline:
             s_blend[beyond & (s_blend == HAIR)] = BACKGROUND
             from_ref = from_ref.numpy()
             for spec, fa, _img in refs:
-                moved = self._moved_mouth(spec, fa, fa_id)
-                if moved is not None:
-                    s_blend, i_ref_hat, from_ref = put_mouth(s_blend, i_ref_hat, from_ref, labels_id, *moved)
+                for moved in self._moved_parts(spec, fa, fa_id):
+                    s_blend, i_ref_hat, from_ref = put_part(s_blend, i_ref_hat, from_ref, labels_id, *moved)
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
@@ -688,21 +687,33 @@ class EditPipeline:
         return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
                 "render_labels": sem[0].max(0).indices.to(torch.uint8).cpu().numpy(), "user_region": user}
 
-    def _moved_mouth(self, spec, fa, fa_id):
-        """For a reference that gives lips or the mouth, without a painted mask: its crop and
-        labels moved by the similarity that takes its mouth's corners and lip lines onto the
-        identity's, and the classes it gives. -> (crop, labels, valid, classes) or None"""
-        classes = self._classes(spec.attributes) & MOUTH_CLASSES
-        if not classes or spec.user_mask is not None:
-            return None
-        warp = landmark_similarity(fa, fa_id, MOUTH_POINTS)
-        if warp is None:
-            return None
-        moved = lambda a, flags: cv2.warpAffine(np.ascontiguousarray(a), warp, (CROP, CROP), flags=flags,  # noqa: E731
-                                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        valid = moved(np.ones((CROP, CROP), np.uint8), cv2.INTER_NEAREST) > 0
-        return (moved(to_float(fa.crop), cv2.INTER_LINEAR), moved(self._labels(fa).astype(np.uint8), cv2.INTER_NEAREST),
-                valid, classes)
+    def _moved_parts(self, spec, fa, fa_id) -> list[tuple]:
+        """For a reference that gives lips, eyes or brows, without a painted mask: for each such
+        part (the mouth; each eye and each brow on its own), the reference's crop and labels
+        moved by the similarity that takes the part's face-mesh points onto the identity's, the
+        part's classes, and the side of the identity's face it is on (None for the mouth).
+        -> [(crop, labels, valid, classes, side), ...]"""
+        given = self._classes(spec.attributes)
+        if spec.user_mask is not None or not given & PART_CLASSES:
+            return []
+        lm = getattr(fa_id, "crop_landmarks", None)
+        if lm is None or len(lm) <= max(MIDLINE_POINT, *(max(p) for _, p, _ in MOVED_PARTS)):
+            return []
+        mid = float(np.asarray(lm)[MIDLINE_POINT, 0])
+        crop, labels = to_float(fa.crop), self._labels(fa).astype(np.uint8)
+        out = []
+        for classes, points, side in MOVED_PARTS:
+            if not given & classes:
+                continue
+            warp = landmark_similarity(fa, fa_id, points)
+            if warp is None:
+                continue
+            moved = lambda a, flags: cv2.warpAffine(np.ascontiguousarray(a), warp, (CROP, CROP), flags=flags,  # noqa: E731,B023
+                                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            valid = moved(np.ones((CROP, CROP), np.uint8), cv2.INTER_NEAREST) > 0
+            out.append((moved(crop, cv2.INTER_LINEAR), moved(labels, cv2.INTER_NEAREST), valid,
+                        given & classes, None if side is None else (side, mid)))
+        return out
 
     @staticmethod
     def _protect_mask(mask, notes: list) -> np.ndarray | None:
@@ -740,11 +751,23 @@ class EditPipeline:
 
 #: face-mesh points that glasses rest on: eye corners, nose bridge, the face's sides at eye level
 GLASSES_POINTS = (33, 133, 263, 362, 168, 6, 127, 356)
-#: face-mesh points of the mouth: its corners (outer and inner), the lip lines' middles, and the
-#: lips' outline half way to the corners
-MOUTH_POINTS = (61, 291, 78, 308, 0, 17, 13, 14, 37, 267, 84, 314)
-#: the classes a moved mouth brings (:func:`put_mouth`)
-MOUTH_CLASSES = frozenset({MOUTH, U_LIP, L_LIP})
+#: face parts pasted as the reference's own pixels moved by their landmarks (:func:`put_part`):
+#: (classes, face-mesh points, side of the image they lie on).  The mouth: its corners (outer and
+#: inner), the lip lines' middles and the lips' outline half way to the corners; each eye: its
+#: lid contour; each brow: its upper and lower edge
+MOVED_PARTS = (
+    (frozenset({MOUTH, U_LIP, L_LIP}), (61, 291, 78, 308, 0, 17, 13, 14, 37, 267, 84, 314), None),
+    (frozenset({L_EYE, R_EYE}), (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246), "left"),
+    (frozenset({L_EYE, R_EYE}), (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
+     "right"),
+    (frozenset({L_BROW, R_BROW}), (46, 53, 52, 65, 55, 70, 63, 105, 66, 107), "left"),
+    (frozenset({L_BROW, R_BROW}), (276, 283, 282, 295, 285, 300, 293, 334, 296, 336), "right"),
+)
+PART_CLASSES = frozenset().union(*(c for c, _, _ in MOVED_PARTS))
+#: the face-mesh point on the nose bridge: the face's midline, which keeps each eye to its half
+MIDLINE_POINT = 168
+#: a moved part of fewer pixels than this (the reference's eye shut, its mouth hidden) is not put
+MIN_PART_PIXELS = 24
 
 
 def hair_sharpness(crop: np.ndarray, labels) -> float:
@@ -778,24 +801,30 @@ def landmark_similarity(fa_ref, fa_id, points) -> np.ndarray | None:
     return None if m is None or not np.isfinite(m).all() else m
 
 
-def put_mouth(s_blend: np.ndarray, render: np.ndarray, from_ref: np.ndarray, labels_id: np.ndarray,
-              crop: np.ndarray, labels: np.ndarray, valid: np.ndarray, classes) -> tuple:
-    """The blend's mouth replaced by a reference's own, moved onto the identity's
-    (:meth:`EditPipeline._moved_mouth`): its lips (and teeth) where the moved crop has them,
-    skin where the blend or the identity had mouth and it has none (the composite fills that
-    gap with the identity's skin).
+def put_part(s_blend: np.ndarray, render: np.ndarray, from_ref: np.ndarray, labels_id: np.ndarray,
+             crop: np.ndarray, labels: np.ndarray, valid: np.ndarray, classes, side=None) -> tuple:
+    """The blend's face part replaced by a reference's own, moved onto the identity's
+    (:meth:`EditPipeline._moved_parts`): the part's classes where the moved crop has them,
+    skin where the blend or the identity had them and it has none (the composite fills that
+    gap with the identity's skin).  ``side``: ("left" or "right", x of the face's midline)
+    keeps an eye or a brow to its own half of the face (the two eyes are moved apart).
 
-    Why: the tri-plane puts the reference's mouth where it sits on the canonical head; a mouth
-    of another width or opening then covered part of the identity's (an open smile) and the
-    rest became a flat band of skin, or the two mouths showed side by side.  Moved by its
-    corners and lip lines, it lands on the identity's.
+    Why: the tri-plane puts the reference's part where it sits on the canonical head, blurred
+    by the render.  A mouth of another width or opening covered part of the identity's (an open
+    smile) and the rest became a flat band of skin; eyes came out as small irises in pale, empty
+    sockets.  Moved by their own landmarks, the reference's pixels land on the identity's.
     Shape: (H, W) uint8, (H, W, 3), (H, W), (H, W), (H, W, 3), (H, W) uint8, (H, W) bool, set
     -> (s_blend, render, from_ref)"""
     cls = sorted(classes)
-    new = np.isin(labels, cls) & valid
-    if new.sum() < MIN_ATTRIBUTE_PIXELS:
+    half = np.ones(labels.shape, bool)
+    if side is not None:
+        which, mid = side
+        x = np.arange(labels.shape[1])[None, :]
+        half = np.broadcast_to((x < mid) if which == "left" else (x >= mid), labels.shape)
+    new = np.isin(labels, cls) & valid & half
+    if new.sum() < MIN_PART_PIXELS:
         return s_blend, render, from_ref
-    old = np.isin(s_blend, cls) | np.isin(labels_id, cls)
+    old = (np.isin(s_blend, cls) | np.isin(labels_id, cls)) & half
     s_out = np.where(old & ~new, np.uint8(SKIN), s_blend).astype(s_blend.dtype)
     s_out[new] = labels[new]
     out = np.where(new[..., None], crop, render).astype(np.float32)
