@@ -669,8 +669,7 @@ def test_a_moved_part_replaces_the_blend_s_and_the_rest_of_the_old_one_becomes_s
     render = np.full((size, size, 3), 0.8, np.float32)
     from_ref = np.zeros((size, size), np.float32)
     from_ref[44:48, 20:44] = 1.0
-    valid = np.ones((size, size), bool)
-    s, r, f = put_part(s_blend, render, from_ref, labels_id, crop, labels, valid, {MOUTH, U_LIP, L_LIP})
+    s, r, f = put_part(s_blend, render, from_ref, labels_id, crop, labels, {MOUTH, U_LIP, L_LIP})
     new = labels == L_LIP
     assert (s[new] == L_LIP).all() and np.allclose(r[new], 0.3) and (f[new] == 1).all()
     # the old mouth it does not cover, and the tri-plane's misplaced one, are skin taken from no reference
@@ -682,7 +681,7 @@ def test_a_moved_part_replaces_the_blend_s_and_the_rest_of_the_old_one_becomes_s
     # a moved mouth of too few pixels changes nothing
     tiny = np.full_like(labels, SKIN)
     tiny[31, 20:22] = L_LIP
-    s2, r2, f2 = put_part(s_blend, render, from_ref, labels_id, crop, tiny, valid, {MOUTH, U_LIP, L_LIP})
+    s2, r2, f2 = put_part(s_blend, render, from_ref, labels_id, crop, tiny, {MOUTH, U_LIP, L_LIP})
     assert s2 is s_blend and r2 is render and f2 is from_ref
     # the similarity takes the reference's mouth points onto the identity's
     pts = np.zeros((478, 3), np.float32)
@@ -698,6 +697,6 @@ def test_a_moved_part_replaces_the_blend_s_and_the_rest_of_the_old_one_becomes_s
     moved_eye = np.full((size, size), SKIN, np.uint8)
     moved_eye[19:27, 10:26] = L_EYE                 # the reference's eye, of either class
     moved_eye[19:27, 40:50] = R_EYE                 # (its other eye, moved by the wrong points)
-    s3, r3, _ = put_part(eyes_id, render, from_ref, eyes_id, crop, moved_eye, valid, {L_EYE, R_EYE}, ("left", 32))
+    s3, r3, _ = put_part(eyes_id, render, from_ref, eyes_id, crop, moved_eye, {L_EYE, R_EYE}, ("left", 32))
     assert (s3[19:27, 10:26] == L_EYE).all() and (s3[20:26, 8:10] == SKIN).all()
     assert (s3[:, 32:] == eyes_id[:, 32:]).all() and np.allclose(r3[:, 32:], 0.8)

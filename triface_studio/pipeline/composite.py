@@ -473,14 +473,13 @@ def colour_match(image: np.ndarray, alpha: np.ndarray, i_id: np.ndarray, labels_
     return out.astype(np.float32)
 
 
-def _around(image: np.ndarray, part: np.ndarray, skin: np.ndarray, reach: int = RING_PX) -> np.ndarray | None:
-    """The median CIELAB colour of the plain ``skin`` pixels within ``reach`` px of ``part``
-    (within 15 of the whole skin's median: a beard, a shadow or a stray hair labelled skin does
-    not count), or None when fewer than 32 show. -> (3,)"""
+def _around(lab: np.ndarray, part: np.ndarray, skin: np.ndarray, reach: int = RING_PX) -> np.ndarray | None:
+    """The median CIELAB colour of the plain ``skin`` pixels within ``reach`` px of ``part`` in
+    the CIELAB image ``lab`` (within 15 of the whole skin's median: a beard, a shadow or a stray
+    hair labelled skin does not count), or None when fewer than 32 show. -> (3,)"""
     skin = np.asarray(skin, bool)
     if skin.sum() < 64:
         return None
-    lab = colour.to_lab(np.asarray(image, np.float32))
     plain = skin & (np.linalg.norm(lab - np.median(lab[skin], 0), axis=-1) < 15.0)
     near = cv2.dilate(np.asarray(part, np.uint8),
                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
@@ -507,14 +506,15 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
     for r in refs:
         if not set(r.classes) & set(parts):
             continue
-        part = np.isin(r.labels, parts)
-        around = _around(r.crop, part, np.asarray(r.labels) == SKIN)
+        part, lab = np.isin(r.labels, parts), colour.to_lab(np.asarray(r.crop, np.float32))
+        around = _around(lab, part, np.asarray(r.labels) == SKIN)
         if around is not None:
             src.append(around)
-            lighter.append(_lightness(r.crop, part) / max(float(around[0]), 1.0))
+            lighter.append(_lightness(lab, part) / max(float(around[0]), 1.0))
     is_part = np.isin(np.asarray(s_blend), parts)
     skin_here = (np.asarray(labels_id) == SKIN) & (np.asarray(s_blend) == SKIN)
-    dst = _around(i_id, is_part & (np.asarray(w) > 0.5), skin_here)
+    lab_id = colour.to_lab(np.asarray(i_id, np.float32))
+    dst = _around(lab_id, is_part & (np.asarray(w) > 0.5), skin_here)
     if not src or dst is None:
         return out, none
     source = np.mean(src, 0)
@@ -524,7 +524,7 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
         # parts lighter than the skin around them (lips on a dark face) would be lighter still on
         # a paler one, up to white: they take the identity's own parts' lightness against its
         # skin instead (colour offsets and texture stay the reference's)
-        mine = _lightness(i_id, own) / max(float(dst[0]), 1.0)
+        mine = _lightness(lab_id, own) / max(float(dst[0]), 1.0)
         if mine < ratio:
             source = source.copy()
             source[0] *= ratio / max(mine, 1e-3)
@@ -532,10 +532,10 @@ def relight_parts(image: np.ndarray, w: np.ndarray, i_id: np.ndarray, labels_id:
     return colour.relight(out, region, source, dst), region > 0
 
 
-def _lightness(image: np.ndarray, mask: np.ndarray) -> float:
-    """Median CIELAB lightness of ``image`` under ``mask`` (0 when empty)."""
+def _lightness(lab: np.ndarray, mask: np.ndarray) -> float:
+    """Median lightness of the CIELAB image ``lab`` under ``mask`` (0 when empty)."""
     m = np.asarray(mask, bool)
-    return float(np.median(colour.to_lab(np.asarray(image, np.float32))[..., 0][m])) if m.any() else 0.0
+    return float(np.median(lab[..., 0][m])) if m.any() else 0.0
 
 
 def skin_tone(image: np.ndarray, region: np.ndarray, i_id: np.ndarray, skin: np.ndarray,

@@ -518,8 +518,8 @@ class EditPipeline:
             s_blend[beyond & (s_blend == HAIR)] = BACKGROUND
             from_ref = from_ref.numpy()
             for spec, fa, _img in refs:
-                for moved in self._moved_parts(spec, fa, fa_id):
-                    s_blend, i_ref_hat, from_ref = put_part(s_blend, i_ref_hat, from_ref, labels_id, *moved)
+                for part in self._moved_parts(spec, fa, fa_id):
+                    s_blend, i_ref_hat, from_ref = put_part(s_blend, i_ref_hat, from_ref, labels_id, *part)
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
@@ -672,12 +672,9 @@ class EditPipeline:
             user = crop_mask(spec.user_mask, "the reference's mask", [])
         warp = eye_similarity(fa, fa_id) if fa_id is not None else None
         if warp is not None:
-            size = (CROP, CROP)
-            moved = lambda a, flags: cv2.warpAffine(np.ascontiguousarray(a), warp, size, flags=flags,  # noqa: E731
-                                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            return {"render": moved(to_float(fa.crop), cv2.INTER_LINEAR),
-                    "render_labels": moved(self._labels(fa).astype(np.uint8), cv2.INTER_NEAREST),
-                    "user_region": None if user is None else moved(user, cv2.INTER_LINEAR), "warped": True}
+            return {"render": warp_crop(to_float(fa.crop), warp),
+                    "render_labels": warp_crop(self._labels(fa).astype(np.uint8), warp, cv2.INTER_NEAREST),
+                    "user_region": None if user is None else warp_crop(user, warp), "warped": True}
         out = self._render(t_ref, cam_id, rr)
         rgb = out.rgb[:, :3].float().clamp(0, 1)
         sem = out.semantics.float()
@@ -692,7 +689,7 @@ class EditPipeline:
         part (the mouth; each eye and each brow on its own), the reference's crop and labels
         moved by the similarity that takes the part's face-mesh points onto the identity's, the
         part's classes, and the side of the identity's face it is on (None for the mouth).
-        -> [(crop, labels, valid, classes, side), ...]"""
+        -> [(crop, labels, classes, side), ...]"""
         given = self._classes(spec.attributes)
         if spec.user_mask is not None or not given & PART_CLASSES:
             return []
@@ -708,10 +705,7 @@ class EditPipeline:
             warp = landmark_similarity(fa, fa_id, points)
             if warp is None:
                 continue
-            moved = lambda a, flags: cv2.warpAffine(np.ascontiguousarray(a), warp, (CROP, CROP), flags=flags,  # noqa: E731,B023
-                                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            valid = moved(np.ones((CROP, CROP), np.uint8), cv2.INTER_NEAREST) > 0
-            out.append((moved(crop, cv2.INTER_LINEAR), moved(labels, cv2.INTER_NEAREST), valid,
+            out.append((warp_crop(crop, warp), warp_crop(labels, warp, cv2.INTER_NEAREST),
                         given & classes, None if side is None else (side, mid)))
         return out
 
@@ -801,8 +795,15 @@ def landmark_similarity(fa_ref, fa_id, points) -> np.ndarray | None:
     return None if m is None or not np.isfinite(m).all() else m
 
 
+def warp_crop(image: np.ndarray, warp: np.ndarray, flags: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """A crop-sized image (or labels, with ``cv2.INTER_NEAREST``) moved by the 2x3 ``warp``; what
+    comes from beyond its edge is 0 (for labels: background)."""
+    return cv2.warpAffine(np.ascontiguousarray(image), warp, (CROP, CROP), flags=flags,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def put_part(s_blend: np.ndarray, render: np.ndarray, from_ref: np.ndarray, labels_id: np.ndarray,
-             crop: np.ndarray, labels: np.ndarray, valid: np.ndarray, classes, side=None) -> tuple:
+             crop: np.ndarray, labels: np.ndarray, classes, side=None) -> tuple:
     """The blend's face part replaced by a reference's own, moved onto the identity's
     (:meth:`EditPipeline._moved_parts`): the part's classes where the moved crop has them,
     skin where the blend or the identity had them and it has none (the composite fills that
@@ -813,15 +814,15 @@ def put_part(s_blend: np.ndarray, render: np.ndarray, from_ref: np.ndarray, labe
     by the render.  A mouth of another width or opening covered part of the identity's (an open
     smile) and the rest became a flat band of skin; eyes came out as small irises in pale, empty
     sockets.  Moved by their own landmarks, the reference's pixels land on the identity's.
-    Shape: (H, W) uint8, (H, W, 3), (H, W), (H, W), (H, W, 3), (H, W) uint8, (H, W) bool, set
-    -> (s_blend, render, from_ref)"""
+    Shape: (H, W) uint8, (H, W, 3), (H, W), (H, W), (H, W, 3), (H, W) uint8 (background beyond
+    the moved crop's edge), set -> (s_blend, render, from_ref)"""
     cls = sorted(classes)
     half = np.ones(labels.shape, bool)
     if side is not None:
         which, mid = side
         x = np.arange(labels.shape[1])[None, :]
         half = np.broadcast_to((x < mid) if which == "left" else (x >= mid), labels.shape)
-    new = np.isin(labels, cls) & valid & half
+    new = np.isin(labels, cls) & half
     if new.sum() < MIN_PART_PIXELS:
         return s_blend, render, from_ref
     old = (np.isin(s_blend, cls) | np.isin(labels_id, cls)) & half
