@@ -674,10 +674,13 @@ def test_a_moved_part_replaces_the_blend_s_and_the_rest_of_the_old_one_becomes_s
     assert (s[new] == L_LIP).all() and np.allclose(r[new], 0.3) and (f[new] == 1).all()
     # the old mouth it does not cover, and the tri-plane's misplaced one, are skin taken from no reference
     gone = ((labels_id != SKIN) | (s_blend != SKIN)) & ~new
-    assert (s[gone] == SKIN).all() and (f[gone] == 0).all() and np.allclose(r[gone], 0.8)
+    assert (s[gone] == SKIN).all() and (f[gone] == 0).all()
+    # there and round the new part the render is the moved crop (what the part's soft edge shows)
+    near = cv2.dilate(new.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert np.allclose(r[gone | near], 0.3)
     # elsewhere nothing changes
     rest = ~(gone | new)
-    assert (s[rest] == s_blend[rest]).all() and np.allclose(r[rest], 0.8)
+    assert (s[rest] == s_blend[rest]).all() and np.allclose(r[rest & ~near], 0.8)
     # a moved mouth of too few pixels changes nothing
     tiny = np.full_like(labels, SKIN)
     tiny[31, 20:22] = L_LIP
@@ -700,3 +703,65 @@ def test_a_moved_part_replaces_the_blend_s_and_the_rest_of_the_old_one_becomes_s
     s3, r3, _ = put_part(eyes_id, render, from_ref, eyes_id, crop, moved_eye, {L_EYE, R_EYE}, ("left", 32))
     assert (s3[19:27, 10:26] == L_EYE).all() and (s3[20:26, 8:10] == SKIN).all()
     assert (s3[:, 32:] == eyes_id[:, 32:]).all() and np.allclose(r3[:, 32:], 0.8)
+
+
+@pytest.mark.parametrize("upper_rgb, hidden", [((30, 25, 22), True),       # a dark moustache over it
+                                               ((90, 20, 40), False),      # dark red lipstick
+                                               ((170, 95, 90), False)])    # a plain lip
+def test_a_lip_under_a_moustache_is_hidden_and_dark_lipstick_is_not(upper_rgb, hidden):
+    """A reference lip far darker than its skin and no redder is facial hair or a shadow over
+    it: pasted, it read as a dark moustache on the identity.  Dark lipstick is as dark but red."""
+    from triface_studio.core.semantics import L_LIP, MOUTH, U_LIP
+    from triface_studio.pipeline.composite import hidden_lips
+
+    img, lab = _face_with_lips((150, 100, 80), (170, 95, 90))
+    img[lab == U_LIP] = np.asarray(upper_rgb, np.float32) / 255
+    got = hidden_lips(img, lab, {MOUTH, U_LIP, L_LIP})
+    assert got == (frozenset({U_LIP}) if hidden else frozenset())
+    assert hidden_lips(img, lab, {MOUTH}) == frozenset()            # only the lips asked for are looked at
+
+
+def _mouth_landmarks(gap: float, width: float = 40.0) -> np.ndarray:
+    pts = np.zeros((478, 3), np.float32)
+    pts[78, :2], pts[308, :2] = (64 - width / 2, 85), (64 + width / 2, 85)
+    pts[13, :2], pts[14, :2] = (64, 85 - gap / 2), (64, 85 + gap / 2)
+    return pts
+
+
+def test_a_shut_reference_mouth_recolours_the_identity_s_open_one():
+    """A shut mouth moved onto an open smile left a band of skin where the teeth were; a lip
+    under a moustache came along as one.  Then the identity keeps its own mouth (teeth, lips'
+    shape) with its lips in the reference's colour; a mouth as open as the identity's, or more,
+    is still moved."""
+    from types import SimpleNamespace
+
+    from triface_studio.core import colour
+    from triface_studio.core.semantics import L_LIP, MOUTH, U_LIP
+    from triface_studio.pipeline.edit import mouth_opening
+
+    ident, lab_id = _face_with_lips((235, 200, 180), (200, 120, 120))
+    lab_id[84:87, 44:84] = MOUTH                                      # its teeth
+    ident[lab_id == MOUTH] = 0.95
+    ref, lab_ref = _face_with_lips((150, 100, 80), (120, 40, 50))
+    ident, ref = (np.round(x * 255).astype(np.uint8) for x in (ident, ref))       # crops are uint8
+    fa_id = SimpleNamespace(crop=ident, labels=lab_id, crop_landmarks=_mouth_landmarks(10))
+    shut = SimpleNamespace(crop=ref, labels=lab_ref, crop_landmarks=_mouth_landmarks(1))
+    assert mouth_opening(fa_id) == pytest.approx(0.25) and mouth_opening(SimpleNamespace()) == 0.0
+    pipe = EditPipeline(tier=ReliefTier(), analyzer=AlignedAnalyzer())
+    spec = ReferenceSpec(ref, ("lips",))
+    assert pipe._recolour_mouth(spec, shut, fa_id)
+    crop, labels, classes, side = pipe._recoloured_mouth(spec, shut, fa_id)
+    assert side is None and classes == {MOUTH, U_LIP, L_LIP} and (labels == lab_id).all()
+    assert np.allclose(crop[lab_id == MOUTH], 242 / 255, atol=5e-3)     # its own teeth
+    lips = np.isin(lab_id, (U_LIP, L_LIP))
+    a = lambda img, m: colour.to_lab(np.asarray(img, np.float32) / (255 if img.dtype == np.uint8 else 1))[m].mean(0)  # noqa: E731
+    assert np.abs(a(crop, lips) - a(ref, np.isin(lab_ref, (U_LIP, L_LIP)))).max() < 2   # the reference's lips' colour
+    rest = ~lips & (lab_id != MOUTH)
+    assert np.allclose(crop[rest], ident[rest] / 255, atol=5e-3)     # (a CIELAB round trip)
+    wide = SimpleNamespace(crop=ref, labels=lab_ref, crop_landmarks=_mouth_landmarks(12))
+    assert not pipe._recolour_mouth(spec, wide, fa_id)
+    # a lip under a moustache: recoloured, from the lip the reference shows
+    ref[lab_ref == U_LIP] = (30, 25, 22)
+    assert pipe._hidden_lips(spec, wide) == {U_LIP} and pipe._recolour_mouth(spec, wide, fa_id)
+    crop, *_ = pipe._recoloured_mouth(spec, wide, fa_id)
+    assert np.abs(a(crop, lips) - a(ref, lab_ref == L_LIP)).max() < 2

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from triface_studio.core import blending, compositing, masks, triplane
+from triface_studio.core import blending, colour, compositing, masks, triplane
 from triface_studio.core.cameras import Camera
 from triface_studio.core.rays import source_pixels
 from triface_studio.core.images import ImageError, load_image, to_float, to_uint8
@@ -339,6 +339,14 @@ class EditPipeline:
         except KeyError as e:
             raise EditError(str(e.args[0])) from None
 
+    def _hidden_lips(self, spec, fa) -> frozenset[int]:
+        """The lips asked of a reference that its photo does not show (a moustache over them:
+        :func:`composite.hidden_lips`); none where the user painted the region."""
+        classes = self._classes(spec.attributes)
+        if spec.user_mask is not None or not classes & {U_LIP, L_LIP}:
+            return frozenset()
+        return composite_stage.hidden_lips(to_float(fa.crop), self._labels(fa), classes)
+
     # -- rendering -------------------------------------------------------------------------
     def _render(self, asset, camera: Camera, resolution: int, job: _Job | None = None, span=(0.0, 1.0)):
         """Render with semantics; a tier without a semantic head gets them from the parser."""
@@ -444,6 +452,12 @@ class EditPipeline:
                 classes = self._classes(spec.attributes)
                 all_classes |= classes
                 ref_name = getattr(fa, "name", f"reference {i + 1}")
+                hidden = self._hidden_lips(spec, fa)
+                if hidden:
+                    what = " and ".join({U_LIP: "upper lip", L_LIP: "lower lip"}[c] for c in sorted(hidden))
+                    notes.append(f"the {what} of {ref_name} {'are' if len(hidden) > 1 else 'is'} hidden (by a "
+                                 f"moustache, a beard or a shadow): the identity keeps its own mouth, its lips "
+                                 f"in the colour of the lips {ref_name} shows")
                 ref_labels = self._labels(fa)
                 present = int(masks.class_mask(ref_labels, classes).sum())
                 has_user = spec.user_mask is not None and spec.mask_mode in ("replace", "add")
@@ -702,12 +716,43 @@ class EditPipeline:
         for classes, points, side in MOVED_PARTS:
             if not given & classes:
                 continue
+            if side is None and self._recolour_mouth(spec, fa, fa_id):
+                out.append(self._recoloured_mouth(spec, fa, fa_id))
+                continue
             warp = landmark_similarity(fa, fa_id, points)
             if warp is None:
                 continue
             out.append((warp_crop(crop, warp), warp_crop(labels, warp, cv2.INTER_NEAREST),
                         given & classes, None if side is None else (side, mid)))
         return out
+
+    def _recolour_mouth(self, spec, fa, fa_id) -> bool:
+        """Whether the reference's mouth can not be moved onto the identity's: a lip of it is
+        hidden (:meth:`_hidden_lips`), or the identity's mouth is open and the reference's shut
+        (its opening, as a share of the mouth's width, is :data:`MOUTH_OPENING_DIFF` wider): a
+        shut mouth moved onto an open smile left a band of skin where the teeth were, a lip
+        under a moustache came along as a moustache.  (An open mouth moved onto a shut one
+        covers it whole.)"""
+        return bool(self._hidden_lips(spec, fa)) or mouth_opening(fa_id) - mouth_opening(fa) > MOUTH_OPENING_DIFF
+
+    def _recoloured_mouth(self, spec, fa, fa_id) -> tuple:
+        """The identity's own mouth (its lips' shape, its teeth) with its lips in the colour
+        of the reference's visible lips (Reinhard transfer in CIELAB, its spread at most the
+        identity's own; the
+        composite then moves them from the reference's light to the identity's), as a moved
+        part for :func:`put_part`."""
+        crop_id, labels_id = to_float(fa_id.crop), self._labels(fa_id).astype(np.uint8)
+        wanted = self._classes(spec.attributes)
+        shown = (wanted & {U_LIP, L_LIP}) - self._hidden_lips(spec, fa)
+        target = colour.stats(to_float(fa.crop), np.isin(self._labels(fa), sorted(shown)).astype(np.float32))
+        lips_id = np.isin(labels_id, sorted(wanted & {U_LIP, L_LIP})).astype(np.float32)
+        own = colour.stats(crop_id, lips_id)
+        if target is None or own is None:
+            return crop_id, labels_id, wanted & MOVED_PARTS[0][0], None
+        # no more contrast than the identity's own lips have: a spread widened to the reference's
+        # (its lips' highlights) turned the shadow between lip and teeth into a black line
+        crop = colour.transfer(crop_id, lips_id, (target[0], np.minimum(target[1], own[1])), 1.0)
+        return crop, labels_id, wanted & MOVED_PARTS[0][0], None
 
     @staticmethod
     def _protect_mask(mask, notes: list) -> np.ndarray | None:
@@ -762,6 +807,25 @@ PART_CLASSES = frozenset().union(*(c for c, _, _ in MOVED_PARTS))
 MIDLINE_POINT = 168
 #: a moved part of fewer pixels than this (the reference's eye shut, its mouth hidden) is not put
 MIN_PART_PIXELS = 24
+
+
+#: a reference's mouth this much less open (inner lip gap over mouth width) than the identity's is
+#: not moved onto it: the identity keeps its own mouth, its lips recoloured
+MOUTH_OPENING_DIFF = 0.12
+#: face-mesh points: the inner lips' middles and the inner mouth corners
+MOUTH_GAP_POINTS, MOUTH_CORNER_POINTS = (13, 14), (78, 308)
+
+
+def mouth_opening(fa) -> float:
+    """How far a face's mouth is open: the gap between the inner lips' middles over the width
+    between the inner corners (0 shut, ~0.3 a wide smile); 0 without landmarks."""
+    lm = getattr(fa, "crop_landmarks", None)
+    if lm is None or len(lm) <= max(MOUTH_GAP_POINTS + MOUTH_CORNER_POINTS):
+        return 0.0
+    p = np.asarray(lm, np.float32)[:, :2]
+    gap = float(np.linalg.norm(p[MOUTH_GAP_POINTS[0]] - p[MOUTH_GAP_POINTS[1]]))
+    width = float(np.linalg.norm(p[MOUTH_CORNER_POINTS[0]] - p[MOUTH_CORNER_POINTS[1]]))
+    return gap / max(width, 1.0)
 
 
 def hair_sharpness(crop: np.ndarray, labels) -> float:
@@ -828,7 +892,10 @@ def put_part(s_blend: np.ndarray, render: np.ndarray, from_ref: np.ndarray, labe
     old = (np.isin(s_blend, cls) | np.isin(labels_id, cls)) & half
     s_out = np.where(old & ~new, np.uint8(SKIN), s_blend).astype(s_blend.dtype)
     s_out[new] = labels[new]
-    out = np.where(new[..., None], crop, render).astype(np.float32)
+    # the moved crop also round the part and where the old one was: the part's feathered edge
+    # shows what lies beside it there (the render of the tri-plane's part was a dark outline)
+    near = cv2.dilate(new.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    out = np.where((near | old)[..., None], crop, render).astype(np.float32)
     ref = np.where(new, 1.0, np.where(old, 0.0, from_ref)).astype(np.float32)
     return s_out, out, ref
 
