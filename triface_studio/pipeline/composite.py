@@ -294,9 +294,10 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
                    gap_scalp=gap_scalp.astype(np.float32), gap_bg=gap_bg.astype(np.float32), s_blend=s_blend)
 
 
-def face_hull(labels: np.ndarray) -> np.ndarray:
-    """The convex hull of the identity's face without ears and neck, and of its mirror image
-    about the nose: an eye or brow hidden under a fringe is still face. -> (H, W) bool"""
+def face_hull(labels: np.ndarray, mirror: bool = True) -> np.ndarray:
+    """The convex hull of the identity's face without ears and neck, and (``mirror``) of its
+    mirror image about the nose: an eye or brow hidden under a fringe is still face.
+    -> (H, W) bool"""
     lab = np.asarray(labels)
     m = np.isin(lab, (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, MOUTH, U_LIP, L_LIP)).astype(np.uint8)
     out = np.zeros_like(m)
@@ -306,7 +307,7 @@ def face_hull(labels: np.ndarray) -> np.ndarray:
     nose = np.nonzero(lab == NOSE)[1]
     axis = float(np.median(nose)) if nose.size else 0.5 * (pts[:, 0].min() + pts[:, 0].max())
     mirrored = np.stack([np.clip(2 * axis - pts[:, 0], 0, lab.shape[1] - 1), pts[:, 1]], -1)
-    cv2.fillConvexPoly(out, cv2.convexHull(np.concatenate([pts, mirrored]).astype(np.int32)), 1)
+    cv2.fillConvexPoly(out, cv2.convexHull((np.concatenate([pts, mirrored]) if mirror else pts).astype(np.int32)), 1)
     return out.astype(bool)
 
 
@@ -660,7 +661,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         s_out[glass > 0.5] = EYEGLASSES
     alpha = alpha * (1 - reg.gap_face - reg.gap_scalp)
     if ref_border is not None and HAIR in classes:
-        fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id)
+        # (not over the face: the face as seen, not its mirror image, which on a turned head
+        # reaches far past the cheek into the hair that ran into the reference's crop edge)
+        fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id, False)
         if fade.max() > 0.05:
             alpha = alpha * (1 - fade)
             # what shows through: the identity's own hair, dyed below, where it had hair on its
