@@ -765,3 +765,28 @@ def test_a_shut_reference_mouth_recolours_the_identity_s_open_one():
     assert pipe._hidden_lips(spec, wide) == {U_LIP} and pipe._recolour_mouth(spec, wide, fa_id)
     crop, *_ = pipe._recoloured_mouth(spec, wide, fa_id)
     assert np.abs(a(crop, lips) - a(ref, lab_ref == L_LIP)).max() < 2
+
+
+def test_the_removed_hair_s_faint_fringe_goes_with_it():
+    """Strands at the old hair's edge that the parser calls background, too faint to be grown
+    into the hair by colour, stayed as a grey outline of the old hair on the new background."""
+    ident, lab_id = portrait(BLACK, 120)
+    ref, lab_ref = portrait(BLONDE, 60)                    # shorter: the old hair's tips become background
+    yy, xx = np.mgrid[:512, :512]
+    hair = lab_id == HAIR
+    ring = (cv2.dilate(hair.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~hair & (lab_id == 0)
+    ring &= (yy > 270) & (yy < 315)                        # beside the old hair's tips, below the new hair
+    ident = ident.copy()
+    ident[ring] = (ident[ring].astype(np.float32) * 0.5 + np.float32(BLACK) * 0.5).astype(np.uint8)   # faint strands
+    an = AlignedAnalyzer()
+    an.add(ident, lab_id)
+    an.add(ref, lab_ref)
+    res = EditPipeline(tier=ReliefTier(), analyzer=an).run(
+        EditRequest(identity=ident, references=[ReferenceSpec(ref, ("hair",))], render_resolution=128))
+    out = res.composite.astype(np.float32)
+    clean, _ = portrait(BLACK, -400)                        # the same background without any hair
+    bg = clean.astype(np.float32)
+    tips = ring & (np.abs(xx - 256) > 150)                 # beside the face, away from the new hair
+    assert tips.sum() > 50
+    assert np.abs(out[tips] - bg[tips]).mean() < 12        # background, not a grey outline
+    assert np.abs(ident[tips].astype(np.float32) - bg[tips]).mean() > 30    # (what it was)

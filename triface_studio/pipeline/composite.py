@@ -74,6 +74,8 @@ INNER_FACE = (L_EYE, R_EYE, NOSE, MOUTH, U_LIP, L_LIP)
 #: the identity's skin this close to a gap (px) is repainted with the gap rather than continued
 #: into it: along an old hairline it is shadowed and holds stray hairs
 HAIRLINE_PX = 4
+#: the removed hair's faint fringe reaches this far (px) into what the parser calls background
+FRINGE_PX = 4
 #: the reference's lids and lashes reach this far (px) round its eyes: behind clear lenses they are its face
 LID_PX = 4
 #: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
@@ -679,6 +681,14 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
     # --- eq. 14: background, filled where the identity's foreground becomes background ------------
     changed_bg = np.clip(reg.m_bg * (1 - reg.bg_id), 0, 1)
+    if HAIR in classes:
+        # the removed hair's fringe: strands the parser called background, too faint to be
+        # grown into the hair by colour, stayed as a grey outline of the old hair on the new
+        # background; the background this near removed hair is filled too
+        removed = (np.asarray(labels_id) == HAIR) & (changed_bg > 0.5)
+        near = cv2.dilate(removed.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * FRINGE_PX + 1,) * 2)) > 0
+        changed_bg = np.maximum(changed_bg, (near & (reg.bg_id > 0.5) & (reg.m_bg > 0.5) & (alpha < 0.01)))
     if background != "identity":
         changed_bg = np.ones_like(changed_bg)
     i_bg = i_bg_fn(changed_bg > 0.5)
