@@ -790,3 +790,42 @@ def test_the_removed_hair_s_faint_fringe_goes_with_it():
     assert tips.sum() > 50
     assert np.abs(out[tips] - bg[tips]).mean() < 12        # background, not a grey outline
     assert np.abs(ident[tips].astype(np.float32) - bg[tips]).mean() > 30    # (what it was)
+
+
+def test_hair_cut_by_its_reference_s_crop_near_the_frame_goes_on_to_the_frame():
+    """New hair that ended in a straight line where its reference's crop ended, a little short
+    of the identity's frame, left a strip of old hair or background above it: it goes on to
+    the frame, the rows below its end reflected.  A round head top that the reference shows
+    whole stays as it is, and nothing is continued over the face."""
+    from triface_studio.pipeline.composite import reach_frame
+
+    H = W = 128
+    yy, xx = np.mgrid[:H, :W]
+    colour = np.zeros((H, W, 3), np.float32)
+    colour[..., 0] = yy / H                                   # the hair's rows tell apart
+    s_out = np.zeros((H, W), np.uint8)
+    s_out[20:] = HAIR                                         # cut straight at row 20 ...
+    alpha = (s_out == HAIR).astype(np.float32)
+    taken = s_out == HAIR
+    ends = np.zeros((H, W), np.float32)
+    ends[:40] = 1.0                                           # ... where its reference's crop ended
+    labels = np.zeros((H, W), np.uint8)
+    labels[100:, 40:90] = SKIN                                # a face below it
+    s_out[labels == SKIN] = SKIN
+    c, a, s, t, cont = reach_frame(colour, alpha, s_out, taken, ends, labels)
+    assert (s[:20] == HAIR).all() and (a[:20] > 0.5).all() and t[:20].all()
+    edge = 20 + 3                                              # reflected a few rows inside the hair
+    assert np.allclose(c[5, :, 0], (2 * edge - 5) / H)
+    assert cont[:20].all()                                    # (not faded out there)
+    assert (s[100:, 40:90] == SKIN).all()                     # the face is not covered
+    # a round top the reference showed whole (no crop end there) stays
+    top = 20 + ((xx - 64) / 64.0) ** 2 * 18
+    round_s = np.where(yy >= top, HAIR, 0).astype(np.uint8)
+    c2, a2, s2, _, _ = reach_frame(colour, (round_s == HAIR).astype(np.float32), round_s, round_s == HAIR,
+                                   np.zeros((H, W), np.float32), labels)
+    assert (s2 == round_s).all() and np.allclose(c2, colour)
+    # too far from the frame: stays
+    far = np.zeros((H, W), np.uint8)
+    far[60:] = HAIR
+    _, _, s3, _, _ = reach_frame(colour, (far == HAIR).astype(np.float32), far, far == HAIR, ends, labels)
+    assert (s3[:60] == 0).all()

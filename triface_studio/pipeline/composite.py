@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-from scipy.ndimage import binary_fill_holes
+from scipy.ndimage import binary_fill_holes, maximum_filter1d, minimum_filter1d
 
 from triface_studio.core import colour, compositing, masks
 from triface_studio.core.fill import seamless_paste, texture_fill
@@ -74,6 +74,13 @@ INNER_FACE = (L_EYE, R_EYE, NOSE, MOUTH, U_LIP, L_LIP)
 #: the identity's skin this close to a gap (px) is repainted with the gap rather than continued
 #: into it: along an old hairline it is shadowed and holds stray hairs
 HAIRLINE_PX = 4
+#: new hair cut by its reference's crop this near the identity's frame top or bottom (px) goes on to it
+FRAME_REACH_PX = 40
+#: rows of new hair at its outline that are the render's soft edge
+EDGE_ROWS = 3
+#: an outline whose height varies by at most 2 px over twice this many columns runs straight across
+#: (the top of a head, ~150 px round, drops ~3 px over 30 px on either side of its crown)
+STRAIGHT_PX = 30
 #: the removed hair's faint fringe reaches this far (px) into what the parser calls background
 FRINGE_PX = 4
 #: the reference's lids and lashes reach this far (px) round its eyes: behind clear lenses they are its face
@@ -610,13 +617,15 @@ def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, s
 
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
-          bare: np.ndarray | None = None, ref_border: np.ndarray | None = None,
+          bare: np.ndarray | None = None, ref_border: np.ndarray | None = None, ref_end: np.ndarray | None = None,
           kept: np.ndarray | None = None, stretched: np.ndarray | None = None) -> Composite:
     """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
     image, filled at least where ``holes`` (the identity's foreground that becomes background).
     ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each
     pixel's pasted hair was to its reference crop's edge (1 at the edge): that hair fades out,
-    over background, instead of ending in a straight cut.  ``kept``: where a subtract mask keeps
+    over background, instead of ending in a straight cut.  ``ref_end``: the same for its crop's
+    top and bottom edges: hair cut there a little short of the identity's frame goes on to the
+    frame (:func:`reach_frame`).  ``kept``: where a subtract mask keeps
     the identity's own region (1): what no reference gives there keeps the identity's labels
     and its photo, whatever the render says at the region's outline, and the border between
     kept and new is feathered.  ``stretched``: pasted pixels that show a reference's texel
@@ -662,10 +671,14 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         s_out = np.where((s_out == EYEGLASSES) & (glass < 0.5), np.asarray(labels_id), s_out).astype(s_out.dtype)
         s_out[glass > 0.5] = EYEGLASSES
     alpha = alpha * (1 - reg.gap_face - reg.gap_scalp)
+    continued = np.zeros(alpha.shape, bool)
+    if ref_end is not None and HAIR in classes:
+        colour_src, alpha, s_out, taken, continued = reach_frame(colour_src, alpha, s_out, taken, ref_end, labels_id)
     if ref_border is not None and HAIR in classes:
         # (not over the face: the face as seen, not its mirror image, which on a turned head
         # reaches far past the cheek into the hair that ran into the reference's crop edge)
-        fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id, False)
+        fade = np.clip(np.asarray(ref_border, np.float32), 0, 1) * (s_out == HAIR) * ~face_hull(labels_id, False) \
+            * ~continued
         if fade.max() > 0.05:
             alpha = alpha * (1 - fade)
             # what shows through: the identity's own hair, dyed below, where it had hair on its
@@ -727,6 +740,57 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
                      region=np.maximum(region, (alpha > 0.01)).astype(np.float32),
                      changed_bg=cv2.GaussianBlur(changed_bg.astype(np.float32), (0, 0), 1.0),
                      seams=np.clip(seams, 0, 1).astype(np.float32), gap=reg.gap, s_blend=s_out, notes=notes)
+
+
+def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray, ref_end: np.ndarray,
+                labels_id: np.ndarray, reach: int = FRAME_REACH_PX) -> tuple:
+    """New hair that ends where its reference's crop ended (its top or bottom: ``ref_end`` > 0.25
+    just inside the hair's first or last row in a column, or the outline runs straight across
+    there) within ``reach`` px of the identity's frame edge goes on to that edge, the rows
+    before its end reflected beyond it, as a portrait's
+    frame cuts hair; it showed as a straight cut with a strip of old hair or background
+    between it and the frame.  Not over the identity's face or neck.  (New hair still to be
+    filled in, a scalp gap, is not continued: filled up to the frame it came out as specks of
+    the old hair.)
+    -> (colour, alpha, s_out, taken, continued): continued (H, W) bool: the columns' stretch
+    from the frame edge to ``reach`` px past the hair's old end (the fade at a crop edge does
+    not apply there)"""
+    colour, alpha, s_out, taken = (np.array(a) for a in (colour, alpha, s_out, taken))
+    H, W = alpha.shape
+    free = ~np.isin(np.asarray(labels_id), FACE_PARTS)
+    ends = np.asarray(ref_end, np.float32)
+    continued = np.zeros((H, W), bool)
+    x = np.arange(W)
+    for flip in (False, True):
+        f = (lambda a: a[::-1]) if flip else (lambda a: a)       # noqa: E731 - the bottom as a top
+        hair = f((s_out == HAIR) & (alpha > 0.5))
+        first = hair.argmax(0)
+        near = f(ends)[np.minimum(first + 3, H - 1), x] > 0.25
+        # (or where the outline runs straight across: a cut, e.g. by the tri-plane's own extent;
+        # the top of a head is round)
+        span = 2 * STRAIGHT_PX + 1
+        straight = (maximum_filter1d(first, span, mode="nearest") - minimum_filter1d(first, span, mode="nearest")) <= 2
+        ok = hair.any(0) & (first > 0) & (first <= reach) & (near | straight)
+        # whole stretches of the outline, not single columns (a notch of old hair between two)
+        ok = (cv2.morphologyEx(ok.astype(np.uint8)[None], cv2.MORPH_CLOSE, np.ones((1, 41), np.uint8))[0] > 0) \
+            & hair.any(0) & (first > 0) & (first <= reach)
+        y = np.arange(H)[:, None]
+        # hair at the frame already, or continued to it, is not faded out there either
+        f(continued)[(y < first[None, :] + reach) & (ok | (hair.any(0) & (first == 0)))[None, :]] = True
+        if not ok.any():
+            continue
+        # reflected about a line a few rows inside the hair: its outermost rows are the render's
+        # soft edge, which doubled showed as a line across the hair
+        edge = first[None, :] + EDGE_ROWS
+        put = (y < edge) & ok[None, :] & f(free)
+        src = np.clip(2 * edge - y, 0, H - 1)
+        ys, xs = np.nonzero(put)
+        sy = src[ys, xs]
+        for a in (colour, alpha, s_out, taken):
+            v = f(a)
+            v[ys, xs] = v[sy, xs]
+        f(s_out)[ys, xs] = HAIR
+    return colour, alpha, s_out, taken, continued
 
 
 def _glasses(alpha, colour_src, s_out, labels_id, refs, notes):

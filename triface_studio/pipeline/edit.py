@@ -444,7 +444,7 @@ class EditPipeline:
         cam_id = getattr(fa_id, "camera", None) or frontal
         align_res = 96          # frontal semantics only feed plane masks; 96 px is plenty
         all_classes: set[int] = set()
-        steps, borders, kept = [], [], []
+        steps, borders, ends, kept = [], [], [], []
         with job("align"):
             # identity's frontal semantics (its M_-k is taken per reference below)
             sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3)).semantics
@@ -503,6 +503,9 @@ class EditPipeline:
                     # that part fades out on the result instead of showing the cut
                     ref_cam = getattr(fa, "camera", None) or frontal
                     borders.append(blending.plane_mask(torch.from_numpy(edge_of_view(fa)), R, ref_cam) * plane_mk)
+                    # and where it runs into its crop's top or bottom: continued to the identity's
+                    # frame there when that is near
+                    ends.append(blending.plane_mask(torch.from_numpy(frame_border()), R, ref_cam) * plane_mk)
 
         with job("blend"):
             planes = blending.blend_sequence(t_id.planes, steps)
@@ -523,6 +526,8 @@ class EditPipeline:
                                       surface=surface)
             ref_border = plane_to_image(torch.stack(borders).amax(0).cpu(), cam_id, CROP,
                                         surface=surface).numpy() if borders else None
+            ref_end = plane_to_image(torch.stack(ends).amax(0).cpu(), cam_id, CROP,
+                                     surface=surface).numpy() if ends else None
             i_ref_hat, beyond, stretched = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps)
             kept_img = self._kept(kept, cam_id, surface) if kept else None
             s_blend_probs = sem[0].cpu()
@@ -546,7 +551,7 @@ class EditPipeline:
             comp = composite_stage.build(
                 i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref, layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
-                background=request.background, ref_border=ref_border, kept=kept_img, stretched=stretched,
+                background=request.background, ref_border=ref_border, ref_end=ref_end, kept=kept_img, stretched=stretched,
                 bare=None if request.bare_mask is None else crop_mask(request.bare_mask, "the bare-scalp mask", notes))
             notes.extend(comp.notes)
             s_blend = comp.s_blend
@@ -906,6 +911,12 @@ def side_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
     r = np.arange(size, dtype=np.float32)
     d = np.minimum(r, size - 1 - r)
     return np.broadcast_to(np.clip(1.0 - d / width, 0, 1)[None, :], (size, size)).astype(np.float32)
+
+
+def frame_border(width: float = 48.0, size: int = CROP) -> np.ndarray:
+    """1 at a square crop's top and bottom edges, fading to 0 ``width`` px inside.
+    -> (size, size) float32"""
+    return np.ascontiguousarray(side_border(width, size).T)
 
 
 def crop_mask(mask, what: str, notes: list) -> np.ndarray:
