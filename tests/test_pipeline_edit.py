@@ -162,6 +162,15 @@ def test_user_mask_modes(scene):
     assert np.abs(sub.composite[deep].astype(int) - scene["ident"][deep].astype(int)).mean() < 4
     row = sub.composite[100, 226:290].astype(float).mean(-1)
     assert np.abs(np.diff(row)).max() < 0.6 * (row.max() - row.min())
+    # the part taken is laid over the identity's own hair: its old hair beside the taken half
+    # that the new hair does not reach stays (removed, it was a gap to invent hair or skin in)
+    near_new = cv2.dilate((scene["lab_ref"] == HAIR).astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    beyond = (scene["lab_id"] == HAIR) & ~near_new                    # (away from the new hair's soft edge)
+    beyond[:, :300] = False
+    assert beyond.sum() > 500
+    assert np.abs(sub.composite[beyond].astype(int) - scene["ident"][beyond].astype(int)).mean() < 6
+    full = run(scene, [ReferenceSpec(scene["ref"], ("hair",))])          # (without a mask it goes)
+    assert np.abs(full.composite[beyond].astype(int) - scene["ident"][beyond].astype(int)).mean() > 30
     with pytest.raises(EditError, match="empty"):
         run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=band * 0, mask_mode="replace")])
 

@@ -81,6 +81,10 @@ EDGE_ROWS = 3
 #: an outline whose height varies by at most 2 px over twice this many columns runs straight across
 #: (the top of a head, ~150 px round, drops ~3 px over 30 px on either side of its crown)
 STRAIGHT_PX = 30
+#: new hair laid over the identity's own kept hair fades in over about this many px (Gaussian sigma):
+#: where a subtract mask cuts the reference's hair the cut runs through it (a dark parting cut
+#: straight showed as a block at 4 px)
+KEPT_FEATHER_PX = 10.0
 #: the removed hair's faint fringe reaches this far (px) into what the parser calls background
 FRINGE_PX = 4
 #: the reference's lids and lashes reach this far (px) round its eyes: behind clear lenses they are its face
@@ -658,7 +662,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         hair = (s_out == HAIR) & (reg.m_k > 0.5)
         # where the identity's own hair stays (a subtract mask kept it) its photo shows, not the
         # render of it; the border between kept and new hair is feathered, not a straight cut
-        own = np.where(reg.m_k_id > 0.5, 1.0 - cv2.GaussianBlur(mine.astype(np.float32), (0, 0), 4.0), 1.0)
+        fade_in = cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX)
+        own = np.where(reg.m_k_id > 0.5, 1.0 - fade_in, 1.0)
         alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)) * own)
     others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
     if others.any():
@@ -673,7 +678,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     alpha = alpha * (1 - reg.gap_face - reg.gap_scalp)
     continued = np.zeros(alpha.shape, bool)
     if ref_end is not None and HAIR in classes:
-        colour_src, alpha, s_out, taken, continued = reach_frame(colour_src, alpha, s_out, taken, ref_end, labels_id)
+        colour_src, alpha, s_out, taken, continued = reach_frame(colour_src, alpha, s_out, taken, ref_end, labels_id,
+                                                                 mine)
     if ref_border is not None and HAIR in classes:
         # (not over the face: the face as seen, not its mirror image, which on a turned head
         # reaches far past the cheek into the hair that ran into the reference's crop edge)
@@ -743,13 +749,14 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
 
 def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray, ref_end: np.ndarray,
-                labels_id: np.ndarray, reach: int = FRAME_REACH_PX) -> tuple:
+                labels_id: np.ndarray, mine: np.ndarray | None = None, reach: int = FRAME_REACH_PX) -> tuple:
     """New hair that ends where its reference's crop ended (its top or bottom: ``ref_end`` > 0.25
     just inside the hair's first or last row in a column, or the outline runs straight across
     there) within ``reach`` px of the identity's frame edge goes on to that edge, the rows
     before its end reflected beyond it, as a portrait's
     frame cuts hair; it showed as a straight cut with a strip of old hair or background
-    between it and the frame.  Not over the identity's face or neck.  (New hair still to be
+    between it and the frame.  Not over the identity's face or neck, nor over what a mask keeps
+    of the identity (``mine``: the new hair is laid over that on purpose).  (New hair still to be
     filled in, a scalp gap, is not continued: filled up to the frame it came out as specks of
     the old hair.)
     -> (colour, alpha, s_out, taken, continued): continued (H, W) bool: the columns' stretch
@@ -758,6 +765,8 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     colour, alpha, s_out, taken = (np.array(a) for a in (colour, alpha, s_out, taken))
     H, W = alpha.shape
     free = ~np.isin(np.asarray(labels_id), FACE_PARTS)
+    if mine is not None:
+        free &= ~np.asarray(mine, bool)
     ends = np.asarray(ref_end, np.float32)
     continued = np.zeros((H, W), bool)
     x = np.arange(W)

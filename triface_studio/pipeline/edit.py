@@ -491,7 +491,13 @@ class EditPipeline:
                 m_not = 1 - masks.dilate((_soft_region(sem_id, classes) > 0.5).float(), 1)
                 plane_not = blending.plane_mask(m_not, R, frontal)
                 if spec.user_mask is not None and spec.mask_mode == "subtract":
-                    # what the user subtracts is kept from the identity, not removed from it
+                    # what the user subtracts is kept from the identity, not removed from it; of
+                    # hair, all the identity's own hair that the part taken does not cover stays:
+                    # the part is laid over it (removed, the old hair beside the kept part was a
+                    # gap that had to be invented: a blotch of strands across the forehead)
+                    if HAIR in classes:
+                        um = np.ones_like(um)
+                        plane_user = torch.ones_like(plane_user)
                     plane_not = torch.maximum(plane_not, plane_user)
                     kept.append((plane_user, blending.plane_mask(torch.ones_like(torch.from_numpy(um)), R, ref_cam), um))
                 if float(plane_mk.max()) < 0.5:
