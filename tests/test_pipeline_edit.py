@@ -838,3 +838,36 @@ def test_hair_cut_by_its_reference_s_crop_near_the_frame_goes_on_to_the_frame():
     far[60:] = HAIR
     _, _, s3, _, _ = reach_frame(colour, (far == HAIR).astype(np.float32), far, far == HAIR, ends, labels)
     assert (s3[:60] == 0).all()
+
+
+def test_eyes_seen_only_through_the_reference_s_glasses_are_not_taken(scene):
+    """Eyes (and brows under the rim) moved from behind a reference's glasses brought the lens's
+    tint and pieces of the rim along: the identity keeps its own, with a note; when nothing
+    asked for is left, a clear error."""
+    from triface_studio.core.semantics import EYEGLASSES as G
+    from triface_studio.core.semantics import L_BROW, L_EYE, R_BROW, R_EYE
+    from triface_studio.pipeline.composite import behind_glasses
+
+    lab = np.zeros((128, 128), np.uint8)
+    lab[30:60, 20:60] = G                    # a frame round the left eye (its lens is not glasses)
+    lab[34:56, 24:56] = 0
+    lab[40:48, 30:50] = L_EYE
+    lab[40:48, 80:100] = R_EYE               # the other eye, bare
+    lab[27:30, 25:55] = L_BROW               # on the rim
+    lab[20:24, 80:100] = R_BROW              # well above any glasses
+    assert behind_glasses(lab, {L_EYE, R_EYE, L_BROW, R_BROW}) == {L_EYE, L_BROW}
+    assert behind_glasses(lab, {R_EYE, R_BROW}) == frozenset()
+    assert behind_glasses(np.where(lab == G, 0, lab), {L_EYE, L_BROW}) == frozenset()    # no glasses
+    # in the pipeline: the scene's reference wears glasses over its eyes
+    yy, xx = np.mgrid[:512, :512]
+    ref, lab_ref = scene["ref"].copy(), scene["lab_ref"].copy()
+    for cx, cls in ((206, L_EYE), (306, R_EYE)):
+        eye = (abs(yy - 260) < 5) & (abs(xx - cx) < 14)
+        lab_ref[eye], ref[eye] = cls, (250, 250, 250)
+    scene["an"].add(ref, lab_ref)
+    with pytest.raises(EditError, match="only through its eyeglasses"):
+        run(scene, [ReferenceSpec(ref, ("eyes",))])
+    res = run(scene, [ReferenceSpec(ref, ("eyes", "hair"))])
+    assert any("only through its eyeglasses" in n for n in res.notes)
+    eyes_id = (abs(yy - 260) < 5) & (abs(np.abs(xx - 256) - 50) < 14)
+    assert np.abs(res.composite[eyes_id].astype(int) - scene["ident"][eyes_id].astype(int)).mean() < 20

@@ -67,6 +67,8 @@ RING_PX = 12
 #: moustaches, stubble and thin lips in deep shadow)
 HIDDEN_LIP_LIGHTNESS = 0.6
 HIDDEN_LIP_REDNESS = 3.0
+#: a reference's brow this near (px) its eyeglasses' frame lies under it (:func:`behind_glasses`)
+RIM_PX = 3
 #: classes that show where a person's face and neck are (for :func:`bare_head`)
 FACE_PARTS = (SKIN, NOSE, EYEGLASSES, L_EYE, R_EYE, L_BROW, R_BROW, L_EAR, R_EAR, MOUTH, U_LIP, L_LIP, NECK)
 #: the inner face: hair the reference has over its own eyes, nose or mouth does not cover these
@@ -574,6 +576,30 @@ def hidden_lips(crop: np.ndarray, labels: np.ndarray, classes) -> frozenset:
             continue
         own = np.median(lab[part], 0)
         if own[0] < HIDDEN_LIP_LIGHTNESS * around[0] and own[1] - around[1] < HIDDEN_LIP_REDNESS:
+            hidden.add(c)
+    return frozenset(hidden)
+
+
+def behind_glasses(labels: np.ndarray, classes) -> frozenset:
+    """The eyes and brows among ``classes`` that a reference photo shows only through or under
+    its eyeglasses: an eye mostly inside the glasses' outline (lenses and frame, holes filled),
+    a brow mostly within :data:`RIM_PX` of the frame.  Moved onto the identity they brought the
+    lens's tint and glare and pieces of the rim along (grey patches round the eyes).
+    Shape: (H, W) labels -> frozenset of class ids"""
+    labels = np.asarray(labels)
+    wanted = set(classes) & {L_EYE, R_EYE, L_BROW, R_BROW}
+    glasses = (labels == EYEGLASSES).astype(np.uint8)
+    if not wanted or glasses.sum() < 32:
+        return frozenset()
+    rim = cv2.dilate(glasses, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RIM_PX + 1,) * 2)) > 0
+    outline = binary_fill_holes(rim)
+    hidden = set()
+    for c in sorted(wanted):
+        part = labels == c
+        if part.sum() < 16:
+            continue
+        inside = outline if c in (L_EYE, R_EYE) else rim
+        if inside[part].mean() > 0.5:
             hidden.add(c)
     return frozenset(hidden)
 

@@ -339,6 +339,15 @@ class EditPipeline:
         except KeyError as e:
             raise EditError(str(e.args[0])) from None
 
+    def _given(self, spec, fa) -> frozenset[int]:
+        """The classes taken from a reference: its attributes' classes less the eyes and brows
+        its photo shows only through its eyeglasses (:func:`composite.behind_glasses`), which
+        the identity keeps; all of them where the user painted the region."""
+        classes = self._classes(spec.attributes)
+        if spec.user_mask is not None or EYEGLASSES in classes:
+            return classes
+        return classes - composite_stage.behind_glasses(self._labels(fa), classes)
+
     def _hidden_lips(self, spec, fa) -> frozenset[int]:
         """The lips asked of a reference that its photo does not show (a moustache over them:
         :func:`composite.hidden_lips`); none where the user painted the region."""
@@ -449,9 +458,17 @@ class EditPipeline:
             # identity's frontal semantics (its M_-k is taken per reference below)
             sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3)).semantics
             for i, ((spec, fa, _img), t_ref) in enumerate(zip(refs, t_refs)):
-                classes = self._classes(spec.attributes)
-                all_classes |= classes
+                classes = self._given(spec, fa)
                 ref_name = getattr(fa, "name", f"reference {i + 1}")
+                behind = self._classes(spec.attributes) - classes
+                if behind:
+                    what = " and ".join(sorted({"eyes" if c in (L_EYE, R_EYE) else "brows" for c in behind}))
+                    if not classes:
+                        raise EditError(f"the {what} of {ref_name} show only through its eyeglasses; pick a "
+                                        f"reference without glasses, or paint the region with a mask")
+                    notes.append(f"the {what} of {ref_name} show only through its eyeglasses: the identity "
+                                 f"keeps its own")
+                all_classes |= classes
                 hidden = self._hidden_lips(spec, fa)
                 if hidden:
                     what = " and ".join({U_LIP: "upper lip", L_LIP: "lower lip"}[c] for c in sorted(hidden))
@@ -548,7 +565,7 @@ class EditPipeline:
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
-                crop=to_float(fa.crop), labels=self._labels(fa), classes=self._classes(spec.attributes),
+                crop=to_float(fa.crop), labels=self._labels(fa), classes=self._given(spec, fa),
                 name=getattr(fa, "name", f"reference {i + 1}"),
                 **self._glasses_render(spec, fa, t_ref, cam_id, rr, notes, fa_id))
                 for i, ((spec, fa, _img), t_ref) in enumerate(zip(refs, t_refs))]
@@ -670,7 +687,7 @@ class EditPipeline:
             stretched |= sel & (area < MIN_PHOTO_AREA)
             labels = cv2.remap(self._labels(fa).astype(np.uint8), mx, my, cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-            classes = self._classes(spec.attributes)
+            classes = self._given(spec, fa)
             own = np.isin(labels, list(classes))
             # whole patches only: a pixel here and there on the background is the reference's
             # own edge (strand tips), not a region to remove
@@ -715,7 +732,7 @@ class EditPipeline:
         moved by the similarity that takes the part's face-mesh points onto the identity's, the
         part's classes, and the side of the identity's face it is on (None for the mouth).
         -> [(crop, labels, classes, side), ...]"""
-        given = self._classes(spec.attributes)
+        given = self._given(spec, fa)
         if spec.user_mask is not None or not given & PART_CLASSES:
             return []
         lm = getattr(fa_id, "crop_landmarks", None)
