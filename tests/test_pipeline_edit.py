@@ -801,10 +801,10 @@ def test_the_removed_hair_s_faint_fringe_goes_with_it():
     assert np.abs(ident[tips].astype(np.float32) - bg[tips]).mean() > 30    # (what it was)
 
 
-def test_hair_cut_by_its_reference_s_crop_near_the_frame_goes_on_to_the_frame():
+def test_hair_cut_by_its_reference_s_crop_near_the_frame_bottom_goes_on_to_it():
     """New hair that ended in a straight line where its reference's crop ended, a little short
-    of the identity's frame, left a strip of old hair or background above it: it goes on to
-    the frame, the rows below its end reflected.  A round head top that the reference shows
+    of the identity's frame bottom, left a strip of old hair or background below it: it goes on
+    to the frame, the rows above its end reflected (drawn here upside down).  A round head top that the reference shows
     whole stays as it is, and nothing is continued over the face."""
     from triface_studio.pipeline.composite import reach_frame
 
@@ -821,7 +821,8 @@ def test_hair_cut_by_its_reference_s_crop_near_the_frame_goes_on_to_the_frame():
     labels = np.zeros((H, W), np.uint8)
     labels[100:, 40:90] = SKIN                                # a face below it
     s_out[labels == SKIN] = SKIN
-    c, a, s, t, cont = reach_frame(colour, alpha, s_out, taken, ends, labels)
+    fl = lambda *xs: [np.ascontiguousarray(x[::-1]) for x in xs]      # noqa: E731 - the bottom edge
+    c, a, s, t, cont = fl(*reach_frame(*fl(colour, alpha, s_out, taken, ends, labels)))
     assert (s[:20] == HAIR).all() and (a[:20] > 0.5).all() and t[:20].all()
     edge = 20 + 3                                              # reflected a few rows inside the hair
     assert np.allclose(c[5, :, 0], (2 * edge - 5) / H)
@@ -830,13 +831,16 @@ def test_hair_cut_by_its_reference_s_crop_near_the_frame_goes_on_to_the_frame():
     # a round top the reference showed whole (no crop end there) stays
     top = 20 + ((xx - 64) / 64.0) ** 2 * 18
     round_s = np.where(yy >= top, HAIR, 0).astype(np.uint8)
-    c2, a2, s2, _, _ = reach_frame(colour, (round_s == HAIR).astype(np.float32), round_s, round_s == HAIR,
-                                   np.zeros((H, W), np.float32), labels)
+    c2, a2, s2, _, _ = fl(*reach_frame(*fl(colour, (round_s == HAIR).astype(np.float32), round_s, round_s == HAIR,
+                                           np.zeros((H, W), np.float32), labels)))
     assert (s2 == round_s).all() and np.allclose(c2, colour)
     # too far from the frame: stays
     far = np.zeros((H, W), np.uint8)
     far[60:] = HAIR
-    _, _, s3, _, _ = reach_frame(colour, (far == HAIR).astype(np.float32), far, far == HAIR, ends, labels)
+    _, _, s3, _, _ = fl(*reach_frame(*fl(colour, (far == HAIR).astype(np.float32), far, far == HAIR, ends, labels)))
+    # at the top it does not: a head's outline is round there
+    _, _, s4, _, _ = reach_frame(colour, alpha, s_out, taken, ends, labels)
+    assert (s4[:20] == 0).all()
     assert (s3[:60] == 0).all()
 
 

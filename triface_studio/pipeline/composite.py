@@ -776,10 +776,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
 def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray, ref_end: np.ndarray,
                 labels_id: np.ndarray, mine: np.ndarray | None = None, reach: int = FRAME_REACH_PX) -> tuple:
-    """New hair that ends where its reference's crop ended (its top or bottom: ``ref_end`` > 0.25
-    just inside the hair's first or last row in a column, or the outline runs straight across
-    there) within ``reach`` px of the identity's frame edge goes on to that edge, the rows
-    before its end reflected beyond it, as a portrait's
+    """New hair that ends where its reference's crop ended (its bottom: ``ref_end`` > 0.25
+    just inside the hair's last row in a column, or the outline runs straight across there)
+    within ``reach`` px of the identity's frame bottom goes on to it, the rows above its end
+    reflected below it, as a portrait's
     frame cuts hair; it showed as a straight cut with a strip of old hair or background
     between it and the frame.  Not over the identity's face or neck, nor over what a mask keeps
     of the identity (``mine``: the new hair is laid over that on purpose).  (New hair still to be
@@ -796,7 +796,9 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     ends = np.asarray(ref_end, np.float32)
     continued = np.zeros((H, W), bool)
     x = np.arange(W)
-    for flip in (False, True):
+    # only the bottom: continued at the top, where the outline of a head is round, the straight
+    # stretch cut by the crop became a block of hair with straight sides up to the frame
+    for flip in (True,):
         f = (lambda a: a[::-1]) if flip else (lambda a: a)       # noqa: E731 - the bottom as a top
         hair = f((s_out == HAIR) & (alpha > 0.5))
         first = hair.argmax(0)
