@@ -688,8 +688,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         hair = (s_out == HAIR) & (reg.m_k > 0.5)
         # where the identity's own hair stays (a subtract mask kept it) its photo shows, not the
         # render of it; the border between kept and new hair is feathered, not a straight cut
-        fade_in = cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX)
-        own = np.where(reg.m_k_id > 0.5, 1.0 - fade_in, 1.0)
+        own = 1.0
+        if mine.any():
+            fade_in = cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX)
+            own = np.where(reg.m_k_id > 0.5, 1.0 - fade_in, 1.0)
         alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)) * own)
     others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
     if others.any():
