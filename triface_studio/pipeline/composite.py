@@ -76,7 +76,7 @@ INNER_FACE = (L_EYE, R_EYE, NOSE, MOUTH, U_LIP, L_LIP)
 #: the identity's skin this close to a gap (px) is repainted with the gap rather than continued
 #: into it: along an old hairline it is shadowed and holds stray hairs
 HAIRLINE_PX = 4
-#: new hair cut by its reference's crop this near the identity's frame top or bottom (px) goes on to it
+#: new hair cut by its reference's crop this near the identity's frame bottom (px) goes on to it
 FRAME_REACH_PX = 40
 #: rows of new hair at its outline that are the render's soft edge
 EDGE_ROWS = 3
@@ -654,8 +654,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each
     pixel's pasted hair was to its reference crop's edge (1 at the edge): that hair fades out,
     over background, instead of ending in a straight cut.  ``ref_end``: the same for its crop's
-    top and bottom edges: hair cut there a little short of the identity's frame goes on to the
-    frame (:func:`reach_frame`).  ``kept``: where a subtract mask keeps
+    top and bottom edges: hair cut there a little short of the identity's frame bottom goes on
+    to it (:func:`reach_frame`).  ``kept``: where a subtract mask keeps
     the identity's own region (1): what no reference gives there keeps the identity's labels
     and its photo, whatever the render says at the region's outline, and the border between
     kept and new is feathered.  ``stretched``: pasted pixels that show a reference's texel
@@ -778,57 +778,49 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
 def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray, ref_end: np.ndarray,
                 labels_id: np.ndarray, mine: np.ndarray | None = None, reach: int = FRAME_REACH_PX) -> tuple:
-    """New hair that ends where its reference's crop ended (its bottom: ``ref_end`` > 0.25
-    just inside the hair's last row in a column, or the outline runs straight across there)
-    within ``reach`` px of the identity's frame bottom goes on to it, the rows above its end
-    reflected below it, as a portrait's
-    frame cuts hair; it showed as a straight cut with a strip of old hair or background
-    between it and the frame.  Not over the identity's face or neck, nor over what a mask keeps
-    of the identity (``mine``: the new hair is laid over that on purpose).  (New hair still to be
-    filled in, a scalp gap, is not continued: filled up to the frame it came out as specks of
-    the old hair.)
+    """New hair that ends where its reference's crop ended (``ref_end`` > 0.25 just inside the
+    hair's last row in a column, or the outline runs straight across there) within ``reach`` px
+    of the identity's frame bottom goes on to it, the rows above its end reflected below it, as
+    a portrait's frame cuts hair; it showed as a straight cut with a strip of old hair or
+    background between it and the frame.  Not over the identity's face or neck, nor over what a
+    mask keeps of the identity (``mine``: the new hair is laid over that on purpose).  Only at
+    the bottom: at the top, where a head's outline is round, the straight stretch the crop cut
+    became a block of hair with straight sides up to the frame.  (New hair still to be filled
+    in, a scalp gap, is not continued: filled up to the frame it came out as specks.)
     -> (colour, alpha, s_out, taken, continued): continued (H, W) bool: the columns' stretch
-    from the frame edge to ``reach`` px past the hair's old end (the fade at a crop edge does
-    not apply there)"""
+    from the frame to ``reach`` px past the hair's old end (the fade at a crop edge does not
+    apply there)"""
     colour, alpha, s_out, taken = (np.array(a) for a in (colour, alpha, s_out, taken))
     H, W = alpha.shape
     free = ~np.isin(np.asarray(labels_id), FACE_PARTS)
     if mine is not None:
         free &= ~np.asarray(mine, bool)
-    ends = np.asarray(ref_end, np.float32)
     continued = np.zeros((H, W), bool)
-    x = np.arange(W)
-    # only the bottom: continued at the top, where the outline of a head is round, the straight
-    # stretch cut by the crop became a block of hair with straight sides up to the frame
-    for flip in (True,):
-        f = (lambda a: a[::-1]) if flip else (lambda a: a)       # noqa: E731 - the bottom as a top
-        hair = f((s_out == HAIR) & (alpha > 0.5))
-        first = hair.argmax(0)
-        near = f(ends)[np.minimum(first + 3, H - 1), x] > 0.25
-        # (or where the outline runs straight across: a cut, e.g. by the tri-plane's own extent;
-        # the top of a head is round)
-        span = 2 * STRAIGHT_PX + 1
-        straight = (maximum_filter1d(first, span, mode="nearest") - minimum_filter1d(first, span, mode="nearest")) <= 2
-        ok = hair.any(0) & (first > 0) & (first <= reach) & (near | straight)
-        # whole stretches of the outline, not single columns (a notch of old hair between two)
-        ok = (cv2.morphologyEx(ok.astype(np.uint8)[None], cv2.MORPH_CLOSE, np.ones((1, 41), np.uint8))[0] > 0) \
-            & hair.any(0) & (first > 0) & (first <= reach)
-        y = np.arange(H)[:, None]
-        # hair at the frame already, or continued to it, is not faded out there either
-        f(continued)[(y < first[None, :] + reach) & (ok | (hair.any(0) & (first == 0)))[None, :]] = True
-        if not ok.any():
-            continue
+    # upside down, so that the frame's bottom is row 0 and the hair's last row its first
+    up = lambda a: a[::-1]                                          # noqa: E731
+    hair = up((s_out == HAIR) & (alpha > 0.5))
+    first = hair.argmax(0)
+    near = up(np.asarray(ref_end, np.float32))[np.minimum(first + 3, H - 1), np.arange(W)] > 0.25
+    # (or where the outline runs straight across: a cut, e.g. by the tri-plane's own extent)
+    span = 2 * STRAIGHT_PX + 1
+    straight = (maximum_filter1d(first, span, mode="nearest") - minimum_filter1d(first, span, mode="nearest")) <= 2
+    some = hair.any(0) & (first > 0) & (first <= reach)
+    # whole stretches of the outline, not single columns (a notch of old hair between two)
+    ok = (cv2.morphologyEx((some & (near | straight)).astype(np.uint8)[None], cv2.MORPH_CLOSE,
+                           np.ones((1, 41), np.uint8))[0] > 0) & some
+    y = np.arange(H)[:, None]
+    # hair at the frame already, or continued to it, is not faded out there either
+    up(continued)[(y < first[None, :] + reach) & (ok | (hair.any(0) & (first == 0)))[None, :]] = True
+    if ok.any():
         # reflected about a line a few rows inside the hair: its outermost rows are the render's
         # soft edge, which doubled showed as a line across the hair
         edge = first[None, :] + EDGE_ROWS
-        put = (y < edge) & ok[None, :] & f(free)
-        src = np.clip(2 * edge - y, 0, H - 1)
-        ys, xs = np.nonzero(put)
-        sy = src[ys, xs]
-        for a in (colour, alpha, s_out, taken):
-            v = f(a)
+        ys, xs = np.nonzero((y < edge) & ok[None, :] & up(free))
+        sy = np.clip(2 * edge - y, 0, H - 1)[ys, xs]
+        for arr in (colour, alpha, s_out, taken):
+            v = up(arr)
             v[ys, xs] = v[sy, xs]
-        f(s_out)[ys, xs] = HAIR
+        up(s_out)[ys, xs] = HAIR
     return colour, alpha, s_out, taken, continued
 
 

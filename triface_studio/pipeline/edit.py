@@ -574,7 +574,8 @@ class EditPipeline:
             comp = composite_stage.build(
                 i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref, layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
-                background=request.background, ref_border=ref_border, ref_end=ref_end, kept=kept_img, stretched=stretched,
+                background=request.background, ref_border=ref_border, ref_end=ref_end, kept=kept_img,
+                stretched=stretched,
                 bare=None if request.bare_mask is None else crop_mask(request.bare_mask, "the bare-scalp mask", notes))
             notes.extend(comp.notes)
             s_blend = comp.s_blend
@@ -766,9 +767,8 @@ class EditPipeline:
     def _recoloured_mouth(self, spec, fa, fa_id) -> tuple:
         """The identity's own mouth (its lips' shape, its teeth) with its lips in the colour
         of the reference's visible lips (Reinhard transfer in CIELAB, its spread at most the
-        identity's own; the
-        composite then moves them from the reference's light to the identity's), as a moved
-        part for :func:`put_part`."""
+        identity's own; the composite then moves them from the reference's light to the
+        identity's), as a moved part for :func:`put_part`."""
         crop_id, labels_id = to_float(fa_id.crop), self._labels(fa_id).astype(np.uint8)
         wanted = self._classes(spec.attributes)
         shown = (wanted & {U_LIP, L_LIP}) - self._hidden_lips(spec, fa)
