@@ -763,7 +763,8 @@ def test_a_shut_reference_mouth_recolours_the_identity_s_open_one():
     assert side is None and classes == {MOUTH, U_LIP, L_LIP} and (labels == lab_id).all()
     assert np.allclose(crop[lab_id == MOUTH], 242 / 255, atol=5e-3)     # its own teeth
     lips = np.isin(lab_id, (U_LIP, L_LIP))
-    a = lambda img, m: colour.to_lab(np.asarray(img, np.float32) / (255 if img.dtype == np.uint8 else 1))[m].mean(0)  # noqa: E731
+    def a(img, m):                                                    # mean CIELAB colour under m
+        return colour.to_lab(np.asarray(img, np.float32) / (255 if img.dtype == np.uint8 else 1))[m].mean(0)
     assert np.abs(a(crop, lips) - a(ref, np.isin(lab_ref, (U_LIP, L_LIP)))).max() < 2   # the reference's lips' colour
     rest = ~lips & (lab_id != MOUTH)
     assert np.allclose(crop[rest], ident[rest] / 255, atol=5e-3)     # (a CIELAB round trip)
@@ -804,8 +805,9 @@ def test_the_removed_hair_s_faint_fringe_goes_with_it():
 def test_hair_cut_by_its_reference_s_crop_near_the_frame_bottom_goes_on_to_it():
     """New hair that ended in a straight line where its reference's crop ended, a little short
     of the identity's frame bottom, left a strip of old hair or background below it: it goes on
-    to the frame, the rows above its end reflected (drawn here upside down).  A round head top that the reference shows
-    whole stays as it is, and nothing is continued over the face."""
+    to the frame, the rows above its end reflected (drawn here upside down).  A round outline
+    that the reference shows whole stays as it is, nothing is continued over the face, and at
+    the top nothing is continued."""
     from triface_studio.pipeline.composite import reach_frame
 
     H = W = 128
@@ -838,10 +840,10 @@ def test_hair_cut_by_its_reference_s_crop_near_the_frame_bottom_goes_on_to_it():
     far = np.zeros((H, W), np.uint8)
     far[60:] = HAIR
     _, _, s3, _, _ = fl(*reach_frame(*fl(colour, (far == HAIR).astype(np.float32), far, far == HAIR, ends, labels)))
+    assert (s3[:60] == 0).all()
     # at the top it does not: a head's outline is round there
     _, _, s4, _, _ = reach_frame(colour, alpha, s_out, taken, ends, labels)
     assert (s4[:20] == 0).all()
-    assert (s3[:60] == 0).all()
 
 
 def test_eyes_seen_only_through_the_reference_s_glasses_are_not_taken(scene):
