@@ -166,6 +166,11 @@ def test_relight_keeps_a_part_s_contrast_to_its_surroundings_in_the_new_light():
     assert np.allclose(got[1:] - lab(skin_dst)[1:], before[1:] - lab(skin_src)[1:], atol=1.0)  # as much redder
     assert got[0] > before[0] + 12                                       # in the brighter light
     assert np.allclose(out[:, 4:], img[:, 4:])                           # nothing outside the region
+    # a near-black part (a dark brow) keeps nearly its own colour: the shift scales with its light
+    dark = np.broadcast_to(np.array([0.06, 0.05, 0.05], np.float32), (8, 8, 3)).copy()
+    moved = colour.to_lab(colour.relight(dark, region, lab(skin_src), lab(skin_dst)))[0, 0]
+    shift = np.abs(lab(skin_dst)[1:] - lab(skin_src)[1:])
+    assert (np.abs(moved[1:] - colour.to_lab(dark)[0, 0, 1:]) < 0.35 * shift).all()
 
 
 def test_pasted_lips_take_the_identity_s_light_not_the_reference_s():

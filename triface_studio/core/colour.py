@@ -137,7 +137,8 @@ def relight(image: np.ndarray, region: np.ndarray, source_around: np.ndarray, ta
     """``image`` inside ``region`` (weights in [0, 1]) moved from one photo's light to another's,
     keeping how it stands against its surroundings: CIELAB lightness as a ratio to the
     surroundings' (``source_around``: the typical Lab colour, e.g. the median, of what surrounded
-    it in its own photo), a/b as an offset from them, both put onto ``target_around`` (the same
+    it in its own photo), a/b as an offset from them (scaled down for pixels under half the
+    surroundings' lightness, as light scales colour), both put onto ``target_around`` (the same
     of what surrounds it now).  E.g. lips redder and darker than the skin around them stay so
     on a paler or warmer face, instead of keeping the other photo's colour.  The lightness ratio
     is clipped to [1/max_ratio, max_ratio].  Shape: (H, W, 3) RGB in [0, 1], (H, W), (3,), (3,) -> (H, W, 3)"""
@@ -149,5 +150,9 @@ def relight(image: np.ndarray, region: np.ndarray, source_around: np.ndarray, ta
     lab = to_lab(img)
     moved = lab.copy()
     moved[..., 0] = lab[..., 0] * float(np.clip(dst[0] / max(src[0], 1.0), 1.0 / max_ratio, max_ratio))
-    moved[..., 1:] = lab[..., 1:] + (dst[1:] - src[1:])
+    # the colour shift whole down to half the surroundings' lightness, less below: a change of
+    # light and white balance scales colours (von Kries), so a near-black pixel moves little;
+    # one offset for all turned a near-black brow blue on a cooler face than its own
+    share = np.clip(lab[..., :1] / max(0.5 * float(src[0]), 1.0), 0.0, 1.0)
+    moved[..., 1:] = lab[..., 1:] + (dst[1:] - src[1:]) * share
     return np.where(w > 0, from_lab(lab * (1 - w) + moved * w), img).astype(np.float32)
