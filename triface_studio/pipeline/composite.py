@@ -567,12 +567,13 @@ def hidden_lips(crop: np.ndarray, labels: np.ndarray, classes) -> frozenset:
     labels = np.asarray(labels)
     lab = colour.to_lab(np.asarray(crop, np.float32))
     hidden = set()
-    for c in sorted(set(classes) & {U_LIP, L_LIP}):
+    wanted = sorted(set(classes) & {U_LIP, L_LIP})
+    around = _around(lab, np.isin(labels, [U_LIP, L_LIP, MOUTH]), labels == SKIN) if wanted else None
+    if around is None:
+        return frozenset()
+    for c in wanted:
         part = labels == c
         if part.sum() < 32:
-            continue
-        around = _around(lab, np.isin(labels, [U_LIP, L_LIP, MOUTH]), labels == SKIN)
-        if around is None:
             continue
         own = np.median(lab[part], 0)
         if own[0] < HIDDEN_LIP_LIGHTNESS * around[0] and own[1] - around[1] < HIDDEN_LIP_REDNESS:
@@ -654,13 +655,13 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each
     pixel's pasted hair was to its reference crop's edge (1 at the edge): that hair fades out,
     over background, instead of ending in a straight cut.  ``ref_end``: the same for its crop's
-    top and bottom edges: hair cut there a little short of the identity's frame bottom goes on
-    to it (:func:`reach_frame`).  ``kept``: where a subtract mask keeps
-    the identity's own region (1): what no reference gives there keeps the identity's labels
-    and its photo, whatever the render says at the region's outline, and the border between
-    kept and new is feathered.  ``stretched``: pasted pixels that show a reference's texel
-    smeared across many pixels (seen at a grazing angle in its photo): pasted hair there keeps
-    its colour and light but takes its strands from the rest of the new hair."""
+    bottom edge: hair cut there a little short of the identity's frame bottom goes on to it
+    (:func:`reach_frame`).  ``kept``: where a subtract mask keeps the identity's own region
+    (1): what no reference gives there keeps the identity's labels and its photo, whatever the
+    render says at the region's outline, and the border between kept and new is feathered.
+    ``stretched``: pasted pixels that show a reference's texel smeared across many pixels (seen
+    at a grazing angle in its photo): pasted hair there keeps its colour and light but takes its
+    strands from the rest of the new hair."""
     notes: list[str] = []
     classes = sorted(set(classes))
     taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0

@@ -454,6 +454,7 @@ class EditPipeline:
         align_res = 96          # frontal semantics only feed plane masks; 96 px is plenty
         all_classes: set[int] = set()
         steps, borders, ends, kept = [], [], [], []
+        taken = []          # per reference: (classes taken from it, its hidden lips), found once
         with job("align"):
             # identity's frontal semantics (its M_-k is taken per reference below)
             sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3)).semantics
@@ -470,6 +471,7 @@ class EditPipeline:
                                  f"keeps its own")
                 all_classes |= classes
                 hidden = self._hidden_lips(spec, fa)
+                taken.append((classes, hidden))
                 if hidden:
                     what = " and ".join({U_LIP: "upper lip", L_LIP: "lower lip"}[c] for c in sorted(hidden))
                     notes.append(f"the {what} of {ref_name} {'are' if len(hidden) > 1 else 'is'} hidden (by a "
@@ -551,7 +553,8 @@ class EditPipeline:
                                         surface=surface).numpy() if borders else None
             ref_end = plane_to_image(torch.stack(ends).amax(0).cpu(), cam_id, CROP,
                                      surface=surface).numpy() if ends else None
-            i_ref_hat, beyond, stretched = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps)
+            i_ref_hat, beyond, stretched = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps,
+                                                              [c for c, _ in taken])
             kept_img = self._kept(kept, cam_id, surface) if kept else None
             s_blend_probs = sem[0].cpu()
             s_blend = s_blend_probs.max(0).indices.to(torch.uint8).numpy()
@@ -559,13 +562,13 @@ class EditPipeline:
             # is the photo's, not the tri-plane's coarser one
             s_blend[beyond & (s_blend == HAIR)] = BACKGROUND
             from_ref = from_ref.numpy()
-            for spec, fa, _img in refs:
-                for part in self._moved_parts(spec, fa, fa_id):
+            for (spec, fa, _img), (given, hidden) in zip(refs, taken):
+                for part in self._moved_parts(spec, fa, fa_id, given, hidden):
                     s_blend, i_ref_hat, from_ref = put_part(s_blend, i_ref_hat, from_ref, labels_id, *part)
 
         with job("composite"):
             layers = [composite_stage.ReferenceLayer(
-                crop=to_float(fa.crop), labels=self._labels(fa), classes=self._given(spec, fa),
+                crop=to_float(fa.crop), labels=self._labels(fa), classes=taken[i][0],
                 name=getattr(fa, "name", f"reference {i + 1}"),
                 **self._glasses_render(spec, fa, t_ref, cam_id, rr, notes, fa_id))
                 for i, ((spec, fa, _img), t_ref) in enumerate(zip(refs, t_refs))]
@@ -643,8 +646,8 @@ class EditPipeline:
             out = np.maximum(out, np.where(inside, read, np.asarray(painted, np.float32)))
         return out
 
-    def _photo_texels(self, render: np.ndarray, out, hit, cam_id, refs,
-                      steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _photo_texels(self, render: np.ndarray, out, hit, cam_id, refs, steps,
+                      taken: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The render of T^blend with every pixel that shows a reference's attribute taken from
         that reference's own crop instead: the pixel's surface point (rendered depth) projected
         into the reference's camera (:func:`core.rays.source_pixels`) is where the tri-plane's
@@ -656,7 +659,8 @@ class EditPipeline:
         given to the reference whose texel the blend kept there: later steps of
         :func:`core.blending.blend_sequence` overwrite earlier ones.  ``stretched``: the
         reference's pixels that cover less than ``MIN_PHOTO_AREA`` of its photo each (a side
-        its photo saw at a grazing angle: one texel smeared into a streak).
+        its photo saw at a grazing angle: one texel smeared into a streak).  ``taken``: the
+        classes taken from each reference (:meth:`_given`).
         Shape: (CROP, CROP, 3) -> (CROP, CROP, 3), beyond and stretched (CROP, CROP) bool"""
         d = out.depth[0, 0].float().cpu()
         rr = d.shape[-1]
@@ -688,7 +692,7 @@ class EditPipeline:
             stretched |= sel & (area < MIN_PHOTO_AREA)
             labels = cv2.remap(self._labels(fa).astype(np.uint8), mx, my, cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-            classes = self._given(spec, fa)
+            classes = taken[i]
             own = np.isin(labels, list(classes))
             # whole patches only: a pixel here and there on the background is the reference's
             # own edge (strand tips), not a region to remove
@@ -727,13 +731,14 @@ class EditPipeline:
         return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
                 "render_labels": sem[0].max(0).indices.to(torch.uint8).cpu().numpy(), "user_region": user}
 
-    def _moved_parts(self, spec, fa, fa_id) -> list[tuple]:
+    def _moved_parts(self, spec, fa, fa_id, given=None, hidden=None) -> list[tuple]:
         """For a reference that gives lips, eyes or brows, without a painted mask: for each such
         part (the mouth; each eye and each brow on its own), the reference's crop and labels
         moved by the similarity that takes the part's face-mesh points onto the identity's, the
         part's classes, and the side of the identity's face it is on (None for the mouth).
-        -> [(crop, labels, classes, side), ...]"""
-        given = self._given(spec, fa)
+        ``given``, ``hidden``: :meth:`_given` and :meth:`_hidden_lips` of the reference, when
+        already found.  -> [(crop, labels, classes, side), ...]"""
+        given = self._given(spec, fa) if given is None else given
         if spec.user_mask is not None or not given & PART_CLASSES:
             return []
         lm = getattr(fa_id, "crop_landmarks", None)
@@ -745,9 +750,11 @@ class EditPipeline:
         for classes, points, side in MOVED_PARTS:
             if not given & classes:
                 continue
-            if side is None and self._recolour_mouth(spec, fa, fa_id):
-                out.append(self._recoloured_mouth(spec, fa, fa_id))
-                continue
+            if side is None:
+                hidden = self._hidden_lips(spec, fa) if hidden is None else hidden
+                if self._recolour_mouth(spec, fa, fa_id, hidden):
+                    out.append(self._recoloured_mouth(spec, fa, fa_id, hidden))
+                    continue
             warp = landmark_similarity(fa, fa_id, points)
             if warp is None:
                 continue
@@ -755,23 +762,24 @@ class EditPipeline:
                         given & classes, None if side is None else (side, mid)))
         return out
 
-    def _recolour_mouth(self, spec, fa, fa_id) -> bool:
+    def _recolour_mouth(self, spec, fa, fa_id, hidden=None) -> bool:
         """Whether the reference's mouth can not be moved onto the identity's: a lip of it is
         hidden (:meth:`_hidden_lips`), or the identity's mouth is open and the reference's shut
         (its opening, as a share of the mouth's width, is :data:`MOUTH_OPENING_DIFF` wider): a
         shut mouth moved onto an open smile left a band of skin where the teeth were, a lip
         under a moustache came along as a moustache.  (An open mouth moved onto a shut one
-        covers it whole.)"""
-        return bool(self._hidden_lips(spec, fa)) or mouth_opening(fa_id) - mouth_opening(fa) > MOUTH_OPENING_DIFF
+        covers it whole.)  ``hidden``: :meth:`_hidden_lips`, when already found."""
+        hidden = self._hidden_lips(spec, fa) if hidden is None else hidden
+        return bool(hidden) or mouth_opening(fa_id) - mouth_opening(fa) > MOUTH_OPENING_DIFF
 
-    def _recoloured_mouth(self, spec, fa, fa_id) -> tuple:
+    def _recoloured_mouth(self, spec, fa, fa_id, hidden=None) -> tuple:
         """The identity's own mouth (its lips' shape, its teeth) with its lips in the colour
         of the reference's visible lips (Reinhard transfer in CIELAB, its spread at most the
         identity's own; the composite then moves them from the reference's light to the
         identity's), as a moved part for :func:`put_part`."""
         crop_id, labels_id = to_float(fa_id.crop), self._labels(fa_id).astype(np.uint8)
         wanted = self._classes(spec.attributes)
-        shown = (wanted & {U_LIP, L_LIP}) - self._hidden_lips(spec, fa)
+        shown = (wanted & {U_LIP, L_LIP}) - (self._hidden_lips(spec, fa) if hidden is None else hidden)
         target = colour.stats(to_float(fa.crop), np.isin(self._labels(fa), sorted(shown)).astype(np.float32))
         lips_id = np.isin(labels_id, sorted(wanted & {U_LIP, L_LIP})).astype(np.float32)
         own = colour.stats(crop_id, lips_id)
@@ -937,9 +945,10 @@ def side_border(width: float = 28.0, size: int = CROP) -> np.ndarray:
 
 
 def frame_border(width: float = 48.0, size: int = CROP) -> np.ndarray:
-    """1 at a square crop's top and bottom edges, fading to 0 ``width`` px inside.
-    -> (size, size) float32"""
-    return np.ascontiguousarray(side_border(width, size).T)
+    """1 at a square crop's bottom edge, fading to 0 ``width`` px inside (where new hair is
+    continued to the frame: :func:`composite.reach_frame`). -> (size, size) float32"""
+    d = size - 1 - np.arange(size, dtype=np.float32)
+    return np.ascontiguousarray(np.broadcast_to(np.clip(1.0 - d / width, 0, 1)[:, None], (size, size)))
 
 
 def crop_mask(mask, what: str, notes: list) -> np.ndarray:
