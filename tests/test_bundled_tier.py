@@ -409,3 +409,20 @@ def test_the_outline_wall_takes_the_smooth_colour_of_the_head_inside_it():
     inner = occupied & (d > WALL_BAND)
     assert np.array_equal(out[:, inner], colour[:, inner])
     assert np.array_equal(out[:, ~occupied], colour[:, ~occupied])
+
+
+def test_visible_surface_shows_the_nearer_of_two_folded_triangles():
+    """Where the face mesh folds over itself in the photo (a turned head's nose over its far
+    cheek), a pixel shows the point nearer the camera; off the mesh it shows nothing."""
+    from triface_studio.models.bundled.encoder import visible_surface
+
+    world = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1.2, 1.2, 0]], float)   # triangles (0,1,2), (1,3,2)
+    for z3, nearer_second in ((-10.0, True), (10.0, False)):
+        crop = np.array([[10, 10, 0], [50, 10, 0], [10, 50, 0], [12, 12, z3]], float)  # 3 folded onto 0
+        shown = visible_surface(crop, world, 64)
+        x, y = shown[20, 20]
+        # the second triangle lies at x + y >= 1 in the canonical plane, the first below it
+        assert (x + y > 1.0) == nearer_second
+        if not nearer_second:
+            assert abs(x - (20.5 - 10) / 40) < 0.03 and abs(y - (20.5 - 10) / 40) < 0.03
+        assert np.isnan(shown[60, 60]).all()

@@ -90,7 +90,8 @@ def run(args) -> int:
         if args.turned < 0:
             raise ValueError(f"--turned must be 0 or more, not {args.turned}")
         summary = evaluate_views(args.data, args.out, limit=args.limit or 8, tier=args.tier, device=args.device,
-                                 log=lambda m: print(m, file=sys.stderr, flush=True), turned=args.turned)
+                                 log=lambda m: print(m, file=sys.stderr, flush=True), turned=args.turned,
+                                 split=args.split)
         print(json.dumps(summary, indent=2) if args.json else
               f"views: {summary['photos']} photos  face found in {summary['found']} of views  landmarks "
               f"{summary['landmark_px']} px  streaks {summary['streak_share']} (photo "

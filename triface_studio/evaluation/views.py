@@ -44,6 +44,7 @@ from triface_studio.core.semantics import BACKGROUND, CLOTH, L_BROW, L_EYE, R_BR
 from triface_studio.pipeline.exports import contact_sheet
 
 from .lift import _psnr, held_out_names, write_table
+from .protocol import split_names
 
 #: (yaw, pitch) of the measured views
 VIEWS = ((-45, 0), (-30, 0), (-15, 0), (15, 0), (30, 0), (45, 0), (0, 20), (0, -20))
@@ -58,6 +59,10 @@ SIZE = 512
 TILE = 160
 #: how many of the most turned other held-out photos are measured apart, from what yaw on
 TURNED, TURNED_MIN_YAW = 4, 25.0
+
+
+#: how many training photos (after the first ``limit``) ``split="train"`` searches for turned ones
+TRAIN_SEARCH = 200
 
 
 def streak_share(rgb: np.ndarray, region: np.ndarray, run: int = STREAK_RUN, tol: int = STREAK_TOL,
@@ -141,9 +146,11 @@ def _head(labels: np.ndarray) -> np.ndarray:
 
 
 def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8, tier: str = "bundled",
-                   device: str = "cpu", log: Callable[[str], None] | None = None, turned: int = TURNED) -> dict:
+                   device: str = "cpu", log: Callable[[str], None] | None = None, turned: int = TURNED,
+                   split: str = "heldout") -> dict:
     """Measure the orbit views of up to ``limit`` held-out photos, and apart of them of the
-    ``turned`` most turned other held-out photos; writes ``views.csv``, ``summary.json`` and
+    ``turned`` most turned other held-out photos (``split="train"``: the parser's training photos
+    instead, and the turned ones among the next :data:`TRAIN_SEARCH`, for development); writes ``views.csv``, ``summary.json`` and
     ``contact_sheet.png`` into ``out_dir`` and returns the summary."""
     import torch
 
@@ -154,7 +161,13 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
     data, out_dir = Path(data), Path(out_dir)
     pipe = make_pipeline(tier, device)
     paths = {p.stem: p for p in (data / "images").iterdir()}
-    names = held_out_names(data)
+    if split == "heldout":
+        names = held_out_names(data)
+    elif split == "train":
+        names = sorted(split_names(data, "train") or ())
+        names = names[:(limit or 0) + TRAIN_SEARCH]
+    else:
+        raise ValueError(f"the views eval measures held-out or training photos, not {split!r}")
     first = names[:limit]
     chosen = [(n, "first") for n in first] + [(n, "turned") for n in most_turned(pipe, names[len(first):], paths, turned)]
     rows, sheet_rows, photos = [], [], []
@@ -197,7 +210,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
 
     views = [r for r in rows if "error" not in r and r["set"] == "first"]
     summary = _summary(views, [p for p in photos if p["set"] == "first"])
-    summary = {"task": "views", "tier": tier, "photos": len({r["name"] for r in rows if r["set"] == "first"}),
+    summary = {"task": "views", "tier": tier, "split": split, "photos": len({r["name"] for r in rows if r["set"] == "first"}),
                "failed": sum("error" in r for r in rows), "views": [list(v) for v in VIEWS], **summary}
     turned_views = [r for r in rows if "error" not in r and r["set"] == "turned"]
     summary["turned"] = {"photos": len({r["name"] for r in turned_views}), "min_yaw": TURNED_MIN_YAW,

@@ -544,6 +544,47 @@ def backdrop(crop: np.ndarray, labels: np.ndarray | None, size: int = BACKDROP_S
     return torch.from_numpy(np.ascontiguousarray(up, np.float32)).permute(2, 0, 1)
 
 
+#: a texel whose photo pixel the face mesh says shows a surface point farther than this (world
+#: units in the canonical XY plane, ~15 texels at 512) from the texel is hidden in the photo
+MESH_HIDDEN = 0.03
+
+
+def visible_surface(crop_landmarks: np.ndarray, world_landmarks: np.ndarray, size: int) -> np.ndarray:
+    """For each pixel of a ``size`` crop, the canonical (x, y) of the face-mesh surface point the
+    photo shows there (the mesh nearest the camera wins); NaN off the mesh.
+
+    Why: the lift reads each texel where its height-field point projects; where the photo's face
+    is turned, a far-side texel projects onto the nose or near cheek in front of it and would
+    take their colours, a second face in side views.  The mesh, with its depths, knows which
+    point of the face each pixel shows.  Shapes: (N, 3) crop px + relative depth, (N, 3) world
+    -> (size, size, 2) for the crop of ``size`` px the landmarks are in."""
+    from scipy.spatial import Delaunay
+
+    lm = np.asarray(crop_landmarks, np.float64)
+    w = np.asarray(world_landmarks, np.float64)[:, :2]
+    tri = Delaunay(w).simplices                                    # the frontal face, triangulated
+    ids = np.full((size, size), -1, np.int32)
+    fixed = np.round(lm[:, :2] * 16).astype(np.int32)              # (4 fractional bits)
+    for k in np.argsort(-lm[tri, 2].mean(1)):                      # farthest first: nearer overwrite
+        cv2.fillConvexPoly(ids, fixed[tri[k]], int(k), lineType=cv2.LINE_8, shift=4)
+    out = np.full((size, size, 2), np.nan, np.float32)
+    yy, xx = np.nonzero(ids >= 0)
+    if not len(yy):
+        return out
+    t = tri[ids[yy, xx]]                                           # (M, 3) vertex indices
+    a, b, c = (lm[t[:, i], :2] for i in range(3))
+    p = np.stack([xx + 0.5, yy + 0.5], -1)                         # barycentric in the crop
+    v0, v1, v2 = b - a, c - a, p - a
+    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+    den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+    l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
+    l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
+    l1, l2 = np.clip(l1, 0, 1), np.clip(l2, 0, 1)
+    l0 = np.clip(1 - l1 - l2, 0, 1)
+    out[yy, xx] = l0[:, None] * w[t[:, 0]] + l1[:, None] * w[t[:, 1]] + l2[:, None] * w[t[:, 2]]
+    return out
+
+
 def _visibility(front: torch.Tensor, pts: torch.Tensor, cam, inside: torch.Tensor) -> torch.Tensor:
     """Cosine between the height field's normal and the direction to the camera; -1 outside
     the photo.  Shape: front (R, R), pts (R, R, 3) -> (R, R)."""
@@ -577,10 +618,13 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
     if onehot.shape[-2:] != small.shape[-2:]:
         onehot = F.interpolate(onehot[None], size=small.shape[-2:], mode="area")[0]
 
+    shown = None
     if landmarks is not None:
         from triface_studio.models.face.analyzer import canonical_world_landmarks
 
-        front, back = face_height_field(canonical_world_landmarks(landmarks), R)
+        world = canonical_world_landmarks(landmarks)
+        front, back = face_height_field(world, R)
+        shown = torch.from_numpy(visible_surface(landmarks, world, S)).permute(2, 0, 1)
     else:
         front, back = head_height_field(R)
     cam = camera.to(dtype=torch.float32)
@@ -595,6 +639,11 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         colour, sem = _read(small, uv), _read(onehot, uv)
         inside = ((uv >= 0) & (uv <= 1)).all(-1)
         vis = _visibility(front, pts, cam, inside)
+        if shown is not None:
+            # a texel whose photo pixel shows another point of the face is hidden there
+            seen_at = _read(shown, uv, mode="nearest").permute(1, 2, 0)
+            hidden = (seen_at - pts[..., :2]).norm(dim=-1) > MESH_HIDDEN       # (NaN -> False)
+            vis = torch.where(hidden & inside, torch.full_like(vis, -1.0), vis)
         # symmetry fill: where the mirrored texel is seen better, take it (with flipped classes);
         # only where the mirrored texel is seen well: two grazing rims of a nearly frontal photo keep their own
         m_vis = vis.flip(1)
