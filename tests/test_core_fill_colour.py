@@ -120,6 +120,21 @@ def test_mix_share_reads_how_much_of_the_foreground_a_pixel_holds():
     assert share[0] > 0.95 and share[1] < 0.05 and 0.25 < share[2] < 0.75
 
 
+def test_unmix_takes_back_the_layer_from_its_old_background():
+    fg, old, new = np.array([0.1, 0.1, 0.12], np.float32), np.array([0.45, 0.28, 0.2], np.float32), \
+        np.array([0.9, 0.75, 0.7], np.float32)
+    alpha = np.array([[1.0, 0.6, 0.3, 0.1]], np.float32)
+    mixed = alpha[..., None] * fg + (1 - alpha[..., None]) * old
+    got = colour.unmix(mixed, alpha, np.broadcast_to(old, mixed.shape))
+    # laid over another background, it is what a camera would have seen there: no trace of the old one
+    over_new = alpha[..., None] * got + (1 - alpha[..., None]) * new
+    want = alpha[..., None] * fg + (1 - alpha[..., None]) * new
+    assert np.abs(over_new[0, :3] - want[0, :3]).max() < 1e-5
+    # below the floor the division is capped, so the weak pixel stays a mix, not a blown-up colour
+    assert np.abs(got[0, 3] - old).max() < np.abs(fg - old).max()
+    assert got.min() >= 0.0 and got.max() <= 1.0
+
+
 def test_row_span_closes_each_row_between_its_outermost_pixels():
     from triface_studio.core.masks import row_span
 

@@ -289,6 +289,22 @@ def test_glasses_layer_keeps_the_frame_and_lets_the_identity_show_through_clear_
     assert layer.alpha[region == 0].max() == 0.0
 
 
+def test_glasses_layer_leaves_the_reference_s_skin_out_of_the_frame_s_soft_edge():
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene(None)
+    skin = img[5, 5].copy()
+    d = np.hypot(xx - 40, yy - 60)
+    edge = (d >= 20) & (d < 21)        # half frame, half the reference's skin, as a camera sees a rim's edge
+    img[edge] = 0.5 * np.array((0.05, 0.05, 0.05)) + 0.5 * skin
+    region[edge] = 1.0
+    layer = glasses_layer(img, lab, region)
+    soft = edge & (layer.alpha > 0.2) & (layer.alpha < 0.9)
+    assert soft.sum() > 20
+    # the colour that comes along there is the frame's, darker than the mixed pixel
+    assert layer.colour[soft].mean() < img[soft].mean() - 0.05
+
+
 def test_glasses_layer_keeps_dark_lenses_dark():
     from triface_studio.pipeline.composite import glasses_layer
 

@@ -132,6 +132,19 @@ def mix_share(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     return np.clip(t, 0.0, 1.0).astype(np.float32)
 
 
+def unmix(image: np.ndarray, alpha: np.ndarray, background: np.ndarray, floor: float = 0.25) -> np.ndarray:
+    """The foreground colour of pixels that are a mix of a layer and what was behind it:
+    ``image = alpha * fg + (1 - alpha) * background`` solved for ``fg`` (RGB, linear in the
+    pixel values as a camera mixes a thin frame with the skin behind it), so the layer laid over
+    another background does not bring its old one along.  Below ``floor`` the division is
+    capped there (a weak alpha is more often an estimate's error than a faint layer).
+    Shape: (H, W, 3), (H, W), (H, W, 3) -> (H, W, 3) float32 in [0, 1]"""
+    img = np.asarray(image, np.float32)
+    bg = np.asarray(background, np.float32)
+    a = np.maximum(np.asarray(alpha, np.float32), floor)[..., None]
+    return np.clip(bg + (img - bg) / a, 0.0, 1.0).astype(np.float32)
+
+
 def relight(image: np.ndarray, region: np.ndarray, source_around: np.ndarray, target_around: np.ndarray,
             max_ratio: float = 2.0) -> np.ndarray:
     """``image`` inside ``region`` (weights in [0, 1]) moved from one photo's light to another's,

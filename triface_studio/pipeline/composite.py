@@ -399,8 +399,10 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     alpha = alpha * glasses
     if user_region is not None:
         alpha = np.maximum(alpha, np.asarray(user_region, np.float32) * glasses)
-    alpha = cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), 0.6) * glasses
-    return GlassesLayer(alpha=np.clip(alpha, 0, 1).astype(np.float32), colour=img, tinted=tinted)
+    alpha = np.clip(cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), 0.6) * glasses, 0, 1)
+    # a frame's soft edge and a faint tint are part frame, part the reference's own skin behind
+    # them: only the frame's part comes along
+    return GlassesLayer(alpha=alpha.astype(np.float32), colour=colour.unmix(img, alpha, bare), tinted=tinted)
 
 
 def attached_to_frame(alpha: np.ndarray, strong: float = 0.6, share: float = 0.2, reach: float = 3.0) -> np.ndarray:
