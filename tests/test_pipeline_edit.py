@@ -305,6 +305,32 @@ def test_glasses_layer_leaves_the_reference_s_skin_out_of_the_frame_s_soft_edge(
     assert layer.colour[soft].mean() < img[soft].mean() - 0.05
 
 
+def test_a_side_seen_pair_of_glasses_is_made_whole_from_its_nearer_half():
+    from triface_studio.core.semantics import L_EYE, R_EYE
+    from triface_studio.pipeline.composite import symmetric_glasses
+
+    lab = np.full((64, 100), SKIN, np.uint8)
+    img = np.full((64, 100, 3), 0.8, np.float32)
+    lab[20:40, 20:50] = EYEGLASSES          # the near lens reaches 30 px from the midline (50)
+    lab[25:35, 50:62] = EYEGLASSES          # the far one, foreshortened, 12 px
+    img[lab == EYEGLASSES] = 0.1
+    lab[28:32, 30:36] = L_EYE
+    out = symmetric_glasses(img, lab, 50.0)
+    assert out is not None
+    render, labels, user = out
+    glasses = labels == EYEGLASSES
+    assert (glasses == glasses[:, ::-1][:, np.r_[99, 0:99]]).mean() > 0.99      # mirror image about column 50
+    assert (glasses | (labels == R_EYE))[20:40, 51:80].all() and not glasses[:, 81:].any()
+    assert (labels == R_EYE).sum() == (labels == L_EYE).sum() > 0              # the mirrored eye is the other eye
+    assert render[30, 75, 0] == np.float32(0.1) and user is None
+    # the near half is untouched, and a pair seen from the front is left as it is
+    assert (labels[:, :50] == lab[:, :50]).all()
+    even = lab.copy()
+    even[25:35, 50:62] = SKIN
+    even[20:40, 50:78] = EYEGLASSES
+    assert symmetric_glasses(img, even, 50.0) is None
+
+
 def test_glasses_layer_keeps_dark_lenses_dark():
     from triface_studio.pipeline.composite import glasses_layer
 
