@@ -919,3 +919,37 @@ def test_eyes_seen_only_through_the_reference_s_glasses_are_not_taken(scene):
     assert any("only through its eyeglasses" in n for n in res.notes)
     eyes_id = (abs(yy - 260) < 5) & (abs(np.abs(xx - 256) - 50) < 14)
     assert np.abs(res.composite[eyes_id].astype(int) - scene["ident"][eyes_id].astype(int)).mean() < 20
+
+
+def test_glasses_from_a_turned_reference_are_mirrored_onto_a_frontal_face_and_a_too_turned_one_is_told(monkeypatch):
+    from types import SimpleNamespace
+
+    import triface_studio.pipeline.edit as edit_mod
+
+    # the reference's pair, already on the identity's eyes (the similarity is the identity
+    # here): the near lens reaches 60 px from the midline at column 256, the far one 25
+    crop = np.full((512, 512, 3), 200, np.uint8)
+    labels = np.full((512, 512), SKIN, np.uint8)
+    labels[220:260, 196:256] = EYEGLASSES
+    labels[228:252, 256:281] = EYEGLASSES
+    crop[labels == EYEGLASSES] = 20
+    monkeypatch.setattr(edit_mod, "eye_similarity", lambda fa, fa_id: np.eye(2, 3))
+    landmarks = np.zeros((478, 2), np.float32)
+    landmarks[edit_mod.MIDLINE_POINT] = (256.0, 240.0)
+    identity = SimpleNamespace(crop_landmarks=landmarks, pose=(3.0, 0.0, 0.0))
+    pipe = EditPipeline(tier=ReliefTier(), analyzer=AlignedAnalyzer())
+    spec = ReferenceSpec(crop, ("eyeglasses",))
+
+    def glasses(yaw):
+        notes = []
+        ref = SimpleNamespace(crop=crop, labels=labels, pose=(yaw, 0.0, 0.0), name="ref.png")
+        out = pipe._glasses_render(spec, ref, None, None, 512, notes, identity)
+        return (out["render_labels"] == EYEGLASSES), notes
+
+    mirrored, notes = glasses(25.0)
+    assert mirrored[220:260, 257:316].all() and any("mirrored" in n for n in notes)
+    as_seen, notes = glasses(3.0)                          # a frontal reference's pair is its own
+    assert (as_seen == (labels == EYEGLASSES)).all() and not notes
+    too_turned, notes = glasses(-40.0)
+    assert (too_turned == (labels == EYEGLASSES)).all()
+    assert any("turned 40 degrees" in n for n in notes)
