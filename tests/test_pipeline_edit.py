@@ -953,3 +953,26 @@ def test_glasses_from_a_turned_reference_are_mirrored_onto_a_frontal_face_and_a_
     too_turned, notes = glasses(-40.0)
     assert (too_turned == (labels == EYEGLASSES)).all()
     assert any("turned 40 degrees" in n for n in notes)
+
+
+def test_glasses_are_foreshortened_half_by_half_onto_a_turned_face():
+    from types import SimpleNamespace
+
+    from triface_studio.pipeline.edit import GLASSES_HALVES, MIDLINE_POINT, half_affines, warp_halves
+
+    ref_lm = np.zeros((478, 2), np.float64)
+    ref_lm[MIDLINE_POINT] = (256, 240)
+    for (outer, temple), side in zip(GLASSES_HALVES, (-1, 1)):
+        ref_lm[outer], ref_lm[temple] = (256 + side * 70, 240), (256 + side * 110, 235)
+    id_lm = ref_lm.copy()
+    id_lm[list(GLASSES_HALVES[1]), 0] = 256 + 0.6 * (ref_lm[list(GLASSES_HALVES[1]), 0] - 256)   # the far half, turned away
+    left, right, mid = half_affines(SimpleNamespace(crop_landmarks=ref_lm), SimpleNamespace(crop_landmarks=id_lm),
+                                    np.eye(2, 3))
+    assert mid == 256 and np.allclose(left, np.eye(2, 3))
+    assert np.allclose(right[:, :2], [[0.6, 0], [0, 1]]) and np.isclose(right @ [256, 0, 1], [256, 0]).all()
+    # a lens 60 px wide on the far side comes out 36 px wide; the near one as it was
+    lab = np.zeros((512, 512), np.uint8)
+    lab[230:250, 266:326] = EYEGLASSES
+    lab[230:250, 186:246] = EYEGLASSES
+    out = warp_halves(lab, left, right, mid, flags=cv2.INTER_NEAREST) == EYEGLASSES
+    assert abs(int(out[240, 256:].sum()) - 36) <= 2 and int(out[240, :256].sum()) == 60

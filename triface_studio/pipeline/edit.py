@@ -719,24 +719,32 @@ class EditPipeline:
             user = crop_mask(spec.user_mask, "the reference's mask", [])
         warp = eye_similarity(fa, fa_id) if fa_id is not None else None
         if warp is not None:
-            render = warp_crop(to_float(fa.crop), warp)
-            labels = warp_crop(self._labels(fa).astype(np.uint8), warp, cv2.INTER_NEAREST)
-            user = None if user is None else warp_crop(user, warp)
+            crop, labels = to_float(fa.crop), self._labels(fa).astype(np.uint8)
+            moved = (warp_crop(crop, warp), warp_crop(labels, warp, cv2.INTER_NEAREST),
+                     None if user is None else warp_crop(user, warp))
             # a reference seen from the side brings lopsided glasses; onto a frontal face its
-            # near half is mirrored (glasses are symmetric)
+            # near half is mirrored (glasses are symmetric); any other pair is foreshortened
+            # half by half to the identity's turn
             lm = getattr(fa_id, "crop_landmarks", None)
             name = getattr(fa, "name", "the reference")
+            mirrored = None
             if abs(_yaw(fa)) > SIDE_YAW:
                 notes.append(f"{name} is turned {abs(_yaw(fa)):.0f} degrees: its eyeglasses are seen so much from "
                              f"the side that they may look lopsided; a more frontal reference gives a better pair")
             elif lm is not None and len(lm) > MIDLINE_POINT and abs(_yaw(fa_id)) < FRONTAL_YAW \
                     and abs(_yaw(fa)) >= TURNED_YAW:
-                mirrored = composite_stage.symmetric_glasses(render, labels, float(np.asarray(lm)[MIDLINE_POINT, 0]),
-                                                             user)
-                if mirrored is not None:
-                    render, labels, user = mirrored
-                    notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, "
-                                 f"mirrored, makes the pair")
+                mirrored = composite_stage.symmetric_glasses(*moved[:2], float(np.asarray(lm)[MIDLINE_POINT, 0]),
+                                                             moved[2])
+            halves = half_affines(fa, fa_id, warp)
+            if mirrored is not None:
+                render, labels, user = mirrored
+                notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
+                             f"makes the pair")
+            elif halves is not None:
+                render, labels = warp_halves(crop, *halves), warp_halves(labels, *halves, flags=cv2.INTER_NEAREST)
+                user = None if user is None else warp_halves(user, *halves)
+            else:
+                render, labels, user = moved
             return {"render": render, "render_labels": labels, "user_region": user, "warped": True}
         out = self._render(t_ref, cam_id, rr)
         rgb = out.rgb[:, :3].float().clamp(0, 1)
@@ -842,6 +850,9 @@ class EditPipeline:
 
 #: face-mesh points that glasses rest on: eye corners, nose bridge, the face's sides at eye level
 GLASSES_POINTS = (33, 133, 263, 362, 168, 6, 127, 356)
+#: per half of the face: its outer eye corner and temple (how far the half reaches from the
+#: midline), and the bounds of the horizontal scale that fits one half to the other's turn
+GLASSES_HALVES, HALF_SCALE = ((33, 127), (263, 356)), (0.5, 1.6)
 #: face parts pasted as the reference's own pixels moved by their landmarks (:func:`put_part`):
 #: (classes, face-mesh points, side of the image they lie on).  The mouth: its corners (outer and
 #: inner), the lip lines' middles and the lips' outline half way to the corners; each eye: its
@@ -910,6 +921,43 @@ def eye_similarity(fa_ref, fa_id) -> np.ndarray | None:
     """The 2x3 similarity (rotation, scale, shift) that takes the reference crop's eyes, nose
     bridge and temples onto the identity's, or None without landmarks."""
     return landmark_similarity(fa_ref, fa_id, GLASSES_POINTS)
+
+
+def half_affines(fa_ref, fa_id, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """For each half of the identity's face (left and right of its midline, column ``mid``):
+    the eyes' ``similarity`` followed by a horizontal scale about the midline that takes the
+    reference's outer eye corner and temple on that side to the identity's distance from the
+    midline (0.5-1.6x).  One similarity for the whole pair cannot foreshorten; this makes the
+    far lens of glasses from a frontal reference narrower on a turned face and keeps its near
+    arm off the cheek.  -> (left, right 2x3 maps, mid) or None without landmarks"""
+    a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
+    need = max(*GLASSES_HALVES[0], *GLASSES_HALVES[1], MIDLINE_POINT)
+    if a is None or b is None or len(a) <= need or len(b) <= need:
+        return None
+    a, b = np.asarray(a, np.float64)[:, :2], np.asarray(b, np.float64)[:, :2]
+    mid = float(b[MIDLINE_POINT, 0])
+    moved = a @ np.asarray(similarity, np.float64)[:, :2].T + np.asarray(similarity, np.float64)[:, 2]
+    maps = []
+    for points in GLASSES_HALVES:
+        reach_id = np.abs(b[list(points), 0] - mid).mean()
+        reach_ref = np.abs(moved[list(points), 0] - mid).mean()
+        k = float(np.clip(reach_id / max(reach_ref, 1.0), *HALF_SCALE))
+        scale = np.array([[k, 0.0, mid * (1 - k)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        maps.append((float(b[points[0], 0]), (scale @ np.vstack([similarity, [0.0, 0.0, 1.0]]))[:2]))
+    (xa, ma), (xb, mb) = maps
+    return (ma, mb, mid) if xa < xb else (mb, ma, mid)
+
+
+def warp_halves(image: np.ndarray, left: np.ndarray, right: np.ndarray, mid: float,
+                flags: int = cv2.INTER_LINEAR, band: float = 6.0) -> np.ndarray:
+    """:func:`warp_crop` by ``left`` left of column ``mid`` and by ``right`` right of it, the two
+    cross-faded over ``band`` px at the midline (labels: the nearer half's)."""
+    a, b = warp_crop(image, left, flags), warp_crop(image, right, flags)
+    w = np.clip((np.arange(CROP, dtype=np.float32) - mid) / (2 * band) + 0.5, 0, 1)[None, :]
+    if flags == cv2.INTER_NEAREST:
+        return np.where(w > 0.5, b, a)
+    w = w[..., None] if np.asarray(image).ndim == 3 else w
+    return (a * (1 - w) + b * w).astype(np.asarray(image).dtype)
 
 
 def landmark_similarity(fa_ref, fa_id, points) -> np.ndarray | None:
