@@ -723,8 +723,8 @@ class EditPipeline:
             moved = (warp_crop(crop, warp), warp_crop(labels, warp, cv2.INTER_NEAREST),
                      None if user is None else warp_crop(user, warp))
             # a reference seen from the side brings lopsided glasses; onto a frontal face its
-            # near half is mirrored (glasses are symmetric); any other pair is foreshortened
-            # half by half to the identity's turn
+            # near half is mirrored (glasses are symmetric); a frontal reference's pair is
+            # foreshortened half by half to the identity's turn
             lm = getattr(fa_id, "crop_landmarks", None)
             name = getattr(fa, "name", "the reference")
             mirrored = None
@@ -735,7 +735,9 @@ class EditPipeline:
                     and abs(_yaw(fa)) >= TURNED_YAW:
                 mirrored = composite_stage.symmetric_glasses(*moved[:2], float(np.asarray(lm)[MIDLINE_POINT, 0]),
                                                              moved[2])
-            halves = half_affines(fa, fa_id, warp)
+            # (only a reference seen from the front: stretching the far half of a turned one's
+            # pair enlarges what its turn hid or bent)
+            halves = half_affines(fa, fa_id, warp) if abs(_yaw(fa)) < TURNED_YAW else None
             if mirrored is not None:
                 render, labels, user = mirrored
                 notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
