@@ -965,7 +965,8 @@ def test_glasses_are_foreshortened_half_by_half_onto_a_turned_face():
     for (outer, temple), side in zip(GLASSES_HALVES, (-1, 1)):
         ref_lm[outer], ref_lm[temple] = (256 + side * 70, 240), (256 + side * 110, 235)
     id_lm = ref_lm.copy()
-    id_lm[list(GLASSES_HALVES[1]), 0] = 256 + 0.6 * (ref_lm[list(GLASSES_HALVES[1]), 0] - 256)   # the far half, turned away
+    far = list(GLASSES_HALVES[1])
+    id_lm[far, 0] = 256 + 0.6 * (ref_lm[far, 0] - 256)          # the far half, turned away
     left, right, mid = half_affines(SimpleNamespace(crop_landmarks=ref_lm), SimpleNamespace(crop_landmarks=id_lm),
                                     np.eye(2, 3))
     assert mid == 256 and np.allclose(left, np.eye(2, 3))

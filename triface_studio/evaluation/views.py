@@ -150,8 +150,9 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                    split: str = "heldout") -> dict:
     """Measure the orbit views of up to ``limit`` held-out photos, and apart of them of the
     ``turned`` most turned other held-out photos (``split="train"``: the parser's training photos
-    instead, and the turned ones among the next :data:`TRAIN_SEARCH`, for development); writes ``views.csv``, ``summary.json`` and
-    ``contact_sheet.png`` into ``out_dir`` and returns the summary."""
+    instead, and the turned ones among the next :data:`TRAIN_SEARCH`, for development); writes
+    ``views.csv``, ``summary.json`` and ``contact_sheet.png`` into ``out_dir`` and returns the
+    summary."""
     import torch
 
     from triface_studio.evaluation.evaluate import make_pipeline
@@ -210,7 +211,8 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
 
     views = [r for r in rows if "error" not in r and r["set"] == "first"]
     summary = _summary(views, [p for p in photos if p["set"] == "first"])
-    summary = {"task": "views", "tier": tier, "split": split, "photos": len({r["name"] for r in rows if r["set"] == "first"}),
+    summary = {"task": "views", "tier": tier, "split": split,
+               "photos": len({r["name"] for r in rows if r["set"] == "first"}),
                "failed": sum("error" in r for r in rows), "views": [list(v) for v in VIEWS], **summary}
     turned_views = [r for r in rows if "error" not in r and r["set"] == "turned"]
     summary["turned"] = {"photos": len({r["name"] for r in turned_views}), "min_yaw": TURNED_MIN_YAW,

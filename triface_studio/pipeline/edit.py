@@ -735,14 +735,13 @@ class EditPipeline:
                     and abs(_yaw(fa)) >= TURNED_YAW:
                 mirrored = composite_stage.symmetric_glasses(*moved[:2], float(np.asarray(lm)[MIDLINE_POINT, 0]),
                                                              moved[2])
-            # (only a reference seen from the front: stretching the far half of a turned one's
-            # pair enlarges what its turn hid or bent)
-            halves = half_affines(fa, fa_id, warp) if abs(_yaw(fa)) < TURNED_YAW else None
             if mirrored is not None:
                 render, labels, user = mirrored
                 notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
                              f"makes the pair")
-            elif halves is not None:
+            elif abs(_yaw(fa)) < TURNED_YAW and (halves := half_affines(fa, fa_id, warp)) is not None:
+                # (only a reference seen from the front: stretching the far half of a turned
+                # one's pair enlarges what its turn hid or bent)
                 render, labels = warp_halves(crop, *halves), warp_halves(labels, *halves, flags=cv2.INTER_NEAREST)
                 user = None if user is None else warp_halves(user, *halves)
             else:
@@ -853,7 +852,7 @@ class EditPipeline:
 #: face-mesh points that glasses rest on: eye corners, nose bridge, the face's sides at eye level
 GLASSES_POINTS = (33, 133, 263, 362, 168, 6, 127, 356)
 #: per half of the face: its outer eye corner and temple (how far the half reaches from the
-#: midline), and the bounds of the horizontal scale that fits one half to the other's turn
+#: midline), and the bounds of the horizontal scale that fits a half to the identity's turn
 GLASSES_HALVES, HALF_SCALE = ((33, 127), (263, 356)), (0.5, 1.6)
 #: face parts pasted as the reference's own pixels moved by their landmarks (:func:`put_part`):
 #: (classes, face-mesh points, side of the image they lie on).  The mouth: its corners (outer and
