@@ -315,20 +315,33 @@ def test_a_side_seen_pair_of_glasses_is_made_whole_from_its_nearer_half():
     lab[25:35, 50:62] = EYEGLASSES          # the far one, foreshortened, 12 px
     img[lab == EYEGLASSES] = 0.1
     lab[28:32, 30:36] = L_EYE
-    out = symmetric_glasses(img, lab, 50.0)
-    assert out is not None
-    render, labels, user = out
+    render, labels, user = symmetric_glasses(img, lab, 50.0, "left")
     glasses = labels == EYEGLASSES
     assert (glasses == glasses[:, ::-1][:, np.r_[99, 0:99]]).mean() > 0.99      # mirror image about column 50
     assert (glasses | (labels == R_EYE))[20:40, 51:80].all() and not glasses[:, 81:].any()
     assert (labels == R_EYE).sum() == (labels == L_EYE).sum() > 0              # the mirrored eye is the other eye
     assert render[30, 75, 0] == np.float32(0.1) and user is None
-    # the near half is untouched, and a pair seen from the front is left as it is
+    # the near half is untouched
     assert (labels[:, :50] == lab[:, :50]).all()
-    even = lab.copy()
-    even[25:35, 50:62] = SKIN
-    even[20:40, 50:78] = EYEGLASSES
-    assert symmetric_glasses(img, even, 50.0) is None
+
+
+def test_the_nearer_half_is_read_from_the_face_not_from_a_blob_beside_the_far_lens():
+    from types import SimpleNamespace
+
+    from triface_studio.pipeline.edit import GLASSES_HALVES, MIDLINE_POINT, nearer_half
+
+    def face(left_reach, right_reach):
+        lm = np.zeros((478, 2), np.float64)
+        lm[MIDLINE_POINT] = (256, 240)
+        for (outer, temple), side, reach in zip(GLASSES_HALVES, (-1, 1), (left_reach, right_reach)):
+            lm[outer], lm[temple] = (256 + side * reach, 240), (256 + side * (reach + 40), 235)
+        return SimpleNamespace(crop_landmarks=lm)
+
+    frontal = face(70, 70)
+    assert nearer_half(face(80, 50), frontal, np.eye(2, 3)) == "left"
+    assert nearer_half(face(50, 80), frontal, np.eye(2, 3)) == "right"
+    assert nearer_half(face(72, 70), frontal, np.eye(2, 3)) is None            # seen from the front
+    assert nearer_half(SimpleNamespace(crop_landmarks=None), frontal, np.eye(2, 3)) is None
 
 
 def test_glasses_layer_keeps_dark_lenses_dark():
@@ -937,12 +950,17 @@ def test_glasses_from_a_turned_reference_are_mirrored_onto_a_frontal_face_and_a_
     landmarks = np.zeros((478, 2), np.float32)
     landmarks[edit_mod.MIDLINE_POINT] = (256.0, 240.0)
     identity = SimpleNamespace(crop_landmarks=landmarks, pose=(3.0, 0.0, 0.0))
+    # the reference's face, turned: its left half (the near one) reaches further from the midline
+    turned = landmarks.copy()
+    for (outer, temple), reach in zip(edit_mod.GLASSES_HALVES, (-60.0, 25.0)):
+        turned[outer], turned[temple] = (256 + reach, 240), (256 + 1.3 * reach, 236)
     pipe = EditPipeline(tier=ReliefTier(), analyzer=AlignedAnalyzer())
     spec = ReferenceSpec(crop, ("eyeglasses",))
 
     def glasses(yaw):
         notes = []
-        ref = SimpleNamespace(crop=crop, labels=labels, pose=(yaw, 0.0, 0.0), name="ref.png")
+        ref = SimpleNamespace(crop=crop, labels=labels, pose=(yaw, 0.0, 0.0), name="ref.png",
+                              crop_landmarks=turned if abs(yaw) > 10 else landmarks)
         out = pipe._glasses_render(spec, ref, None, None, 512, notes, identity)
         return (out["render_labels"] == EYEGLASSES), notes
 

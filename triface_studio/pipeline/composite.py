@@ -91,9 +91,6 @@ KEPT_FEATHER_PX = 10.0
 FRINGE_PX = 4
 #: the reference's lids and lashes reach this far (px) round its eyes: behind clear lenses they are its face
 LID_PX = 4
-#: a pair of eyeglasses whose one half reaches this many times further from the face's midline
-#: than the other was seen from the side (see symmetric_glasses)
-GLASSES_LOPSIDED = 1.25
 #: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
 MIN_VISIBLE_GLASSES_PX = 150
 
@@ -408,26 +405,20 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     return GlassesLayer(alpha=alpha.astype(np.float32), colour=colour.unmix(img, alpha, bare), tinted=tinted)
 
 
-def symmetric_glasses(render: np.ndarray, labels: np.ndarray, mid: float, user: np.ndarray | None = None,
-                      lopsided: float = GLASSES_LOPSIDED) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+def symmetric_glasses(render: np.ndarray, labels: np.ndarray, mid: float, near: str,
+                      user: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A turned reference's eyeglasses moved onto a frontal identity's crop (``render``, its
-    ``labels``) are lopsided: the far lens narrow, the near arm across the cheek.  A pair of
-    glasses is symmetric, so the near half (the one reaching further from the identity's
-    midline, column ``mid``) is mirrored onto the far half, lenses, frame and the face behind
-    them (eyes and brows swap sides).  None when the pair is not lopsided by ``lopsided`` (far
-    half's reach x this < the near half's).  -> (render, labels, user) or None"""
+    ``labels``) are lopsided: the far lens narrow or torn, the near arm across the cheek.  A
+    pair of glasses is symmetric, so its ``near`` half ("left" or "right" of the identity's
+    midline, column ``mid``: the half the reference turns towards the camera) is mirrored onto
+    the far one, lenses, frame and the face behind them (eyes and brows swap sides).
+    -> (render, labels, user)"""
     from triface_studio.core.semantics import FLIP_PERMUTATION
 
     lab = np.asarray(labels)
-    cols = np.nonzero((lab == EYEGLASSES).any(0))[0]
-    if cols.size == 0:
-        return None
-    left, right = mid - float(cols.min()), float(cols.max()) - mid
-    if min(left, right) <= 0 or max(left, right) < lopsided * min(left, right):
-        return None
     W = lab.shape[1]
     x = np.arange(W)
-    far = x > mid if right < left else x < mid
+    far = x > mid if near == "left" else x < mid
     src = np.where(far, np.clip(np.round(2 * mid - x), 0, W - 1), x).astype(np.intp)
     lab2 = lab[:, src]
     lab2[:, far] = FLIP_PERMUTATION[lab2[:, far]]

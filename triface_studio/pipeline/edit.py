@@ -731,10 +731,10 @@ class EditPipeline:
             if abs(_yaw(fa)) > SIDE_YAW:
                 notes.append(f"{name} is turned {abs(_yaw(fa)):.0f} degrees: its eyeglasses are seen so much from "
                              f"the side that they may look lopsided; a more frontal reference gives a better pair")
-            elif lm is not None and len(lm) > MIDLINE_POINT and abs(_yaw(fa_id)) < FRONTAL_YAW \
-                    and abs(_yaw(fa)) >= TURNED_YAW:
+            elif abs(_yaw(fa_id)) < FRONTAL_YAW and abs(_yaw(fa)) >= TURNED_YAW \
+                    and (near := nearer_half(fa, fa_id, warp)) is not None:
                 mirrored = composite_stage.symmetric_glasses(*moved[:2], float(np.asarray(lm)[MIDLINE_POINT, 0]),
-                                                             moved[2])
+                                                             near, moved[2])
             if mirrored is not None:
                 render, labels, user = mirrored
                 notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
@@ -854,6 +854,9 @@ GLASSES_POINTS = (33, 133, 263, 362, 168, 6, 127, 356)
 #: per half of the face: its outer eye corner and temple (how far the half reaches from the
 #: midline), and the bounds of the horizontal scale that fits a half to the identity's turn
 GLASSES_HALVES, HALF_SCALE = ((33, 127), (263, 356)), (0.5, 1.6)
+#: a turned reference whose one half reaches this many times further from the midline than the
+#: other, on the identity's crop, has its glasses made from the nearer half (:func:`nearer_half`)
+GLASSES_LOPSIDED = 1.1
 #: face parts pasted as the reference's own pixels moved by their landmarks (:func:`put_part`):
 #: (classes, face-mesh points, side of the image they lie on).  The mouth: its corners (outer and
 #: inner), the lip lines' middles and the lips' outline half way to the corners; each eye: its
@@ -922,6 +925,26 @@ def eye_similarity(fa_ref, fa_id) -> np.ndarray | None:
     """The 2x3 similarity (rotation, scale, shift) that takes the reference crop's eyes, nose
     bridge and temples onto the identity's, or None without landmarks."""
     return landmark_similarity(fa_ref, fa_id, GLASSES_POINTS)
+
+
+def nearer_half(fa_ref, fa_id, similarity: np.ndarray, lopsided: float = GLASSES_LOPSIDED) -> str | None:
+    """Which half of a turned reference's face, moved onto the identity's crop by the eyes'
+    ``similarity``, the reference turns towards the camera: "left" or "right" of the identity's
+    midline, the one whose outer eye corner and temple reach ``lopsided`` times further from it
+    than the other's (the face's own landmarks, which a dark blob beside the far lens does not
+    move); None when the halves are alike or without landmarks."""
+    a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
+    need = max(*GLASSES_HALVES[0], *GLASSES_HALVES[1], MIDLINE_POINT)
+    if a is None or b is None or len(a) <= need or len(b) <= need:
+        return None
+    a, b = np.asarray(a, np.float64)[:, :2], np.asarray(b, np.float64)[:, :2]
+    mid = float(b[MIDLINE_POINT, 0])
+    moved = a @ np.asarray(similarity, np.float64)[:, :2].T + np.asarray(similarity, np.float64)[:, 2]
+    reach = [float(np.abs(moved[list(p), 0] - mid).mean()) for p in GLASSES_HALVES]
+    side = ["left" if float(moved[p[0], 0]) < mid else "right" for p in GLASSES_HALVES]
+    if min(reach) <= 0 or max(reach) < lopsided * min(reach) or side[0] == side[1]:
+        return None
+    return side[int(np.argmax(reach))]
 
 
 def half_affines(fa_ref, fa_id, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
