@@ -927,19 +927,28 @@ def eye_similarity(fa_ref, fa_id) -> np.ndarray | None:
     return landmark_similarity(fa_ref, fa_id, GLASSES_POINTS)
 
 
+def _moved_landmarks(fa_ref, fa_id, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The reference's face-mesh points moved onto the identity's crop by ``similarity``, the
+    identity's points and its midline column; None without the points the glasses' halves need."""
+    a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
+    need = max(*GLASSES_HALVES[0], *GLASSES_HALVES[1], MIDLINE_POINT)
+    if a is None or b is None or len(a) <= need or len(b) <= need:
+        return None
+    a, b = np.asarray(a, np.float64)[:, :2], np.asarray(b, np.float64)[:, :2]
+    m = np.asarray(similarity, np.float64)
+    return a @ m[:, :2].T + m[:, 2], b, float(b[MIDLINE_POINT, 0])
+
+
 def nearer_half(fa_ref, fa_id, similarity: np.ndarray, lopsided: float = GLASSES_LOPSIDED) -> str | None:
     """Which half of a turned reference's face, moved onto the identity's crop by the eyes'
     ``similarity``, the reference turns towards the camera: "left" or "right" of the identity's
     midline, the one whose outer eye corner and temple reach ``lopsided`` times further from it
     than the other's (the face's own landmarks, which a dark blob beside the far lens does not
     move); None when the halves are alike or without landmarks."""
-    a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
-    need = max(*GLASSES_HALVES[0], *GLASSES_HALVES[1], MIDLINE_POINT)
-    if a is None or b is None or len(a) <= need or len(b) <= need:
+    got = _moved_landmarks(fa_ref, fa_id, similarity)
+    if got is None:
         return None
-    a, b = np.asarray(a, np.float64)[:, :2], np.asarray(b, np.float64)[:, :2]
-    mid = float(b[MIDLINE_POINT, 0])
-    moved = a @ np.asarray(similarity, np.float64)[:, :2].T + np.asarray(similarity, np.float64)[:, 2]
+    moved, b, mid = got
     reach = [float(np.abs(moved[list(p), 0] - mid).mean()) for p in GLASSES_HALVES]
     side = ["left" if float(moved[p[0], 0]) < mid else "right" for p in GLASSES_HALVES]
     if min(reach) <= 0 or max(reach) < lopsided * min(reach) or side[0] == side[1]:
@@ -954,13 +963,10 @@ def half_affines(fa_ref, fa_id, similarity: np.ndarray) -> tuple[np.ndarray, np.
     midline (0.5-1.6x).  One similarity for the whole pair cannot foreshorten; this makes the
     far lens of glasses from a frontal reference narrower on a turned face and keeps its near
     arm off the cheek.  -> (left, right 2x3 maps, mid) or None without landmarks"""
-    a, b = getattr(fa_ref, "crop_landmarks", None), getattr(fa_id, "crop_landmarks", None)
-    need = max(*GLASSES_HALVES[0], *GLASSES_HALVES[1], MIDLINE_POINT)
-    if a is None or b is None or len(a) <= need or len(b) <= need:
+    got = _moved_landmarks(fa_ref, fa_id, similarity)
+    if got is None:
         return None
-    a, b = np.asarray(a, np.float64)[:, :2], np.asarray(b, np.float64)[:, :2]
-    mid = float(b[MIDLINE_POINT, 0])
-    moved = a @ np.asarray(similarity, np.float64)[:, :2].T + np.asarray(similarity, np.float64)[:, 2]
+    moved, b, mid = got
     maps = []
     for points in GLASSES_HALVES:
         reach_id = np.abs(b[list(points), 0] - mid).mean()
