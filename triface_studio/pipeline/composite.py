@@ -44,8 +44,8 @@ from scipy.ndimage import binary_fill_holes, maximum_filter1d, minimum_filter1d
 
 from triface_studio.core import colour, compositing, masks
 from triface_studio.core.fill import seamless_paste, texture_fill
-from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, HAT, L_BROW, L_EAR, L_EYE, L_LIP, MOUTH,
-                                           NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
+from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, FLIP_PERMUTATION, HAIR, HAT, L_BROW, L_EAR, L_EYE,
+                                           L_LIP, MOUTH, NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
 
 #: classes whose colour is the wearer's complexion
 SKIN_TONED = frozenset({NOSE, L_EAR, R_EAR, NECK})
@@ -413,8 +413,6 @@ def symmetric_glasses(render: np.ndarray, labels: np.ndarray, mid: float, near: 
     midline, column ``mid``: the half the reference turns towards the camera) is mirrored onto
     the far one, lenses, frame and the face behind them (eyes and brows swap sides).
     -> (render, labels, user)"""
-    from triface_studio.core.semantics import FLIP_PERMUTATION
-
     lab = np.asarray(labels)
     W = lab.shape[1]
     x = np.arange(W)

@@ -720,32 +720,32 @@ class EditPipeline:
         warp = eye_similarity(fa, fa_id) if fa_id is not None else None
         if warp is not None:
             crop, labels = to_float(fa.crop), self._labels(fa).astype(np.uint8)
-            moved = (warp_crop(crop, warp), warp_crop(labels, warp, cv2.INTER_NEAREST),
-                     None if user is None else warp_crop(user, warp))
             # a reference seen from the side brings lopsided glasses; onto a frontal face its
             # near half is mirrored (glasses are symmetric); a frontal reference's pair is
             # foreshortened half by half to the identity's turn
-            lm = getattr(fa_id, "crop_landmarks", None)
             name = getattr(fa, "name", "the reference")
-            mirrored = None
+            near = halves = None
             if abs(_yaw(fa)) > SIDE_YAW:
                 notes.append(f"{name} is turned {abs(_yaw(fa)):.0f} degrees: its eyeglasses are seen so much from "
                              f"the side that they may look lopsided; a more frontal reference gives a better pair")
-            elif abs(_yaw(fa_id)) < FRONTAL_YAW and abs(_yaw(fa)) >= TURNED_YAW \
-                    and (near := nearer_half(fa, fa_id, warp)) is not None:
-                mirrored = composite_stage.symmetric_glasses(*moved[:2], float(np.asarray(lm)[MIDLINE_POINT, 0]),
-                                                             near, moved[2])
-            if mirrored is not None:
-                render, labels, user = mirrored
-                notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
-                             f"makes the pair")
-            elif abs(_yaw(fa)) < TURNED_YAW and (halves := half_affines(fa, fa_id, warp)) is not None:
+            elif abs(_yaw(fa)) >= TURNED_YAW:
+                if abs(_yaw(fa_id)) < FRONTAL_YAW:
+                    near = nearer_half(fa, fa_id, warp)
+            else:
                 # (only a reference seen from the front: stretching the far half of a turned
                 # one's pair enlarges what its turn hid or bent)
+                halves = half_affines(fa, fa_id, warp)
+            if halves is not None:
                 render, labels = warp_halves(crop, *halves), warp_halves(labels, *halves, flags=cv2.INTER_NEAREST)
                 user = None if user is None else warp_halves(user, *halves)
             else:
-                render, labels, user = moved
+                render, labels = warp_crop(crop, warp), warp_crop(labels, warp, cv2.INTER_NEAREST)
+                user = None if user is None else warp_crop(user, warp)
+            if near is not None:
+                mid = float(np.asarray(fa_id.crop_landmarks)[MIDLINE_POINT, 0])
+                render, labels, user = composite_stage.symmetric_glasses(render, labels, mid, near, user)
+                notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
+                             f"makes the pair")
             return {"render": render, "render_labels": labels, "user_region": user, "warped": True}
         out = self._render(t_ref, cam_id, rr)
         rgb = out.rgb[:, :3].float().clamp(0, 1)
@@ -873,8 +873,8 @@ PART_CLASSES = frozenset().union(*(c for c, _, _ in MOVED_PARTS))
 #: the face-mesh point on the nose bridge: the face's midline, which keeps each eye to its half
 MIDLINE_POINT = 168
 #: (degrees) an identity this near frontal takes a side-seen reference's glasses made symmetric,
-#: from a reference turned at least TURNED_YAW (and lopsided: see composite.symmetric_glasses; on
-#: the training photos one at 13 degrees had a torn far rim) and at most SIDE_YAW (beyond it
+#: from a reference turned at least TURNED_YAW (and lopsided: see :func:`nearer_half`; on the
+#: training photos one at 13 degrees had a torn far rim) and at most SIDE_YAW (beyond it
 #: neither half is seen well enough: one at 42 degrees gave one lens over the nose, one at 34 a
 #: good pair)
 FRONTAL_YAW, TURNED_YAW, SIDE_YAW = 12.0, 8.0, 35.0
@@ -948,7 +948,7 @@ def nearer_half(fa_ref, fa_id, similarity: np.ndarray, lopsided: float = GLASSES
     got = _moved_landmarks(fa_ref, fa_id, similarity)
     if got is None:
         return None
-    moved, b, mid = got
+    moved, _, mid = got
     reach = [float(np.abs(moved[list(p), 0] - mid).mean()) for p in GLASSES_HALVES]
     side = ["left" if float(moved[p[0], 0]) < mid else "right" for p in GLASSES_HALVES]
     if min(reach) <= 0 or max(reach) < lopsided * min(reach) or side[0] == side[1]:
