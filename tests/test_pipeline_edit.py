@@ -901,6 +901,39 @@ def test_hair_cut_by_its_reference_s_crop_near_the_frame_bottom_goes_on_to_it():
     assert (s4[:20] == 0).all()
 
 
+def test_hair_cut_straight_just_below_the_frame_top_goes_on_to_it_with_round_corners():
+    """At the top only a cut straight across, a few px short of the frame (the reference's crop
+    ended there), goes on to the frame; its ends reach it over a taper, not as a block with
+    straight sides; a cut further down, or a round crown, stays."""
+    from triface_studio.pipeline.composite import TOP_REACH_PX, TOP_TAPER_PX, reach_frame
+
+    H = W = 160
+    yy, xx = np.mgrid[:H, :W]
+    colour = np.zeros((H, W, 3), np.float32)
+    colour[..., 0] = yy / H
+    labels = np.zeros((H, W), np.uint8)
+    none = np.zeros((H, W), np.float32)
+
+    def run(s_out):
+        return reach_frame(colour, (s_out == HAIR).astype(np.float32), s_out, s_out == HAIR, none, labels,
+                           None, TOP_REACH_PX, "top", TOP_TAPER_PX)
+
+    s_out = np.zeros((H, W), np.uint8)
+    s_out[12:, 20:140] = HAIR                                 # cut straight 12 px below the top
+    c, a, s, t, cont = run(s_out)
+    assert (s[:12, 60:100] == HAIR).all() and (a[:12, 60:100] > 0.5).all()
+    assert np.allclose(c[2, 60:100, 0], (2 * (12 + 3) - 2) / H)           # reflected, as at the bottom
+    assert (s[:12, 20:24] != HAIR).any()                      # its ends: a round corner ...
+    assert (s[:6, 20:24] != HAIR).all() and (s[:12, :20] != HAIR).all()   # ... and nothing beside it
+    assert cont[:12, 60:100].all()
+    low = np.zeros((H, W), np.uint8)
+    low[40:, 20:140] = HAIR                                   # too far from the frame
+    assert (run(low)[2] == low).all()
+    crown = np.where(yy >= 12 + ((xx - 80) / 60.0) ** 2 * 30, HAIR, 0).astype(np.uint8)
+    crown[:, :20] = crown[:, 140:] = 0
+    assert (run(crown)[2] == crown).all()                      # a round crown stays as it is
+
+
 def test_eyes_seen_only_through_the_reference_s_glasses_are_not_taken(scene):
     """Eyes (and brows under the rim) moved from behind a reference's glasses brought the lens's
     tint and pieces of the rim along: the identity keeps its own, with a note; when nothing

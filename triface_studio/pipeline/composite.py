@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-from scipy.ndimage import binary_fill_holes, maximum_filter1d, minimum_filter1d
+from scipy.ndimage import binary_fill_holes, distance_transform_edt, label, maximum_filter1d, minimum_filter1d
 
 from triface_studio.core import colour, compositing, masks
 from triface_studio.core.fill import seamless_paste, texture_fill
@@ -78,6 +78,9 @@ INNER_FACE = (L_EYE, R_EYE, NOSE, MOUTH, U_LIP, L_LIP)
 HAIRLINE_PX = 4
 #: new hair cut by its reference's crop this near the identity's frame bottom (px) goes on to it
 FRAME_REACH_PX = 40
+#: the same at the top, where only a cut straight across this near the frame goes on to it,
+#: its ends rounded over TOP_TAPER_PX (a head's outline is round there)
+TOP_REACH_PX, TOP_TAPER_PX = 24, 32.0
 #: rows of new hair at its outline that are the render's soft edge
 EDGE_ROWS = 3
 #: an outline whose height varies by at most 2 px over twice this many columns runs straight across
@@ -730,6 +733,10 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     if ref_end is not None and HAIR in classes:
         colour_src, alpha, s_out, taken, continued = reach_frame(colour_src, alpha, s_out, taken, ref_end, labels_id,
                                                                  mine)
+        # at the top only a cut just short of the frame, straight across, with round corners
+        colour_src, alpha, s_out, taken, more = reach_frame(colour_src, alpha, s_out, taken, np.zeros_like(alpha),
+                                                            labels_id, mine, TOP_REACH_PX, "top", TOP_TAPER_PX)
+        continued |= more
     if ref_border is not None and HAIR in classes:
         # (not over the face: the face as seen, not its mirror image, which on a turned head
         # reaches far past the cheek into the hair that ran into the reference's crop edge)
@@ -799,15 +806,19 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
 
 
 def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray, ref_end: np.ndarray,
-                labels_id: np.ndarray, mine: np.ndarray | None = None, reach: int = FRAME_REACH_PX) -> tuple:
+                labels_id: np.ndarray, mine: np.ndarray | None = None, reach: int = FRAME_REACH_PX,
+                edge: str = "bottom", taper: float = 0.0) -> tuple:
     """New hair that ends where its reference's crop ended (``ref_end`` > 0.25 just inside the
     hair's last row in a column, or the outline runs straight across there) within ``reach`` px
     of the identity's frame bottom goes on to it, the rows above its end reflected below it, as
     a portrait's frame cuts hair; it showed as a straight cut with a strip of old hair or
     background between it and the frame.  Not over the identity's face or neck, nor over what a
-    mask keeps of the identity (``mine``: the new hair is laid over that on purpose).  Only at
-    the bottom: at the top, where a head's outline is round, the straight stretch the crop cut
-    became a block of hair with straight sides up to the frame.  (New hair still to be filled
+    mask keeps of the identity (``mine``: the new hair is laid over that on purpose).  ``edge``:
+    the frame's "bottom" or "top".  At the top, where a head's outline is round, the straight
+    stretch the crop cut became a block of hair with straight sides up to the frame: there only
+    a cut a few px short of the frame goes on (``reach``: :data:`TOP_REACH_PX`), the whole run of
+    hair near the frame that holds it, and its ends reach the frame over ``taper`` px, a round
+    corner.  (New hair still to be filled
     in, a scalp gap, is not continued: filled up to the frame it came out as specks.)
     -> (colour, alpha, s_out, taken, continued): continued (H, W) bool: the columns' stretch
     from the frame to ``reach`` px past the hair's old end (the fade at a crop edge does not
@@ -818,8 +829,9 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     if mine is not None:
         free &= ~np.asarray(mine, bool)
     continued = np.zeros((H, W), bool)
-    # upside down, so that the frame's bottom is row 0 and the hair's last row its first
-    up = lambda a: a[::-1]                                          # noqa: E731
+    # turned so that the frame's edge is row 0 and the hair's last row its first (views: writing
+    # into them writes into the arrays)
+    up = (lambda a: a[::-1]) if edge == "bottom" else (lambda a: a)    # noqa: E731
     hair = up((s_out == HAIR) & (alpha > 0.5))
     first = hair.argmax(0)
     near = up(np.asarray(ref_end, np.float32))[np.minimum(first + 3, H - 1), np.arange(W)] > 0.25
@@ -830,6 +842,11 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     # whole stretches of the outline, not single columns (a notch of old hair between two)
     ok = (cv2.morphologyEx((some & (near | straight)).astype(np.uint8)[None], cv2.MORPH_CLOSE,
                            np.ones((1, 41), np.uint8))[0] > 0) & some
+    if taper > 0 and ok.any():
+        # a stretch is then the whole run of hair near the frame that holds the cut (the straight
+        # test stops short of a run's ends), its ends rounded below
+        runs, _ = label(some)
+        ok = np.isin(runs, np.unique(runs[ok])) & some
     y = np.arange(H)[:, None]
     # hair at the frame already, or continued to it, is not faded out there either
     up(continued)[(y < first[None, :] + reach) & (ok | (hair.any(0) & (first == 0)))[None, :]] = True
@@ -837,7 +854,9 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
         # reflected about a line a few rows inside the hair: its outermost rows are the render's
         # soft edge, which doubled showed as a line across the hair
         edge = first[None, :] + EDGE_ROWS
-        ys, xs = np.nonzero((y < edge) & ok[None, :] & up(free))
+        # near a stretch's ends the hair reaches the frame over ``taper`` px: a round corner
+        t = np.clip(distance_transform_edt(ok) / taper, 0, 1) if taper > 0 else np.ones(W)
+        ys, xs = np.nonzero((y < edge) & (y >= (first * (1 - t))[None, :]) & ok[None, :] & up(free))
         sy = np.clip(2 * edge - y, 0, H - 1)[ys, xs]
         for arr in (colour, alpha, s_out, taken):
             v = up(arr)
