@@ -818,8 +818,8 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     stretch the crop cut became a block of hair with straight sides up to the frame: there only
     a cut a few px short of the frame goes on (``reach``: :data:`TOP_REACH_PX`), the whole run of
     hair near the frame that holds it, and its ends reach the frame over ``taper`` px, a round
-    corner.  (New hair still to be filled
-    in, a scalp gap, is not continued: filled up to the frame it came out as specks.)
+    corner.  (New hair still to be filled in, a scalp gap, is not continued: filled up to the
+    frame it came out as specks.)
     -> (colour, alpha, s_out, taken, continued): continued (H, W) bool: the columns' stretch
     from the frame to ``reach`` px past the hair's old end (the fade at a crop edge does not
     apply there)"""
@@ -853,11 +853,11 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     if ok.any():
         # reflected about a line a few rows inside the hair: its outermost rows are the render's
         # soft edge, which doubled showed as a line across the hair
-        edge = first[None, :] + EDGE_ROWS
+        line = first[None, :] + EDGE_ROWS
         # near a stretch's ends the hair reaches the frame over ``taper`` px: a round corner
         t = np.clip(distance_transform_edt(ok) / taper, 0, 1) if taper > 0 else np.ones(W)
-        ys, xs = np.nonzero((y < edge) & (y >= (first * (1 - t))[None, :]) & ok[None, :] & up(free))
-        sy = np.clip(2 * edge - y, 0, H - 1)[ys, xs]
+        ys, xs = np.nonzero((y < line) & (y >= (first * (1 - t))[None, :]) & ok[None, :] & up(free))
+        sy = np.clip(2 * line - y, 0, H - 1)[ys, xs]
         for arr in (colour, alpha, s_out, taken):
             v = up(arr)
             v[ys, xs] = v[sy, xs]
