@@ -734,8 +734,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         colour_src, alpha, s_out, taken, continued = reach_frame(colour_src, alpha, s_out, taken, ref_end, labels_id,
                                                                  mine)
         # at the top only a cut just short of the frame, straight across, with round corners
-        colour_src, alpha, s_out, taken, more = reach_frame(colour_src, alpha, s_out, taken, np.zeros_like(alpha),
-                                                            labels_id, mine, TOP_REACH_PX, "top", TOP_TAPER_PX)
+        colour_src, alpha, s_out, taken, more = reach_frame(colour_src, alpha, s_out, taken, None, labels_id, mine,
+                                                            TOP_REACH_PX, "top", TOP_TAPER_PX)
         continued |= more
     if ref_border is not None and HAIR in classes:
         # (not over the face: the face as seen, not its mirror image, which on a turned head
@@ -805,8 +805,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
                      seams=np.clip(seams, 0, 1).astype(np.float32), gap=reg.gap, s_blend=s_out, notes=notes)
 
 
-def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray, ref_end: np.ndarray,
-                labels_id: np.ndarray, mine: np.ndarray | None = None, reach: int = FRAME_REACH_PX,
+def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken: np.ndarray,
+                ref_end: np.ndarray | None, labels_id: np.ndarray, mine: np.ndarray | None = None,
+                reach: int = FRAME_REACH_PX,
                 edge: str = "bottom", taper: float = 0.0) -> tuple:
     """New hair that ends where its reference's crop ended (``ref_end`` > 0.25 just inside the
     hair's last row in a column, or the outline runs straight across there) within ``reach`` px
@@ -818,8 +819,8 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     stretch the crop cut became a block of hair with straight sides up to the frame: there only
     a cut a few px short of the frame goes on (``reach``: :data:`TOP_REACH_PX`), the whole run of
     hair near the frame that holds it, and its ends reach the frame over ``taper`` px, a round
-    corner.  (New hair still to be filled in, a scalp gap, is not continued: filled up to the
-    frame it came out as specks.)
+    corner.  ``ref_end=None``: only the straight test.  (New hair still to be filled in, a scalp
+    gap, is not continued: filled up to the frame it came out as specks.)
     -> (colour, alpha, s_out, taken, continued): continued (H, W) bool: the columns' stretch
     from the frame to ``reach`` px past the hair's old end (the fade at a crop edge does not
     apply there)"""
@@ -834,7 +835,8 @@ def reach_frame(colour: np.ndarray, alpha: np.ndarray, s_out: np.ndarray, taken:
     up = (lambda a: a[::-1]) if edge == "bottom" else (lambda a: a)    # noqa: E731
     hair = up((s_out == HAIR) & (alpha > 0.5))
     first = hair.argmax(0)
-    near = up(np.asarray(ref_end, np.float32))[np.minimum(first + 3, H - 1), np.arange(W)] > 0.25
+    near = (np.zeros(W, bool) if ref_end is None else
+            up(np.asarray(ref_end, np.float32))[np.minimum(first + 3, H - 1), np.arange(W)] > 0.25)
     # (or where the outline runs straight across: a cut, e.g. by the tri-plane's own extent)
     span = 2 * STRAIGHT_PX + 1
     straight = (maximum_filter1d(first, span, mode="nearest") - minimum_filter1d(first, span, mode="nearest")) <= 2
