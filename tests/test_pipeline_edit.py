@@ -122,6 +122,38 @@ def test_a_nose_takes_the_reference_shape_and_the_identity_complexion(scene):
     assert np.abs(out[edge].mean(0) - skin_id).max() < 12             # and no outline round it
 
 
+def test_a_taken_nose_is_one_piece_whose_bridge_runs_into_the_identity_s():
+    """A reference in eyeglasses shows its nose's bridge between the lenses, cut off from the
+    rest by the glasses' bridge: that piece is not pasted (a pale bar between the identity's
+    eyes).  The pasted nose's top fades in over part of its height instead of ending in a
+    straight edge; below that and at its sides it is whole."""
+    from triface_studio.core.semantics import NOSE
+    from triface_studio.pipeline.composite import NOSE_FADE_SHARE, nose_bridge_fade, one_nose
+
+    H = W = 128
+    labels_id = np.full((H, W), SKIN, np.uint8)
+    labels_id[40:100, 55:73] = NOSE                                  # the identity's own nose
+    s_blend = labels_id.copy()
+    s_blend[50:100, 52:76] = NOSE                                    # the new nose ...
+    s_blend[38:44, 58:70] = NOSE                                     # ... and its bridge between the lenses
+    s_blend[44:50, 52:76] = SKIN
+    from_ref = (s_blend == NOSE).astype(np.float32)
+    out = one_nose(s_blend, labels_id, from_ref)
+    assert (out[38:44, 58:70] == SKIN).all()
+    assert (out[50:100, 52:76] == NOSE).all() and (out == NOSE).sum() == 50 * 24
+    # a piece the identity had and no reference gave stays (only what was taken goes)
+    own = s_blend.copy()
+    assert (one_nose(own, labels_id, (own == NOSE) * (np.arange(H)[:, None] >= 50))[38:44, 58:70] == NOSE).all()
+
+    nose = out == NOSE
+    w = nose_bridge_fade(nose)
+    ramp = int(np.ceil(NOSE_FADE_SHARE * 50))
+    assert w[50, 64] < 0.1 and 0.3 < w[50 + ramp // 2, 64] < 0.7       # rises from its top ...
+    assert (w[50 + ramp + 3:, 52:76] > 0.99).all()                     # ... to whole below, sides too
+    assert np.all(np.diff(w[50:50 + ramp, 64]) >= 0)
+    assert (w[~nose] == 1).all()
+
+
 def test_identity_only_pixels_between_old_and_new_hair_are_filled(scene):
     # the bald reference has no hair: taking "hair" needs a user mask; subtracting all of it empties the region
     with pytest.raises(EditError, match="shows no hair"):

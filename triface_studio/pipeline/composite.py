@@ -10,6 +10,7 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
                       the new hair's silhouette (becomes new hair), beside the head (becomes
                       background)
 :func:`drop_hair_fragments` islands of new hair on the identity's neck or background go
+:func:`one_nose`      a taken nose in one piece (no bridge cut off by a reference's glasses)
 :func:`hair_matte`    soft alpha along the pasted hair's edges (a guided filter on the render)
 :func:`glasses_layer` the reference's eyeglasses as a layer: frame and tint, without the
                       reference's own skin and eyes that its clear lenses show
@@ -94,6 +95,8 @@ KEPT_FEATHER_PX = 10.0
 FRINGE_PX = 4
 #: the reference's lids and lashes reach this far (px) round its eyes: behind clear lenses they are its face
 LID_PX = 4
+#: a pasted nose fades in over this share of its height from its top (:func:`nose_bridge_fade`)
+NOSE_FADE_SHARE = 0.3
 #: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
 MIN_VISIBLE_GLASSES_PX = 150
 
@@ -245,6 +248,47 @@ def drop_hair_fragments(s_blend: np.ndarray, labels_id: np.ndarray, share: float
         sel = np.isin(cc, drop)
         out[sel] = lab_id[sel]
     return out
+
+
+def one_nose(s_blend: np.ndarray, labels_id: np.ndarray, from_ref: np.ndarray) -> np.ndarray:
+    """S^blend with a taken nose in one piece: pieces of it apart from the largest (the bridge
+    a reference shows between the lenses of its eyeglasses, cut off from the rest by the
+    glasses' own bridge) become the identity's skin (or what its labels say there), so its
+    photo shows.  Pasted, such a piece was a pale bar between the identity's eyes.
+    ``from_ref``: where the blend took a reference's region; only pieces from it go.
+    -> labels (H, W)"""
+    out = np.asarray(s_blend).copy()
+    n, cc, stats, _ = cv2.connectedComponentsWithStats((out == NOSE).astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return out
+    lab_id = np.asarray(labels_id)
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    taken = np.bincount(cc.ravel(), weights=(np.asarray(from_ref) > 0.5).ravel().astype(np.float64), minlength=n)
+    drop = [i for i in range(1, n) if i != biggest and taken[i] > 0.5 * stats[i, cv2.CC_STAT_AREA]]
+    if drop:
+        sel = np.isin(cc, drop)
+        out[sel] = np.where(np.isin(lab_id[sel], (NOSE, SKIN)), SKIN, lab_id[sel])
+    return out
+
+
+def nose_bridge_fade(nose: np.ndarray, share: float = NOSE_FADE_SHARE) -> np.ndarray:
+    """Opacity of a pasted nose that rises from 0 at its top to 1 over ``share`` of its height,
+    column by column: the bridge runs on into the identity's own between the eyes, as a nose
+    does, instead of ending in a straight edge (a reference's eyeglasses cut its nose's label
+    straight across under their bridge; its top is often a flat pale band in the render).
+    Shape: (H, W) bool -> (H, W) float32, 1 outside ``nose``"""
+    nose = np.asarray(nose, bool)
+    rows = np.nonzero(nose.any(1))[0]
+    if rows.size < 8:
+        return np.ones(nose.shape, np.float32)
+    ramp = max(share * (rows[-1] - rows[0] + 1), 1.0)
+    depth = np.cumsum(nose, axis=0)                 # nose pixels from the top of each column
+    fade = np.clip(depth / ramp, 0.0, 1.0).astype(np.float32)
+    # smoothed across columns within the nose only (its sides keep their own edge)
+    inside = nose.astype(np.float32)
+    across = lambda a: cv2.GaussianBlur(a, (13, 1), 2.0)                  # noqa: E731
+    smooth = across(fade * inside) / np.maximum(across(inside), 1e-3)
+    return np.where(nose, smooth, 1.0).astype(np.float32)
 
 
 def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarray | None = None) -> Regions:
@@ -704,6 +748,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
             untaken &= np.asarray(kept) < 0.5
         s_blend = np.where(untaken, SKIN, s_blend).astype(np.asarray(s_blend).dtype)
         s_blend = drop_hair_fragments(s_blend, labels_id)
+    if NOSE in classes:
+        s_blend = one_nose(s_blend, labels_id, from_ref)
     reg = regions(labels_id, s_blend, classes, bare)
     s_out = reg.s_blend
 
@@ -787,9 +833,12 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     coarse = fill(coarse, i_id, labels_id, reg, alpha, notes, dyed=dyed)
 
     # --- a new nose (ear) is skin in skin: its edge meets the identity's skin without an outline ------
+    # (a nose's bridge fades into the identity's own)
     made_of_skin = (alpha > 0.5) & np.isin(s_out, sorted(set(classes) & (SKIN_TONED - {NECK}))) & taken
     if made_of_skin.sum() >= 64:
-        coarse = seamless_paste(coarse, made_of_skin, pasted)
+        joined = seamless_paste(coarse, made_of_skin, pasted)
+        w = nose_bridge_fade(made_of_skin & (s_out == NOSE))[..., None]
+        coarse = np.where(made_of_skin[..., None], joined * w + under * (1 - w), coarse)
 
     m_sde = _np(compositing.sde_mask(_t(reg.m_k), _t(reg.gap), settings.dilate_radius, settings.blur_sigma))
     edge = cv2.dilate((alpha > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) - \
