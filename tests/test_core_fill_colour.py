@@ -226,3 +226,25 @@ def test_seamless_paste_keeps_the_patch_s_shading_and_meets_the_image_at_its_edg
     rise = out[32, 32, 0] - out[32, 24, 0]
     assert abs(rise - (patch[32, 32, 0] - patch[32, 24, 0])) < 0.02      # the highlight kept
     assert np.allclose(out[~region], img[~region])                       # nothing else changes
+
+
+def test_even_light_tones_down_a_blown_out_half_and_keeps_strands_and_shadows():
+    # hair with fine strands, its right half backlit (much lighter), a dark parting at its left
+    size = 128
+    x = np.arange(size)[None, :].repeat(size, 0)
+    strands = 0.06 * np.sin(x * 1.7)[..., None]
+    img = np.full((size, size, 3), (0.55, 0.45, 0.30), np.float32) + strands
+    img[:, 64:] += 0.3
+    img[:, :12] -= 0.3
+    img = np.clip(img, 0, 1).astype(np.float32)
+    region = np.zeros((size, size), np.float32)
+    region[:, :100] = 1.0
+    out = colour.even_light(img, region)
+    L_in, L_out = colour.to_lab(img)[..., 0], colour.to_lab(out)[..., 0]
+    rise_in = L_in[:, 70:90].mean() - L_in[:, 30:50].mean()
+    rise_out = L_out[:, 70:90].mean() - L_out[:, 30:50].mean()
+    assert 0.2 * rise_in < rise_out < 0.75 * rise_in                    # toned down, not flattened
+    fine = lambda L: np.abs(np.diff(L[:, 70:90], axis=1)).mean()        # noqa: E731
+    assert abs(fine(L_out) - fine(L_in)) < 0.15 * fine(L_in)            # the strands stay
+    assert np.allclose(L_out[:, :4], L_in[:, :4], atol=0.5)             # the dark parting is not lifted
+    assert np.allclose(out[:, 100:], img[:, 100:])                      # nothing outside the region

@@ -169,3 +169,24 @@ def relight(image: np.ndarray, region: np.ndarray, source_around: np.ndarray, ta
     share = np.clip(lab[..., :1] / max(0.5 * float(src[0]), 1.0), 0.0, 1.0)
     moved[..., 1:] = lab[..., 1:] + (dst[1:] - src[1:]) * share
     return np.where(w > 0, from_lab(lab * (1 - w) + moved * w), img).astype(np.float32)
+
+
+def even_light(image: np.ndarray, region: np.ndarray, sigma: float = 24.0, keep: float = 0.4) -> np.ndarray:
+    """``image`` inside ``region`` with its broad highlights evened out: where the CIELAB
+    lightness smoothed over ``sigma`` px within the region (a backlit half) is above the
+    region's median, it is moved down towards it, ``keep`` of the rise left; detail finer than
+    ``sigma`` (strands, their sheen) stays as it is, and so do shadows (lifted, a dark parting
+    became a grey blur).  The photo a part was cut from lit it its own way;
+    on another person's head a blown-out half reads as a pale patch.
+    Shape: (H, W, 3) RGB in [0, 1], (H, W) weights in [0, 1] -> (H, W, 3) float32"""
+    img = np.asarray(image, np.float32)
+    w = np.clip(np.asarray(region, np.float32), 0, 1)
+    sel = w > 0.5
+    if sel.sum() < 64:
+        return img
+    lab = to_lab(img)
+    m = sel.astype(np.float32)
+    low = cv2.GaussianBlur(lab[..., 0] * m, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(m, (0, 0), sigma), 1e-3)
+    moved = lab.copy()
+    moved[..., 0] = lab[..., 0] - np.maximum(low - float(np.median(lab[..., 0][sel])), 0.0) * (1.0 - keep)
+    return np.where(w[..., None] > 0, from_lab(lab * (1 - w[..., None]) + moved * w[..., None]), img).astype(np.float32)

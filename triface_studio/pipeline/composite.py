@@ -816,6 +816,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     i_bg = i_bg_fn(changed_bg > 0.5)
 
     if HAIR in classes:
+        # the reference photo's light on its hair (a backlit half, blown out) is not the identity's
+        pasted = colour.even_light(pasted, alpha * (s_out == HAIR) * taken)
         pasted = restore_detail(pasted, alpha * (s_out == HAIR))
         if stretched is not None:
             pasted = unstreak_hair(pasted, np.asarray(stretched, bool), (s_out == HAIR) & (alpha > 0.5))
