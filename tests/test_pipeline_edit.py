@@ -385,6 +385,61 @@ def test_glasses_layer_keeps_dark_lenses_dark():
     assert layer.alpha[np.hypot(xx - 40, yy - 60) < 14].mean() > 0.9
 
 
+def test_thick_black_frames_round_clear_lenses_are_not_taken_for_sunglasses():
+    """Frames as thick as the lens is wide make the glasses' region as dark as a tint; the
+    eyes the parser sees through the lenses (labelled eye, not glasses, so outside the region
+    itself) tell clear glass: the reference's skin and eyes behind them stay out."""
+    from triface_studio.core.semantics import L_EYE, R_EYE
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene(None)
+    for cx in (40, 88):
+        d = np.hypot(xx - cx, yy - 60)
+        img[(d >= 11) & (d < 20)] = (0.05, 0.05, 0.05)
+        img[(d >= 7) & (d < 11) & (yy < 60)] = (0.5, 0.36, 0.3)     # the skin behind the lens in the frame's shade
+    region[np.isin(lab, (L_EYE, R_EYE))] = 0.0          # where glasses go: the glasses' own labels
+    layer = glasses_layer(img, lab, region)
+    assert not layer.tinted
+    d = np.hypot(xx - 40, yy - 60)
+    assert layer.alpha[(d >= 12) & (d < 19)].mean() > 0.8               # the frame comes along
+    assert layer.alpha[(d > 5.5) & (d < 10)].max() < 0.1                # the skin behind the lens does not,
+    assert layer.alpha[(d > 7.5) & (d < 10) & (yy < 58)].max() < 0.1    # in shade either
+
+
+def test_clear_lenses_are_what_a_dark_frame_encloses():
+    from triface_studio.pipeline.composite import clear_lenses
+
+    yy, xx = np.mgrid[:64, :64]
+    d = np.hypot(xx - 32, yy - 32)
+    L = np.full((64, 64), 60.0)
+    L[(d >= 14) & (d < 18)] = 5.0                         # a black rim ...
+    L[(d >= 14) & (d < 18) & (abs(xx - 32) < 1) & (yy < 20)] = 60.0     # ... with a 1 px gap (glare)
+    L[d < 8] = 35.0                                       # shaded skin behind the lens
+    glasses = d < 18
+    lens = clear_lenses(L, glasses, 60.0)
+    assert lens[d < 12].all() and not lens[d >= 14].any()
+    metal = np.where((d >= 14) & (d < 18), 70.0, 60.0)   # a light frame encloses nothing dark
+    assert not clear_lenses(metal, glasses, 60.0).any()
+
+
+def test_the_result_s_labels_hold_the_pasted_glasses_with_their_clear_lenses():
+    from triface_studio.core.semantics import L_EYE
+    from triface_studio.pipeline.composite import glasses_labels
+
+    yy, xx = np.mgrid[:64, :64]
+    d = np.hypot(xx - 32, yy - 32)
+    labels_id = np.full((64, 64), SKIN, np.uint8)
+    labels_id[d < 4] = L_EYE
+    s_out = labels_id.copy()
+    s_out[(d < 20) & (xx > 40)] = EYEGLASSES             # the blend's glasses, partly beyond the layer
+    glass = ((d >= 14) & (d < 18)).astype(np.float32)    # the pasted frame: a ring round a clear lens
+    out = glasses_labels(s_out, labels_id, glass)
+    assert (out[(d >= 14) & (d < 18)] == EYEGLASSES).all()
+    assert (out[(d >= 4) & (d < 14)] == EYEGLASSES).all()          # the lens it encloses
+    assert (out[d < 4] == L_EYE).all()                              # the eye seen through it
+    assert (out[(d >= 18) & (d < 20) & (xx > 40)] == SKIN).all()    # beyond the layer: the identity's
+
+
 def test_bare_head_is_the_face_hull_and_the_cranium_above_the_brows():
     """Hair removed beside the neck reveals background, not skin; the cranium above the brows
     is head across the face's width."""
