@@ -406,20 +406,37 @@ def test_thick_black_frames_round_clear_lenses_are_not_taken_for_sunglasses():
     assert layer.alpha[(d > 7.5) & (d < 10) & (yy < 58)].max() < 0.1    # in shade either
 
 
-def test_clear_lenses_are_what_a_dark_frame_encloses():
-    from triface_studio.pipeline.composite import clear_lenses
+def test_a_grey_metal_frame_with_a_dark_edge_keeps_all_of_itself():
+    """A thin dark line round a lens (a metal frame's shaded edge) encloses it, but the pair is
+    mostly grey metal: only what it encloses is left out, not the metal."""
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene(None)
+    for cx in (40, 88):
+        d = np.hypot(xx - cx, yy - 60)
+        img[(d >= 16) & (d < 19)] = (0.42, 0.42, 0.44)
+        img[(d >= 19) & (d < 20)] = (0.05, 0.05, 0.05)
+    layer = glasses_layer(img, lab, region)
+    d = np.hypot(xx - 40, yy - 60)
+    assert layer.alpha[(d >= 16.5) & (d < 18.5)].mean() > 0.8
+
+
+def test_a_dark_frame_and_the_clear_lenses_it_encloses_are_told_apart():
+    from triface_studio.pipeline.composite import dark_frame
 
     yy, xx = np.mgrid[:64, :64]
     d = np.hypot(xx - 32, yy - 32)
     L = np.full((64, 64), 60.0)
-    L[(d >= 14) & (d < 18)] = 5.0                         # a black rim ...
-    L[(d >= 14) & (d < 18) & (abs(xx - 32) < 1) & (yy < 20)] = 60.0     # ... with a 1 px gap (glare)
+    rim = (d >= 14) & (d < 18)
+    L[rim] = 5.0                                          # a black rim ...
+    L[rim & (abs(xx - 32) < 1) & (yy < 20)] = 60.0        # ... with a 1 px gap (glare)
     L[d < 8] = 35.0                                       # shaded skin behind the lens
-    glasses = d < 18
-    lens = clear_lenses(L, glasses, 60.0)
+    glasses = d < 24
+    frame, lens = dark_frame(L, glasses, 60.0)
     assert lens[d < 12].all() and not lens[d >= 14].any()
-    metal = np.where((d >= 14) & (d < 18), 70.0, 60.0)   # a light frame encloses nothing dark
-    assert not clear_lenses(metal, glasses, 60.0).any()
+    assert frame[rim].all() and not frame[d >= 19].any()  # the glare closed into the rim
+    metal = np.where(rim, 70.0, 60.0)                     # a light frame encloses nothing dark
+    assert not any(m.any() for m in dark_frame(metal, glasses, 60.0))
 
 
 def test_the_result_s_labels_hold_the_pasted_glasses_with_their_clear_lenses():
