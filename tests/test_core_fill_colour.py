@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from triface_studio.core import colour
-from triface_studio.core.fill import shift_offsets, texture_fill
-from triface_studio.evaluation.realism import local_texture
+from triface_studio.core.fill import local_texture, shift_offsets, texture_fill
 
 
 def _textured(seed=0, size=96):

@@ -645,6 +645,28 @@ def test_hair_sharpness_tells_a_blurred_photo_from_a_sharp_one():
     assert hair_sharpness(sharp, np.zeros_like(lab)) == float("inf")      # no hair: nothing to say
 
 
+def test_pasted_hair_without_strands_takes_them_from_the_rest_and_keeps_its_colour():
+    from triface_studio.core.fill import local_texture
+    from triface_studio.pipeline.composite import regrain_flat_hair
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    strands = 0.08 * np.sin(xx * 1.3 + 0.4 * rng.standard_normal((128, 128)).cumsum(0) * 0.1)
+    img = np.clip(np.full((128, 128, 3), (0.6, 0.45, 0.3), np.float32) + strands[..., None], 0, 1).astype(np.float32)
+    patch = (abs(yy - 64) < 20) & (abs(xx - 64) < 20)
+    img[patch] = (0.9, 0.85, 0.8)                          # a blown-out patch: pale and flat
+    hair = np.ones((128, 128), bool)
+    hair[:, 120:] = False
+    out = regrain_flat_hair(img, hair)
+    tex = lambda im: local_texture(im[..., 0] * 100)       # noqa: E731
+    core = (abs(yy - 64) < 14) & (abs(xx - 64) < 14)
+    assert tex(out)[core].mean() > 0.5 * tex(img)[hair & ~patch].mean()     # strands now
+    assert np.abs(out[core].mean(0) - img[core].mean(0)).max() < 0.06         # its light and colour kept
+    assert np.allclose(out[:, 124:], img[:, 124:])                           # nothing beyond the hair
+    plain = np.clip(np.full((128, 128, 3), 0.5, np.float32) + strands[..., None], 0, 1).astype(np.float32)
+    assert np.allclose(regrain_flat_hair(plain, hair), plain)                 # hair with strands stays
+
+
 def test_islands_of_new_hair_on_the_identity_s_neck_or_background_are_dropped():
     from triface_studio.core.semantics import BACKGROUND, NECK
     from triface_studio.pipeline.composite import drop_hair_fragments

@@ -137,6 +137,15 @@ def shift_offsets(holes: np.ndarray, source: np.ndarray, max_offsets: int = 12, 
     return offsets, assign
 
 
+def local_texture(lightness: np.ndarray, radius: int = 3) -> np.ndarray:
+    """How textured an image is at each pixel: the standard deviation of ``lightness`` in a
+    (2r+1)^2 window (strands, pores; ~0 where it is flat).  Shape: (H, W) -> (H, W)"""
+    k = (2 * radius + 1, 2 * radius + 1)
+    x = np.asarray(lightness, np.float32)
+    m = cv2.blur(x, k)
+    return np.sqrt(np.maximum(cv2.blur(x * x, k) - m * m, 0.0))
+
+
 def texture_fill(image: np.ndarray, holes: np.ndarray, source: np.ndarray, valid: np.ndarray | None = None,
                  fallback: np.ndarray | None = None, max_offsets: int = 12, grain: float | None = 2.0,
                  smooth: float = 16.0, shading: np.ndarray | None = None) -> np.ndarray:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from triface_studio.core.fill import local_texture
 from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, HAIR, L_BROW, L_EYE, L_LIP, MOUTH, NOSE, R_BROW,
                                            R_EYE, SKIN, U_LIP)
 
@@ -59,14 +60,6 @@ SEAM_WINDOW = 7
 def lab(image: np.ndarray) -> np.ndarray:
     """uint8 RGB -> float32 CIELAB (L in 0-100)."""
     return cv2.cvtColor(np.asarray(image, np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-
-
-def local_texture(lightness: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Standard deviation of ``lightness`` in a (2r+1)^2 window. Shape: (H, W) -> (H, W)"""
-    k = (2 * radius + 1, 2 * radius + 1)
-    x = lightness.astype(np.float32)
-    m = cv2.blur(x, k)
-    return np.sqrt(np.maximum(cv2.blur(x * x, k) - m * m, 0.0))
 
 
 def changed_mask(lab_in: np.ndarray, lab_out: np.ndarray) -> np.ndarray:

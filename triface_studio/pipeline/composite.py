@@ -19,7 +19,8 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
                       skin around them (:func:`relight_parts`), hair takes the identity's white
                       balance, parts made of skin (nose, ears, neck) its complexion
 :func:`unstreak_hair` pasted hair its reference's photo saw at a grazing angle (one texel
-                      smeared into a streak) keeps its colour and takes strands from the rest
+                      smeared into a streak) keeps its colour and takes strands from the rest;
+                      so does hair with no strands at all (:func:`regrain_flat_hair`)
 :func:`dye_old_hair`  the identity's old hair in the new hair's colours, keeping its own strands
                       and light: what shows of it under the new hair's edge and in the scalp gap
 :func:`coarse`        eq. 13 with those soft layers over the identity and its background (eq. 14)
@@ -44,7 +45,7 @@ import torch
 from scipy.ndimage import binary_fill_holes, distance_transform_edt, label, maximum_filter1d, minimum_filter1d
 
 from triface_studio.core import colour, compositing, masks
-from triface_studio.core.fill import seamless_paste, texture_fill
+from triface_studio.core.fill import local_texture, seamless_paste, texture_fill
 from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, FLIP_PERMUTATION, HAIR, HAT, L_BROW, L_EAR, L_EYE,
                                            L_LIP, MOUTH, NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
 
@@ -107,6 +108,9 @@ FRAME_DARK = 0.45
 #: ... and makes at least this share of its opaque pixels (a black frame's pair: 0.7; thin metal with
 #: a dark line: 0.4, on the held-out sheet's pairs 5 and 8)
 DARK_FRAME_SHARE = 0.6
+#: pasted hair with less texture than this share of the pasted hair's median is a flat patch
+#: (:func:`regrain_flat_hair`)
+FLAT_HAIR_RATIO = 0.3
 #: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
 MIN_VISIBLE_GLASSES_PX = 150
 
@@ -868,6 +872,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         pasted = restore_detail(pasted, alpha * (s_out == HAIR))
         if stretched is not None:
             pasted = unstreak_hair(pasted, np.asarray(stretched, bool), (s_out == HAIR) & (alpha > 0.5))
+        pasted = regrain_flat_hair(pasted, (s_out == HAIR) & (alpha > 0.5) & taken)
 
     # --- the identity's old hair that stays on the head takes the new hair's colours -----------------
     base, dyed = i_id, False
@@ -1014,6 +1019,24 @@ def unstreak_hair(pasted: np.ndarray, stretched: np.ndarray, hair: np.ndarray, g
     if holes.sum() < 16 or src.sum() < 64:
         return pasted
     return texture_fill(pasted, holes, src, valid=src.astype(np.float32), grain=grain, shading=pasted)
+
+
+def regrain_flat_hair(pasted: np.ndarray, hair: np.ndarray, ratio: float = FLAT_HAIR_RATIO) -> np.ndarray:
+    """Pasted hair that shows no strands -- a reference's blown-out highlight, hair its photo
+    had out of focus in one place -- is a flat patch on the new hairdo: where its texture
+    (:func:`triface_studio.core.fill.local_texture` of the lightness) is under ``ratio`` of the
+    pasted hair's median, in patches of some size, it keeps its colour and light and takes
+    strands from the rest of the pasted hair (:func:`unstreak_hair`).
+    Shape: (H, W, 3), (H, W) bool -> (H, W, 3)"""
+    hair = np.asarray(hair, bool)
+    if hair.sum() < 256:
+        return pasted
+    tex = local_texture(colour.to_lab(np.asarray(pasted, np.float32))[..., 0])
+    flat = (hair & (tex < ratio * float(np.median(tex[hair])))).astype(np.uint8)
+    flat = cv2.morphologyEx(flat, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    if flat.sum() < 64:
+        return pasted
+    return unstreak_hair(pasted, flat > 0, hair)
 
 
 def dye_old_hair(i_id: np.ndarray, labels_id: np.ndarray, pasted: np.ndarray, alpha: np.ndarray,
