@@ -681,10 +681,16 @@ def test_islands_of_new_hair_on_the_identity_s_neck_or_background_are_dropped():
     lock = (abs(yy - 250) < 6) & (abs(xx - 125) < 6)                              # an island over old hair
     assert (lab[lock] == HAIR).all()
     s_blend[lock] = HAIR
+    strip = (abs(yy - 300) < 60) & (xx < 12)                                      # the reference's crop edge
+    s_blend[strip] = HAIR
     out = drop_hair_fragments(s_blend, lab)
     assert (out[speck_bg] == BACKGROUND).all() and (out[speck_neck] == NECK).all()
+    assert (out[strip] == lab[strip]).all()
+    away = np.roll(strip, 30, axis=1)                       # the same island off the frame's side stays
+    assert (drop_hair_fragments(np.where(away, HAIR, np.where(strip, lab, s_blend)).astype(np.uint8),
+                                lab)[away] == HAIR).all()
     assert (out[lock] == HAIR).all()                 # over the identity's own hair: the gap rules decide
-    hairdo = (s_blend == HAIR) & ~speck_bg & ~speck_neck
+    hairdo = (s_blend == HAIR) & ~speck_bg & ~speck_neck & ~strip
     assert (out[hairdo] == HAIR).all()
 
 

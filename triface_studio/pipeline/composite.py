@@ -111,6 +111,9 @@ DARK_FRAME_SHARE = 0.6
 #: pasted hair with less texture than this share of the pasted hair's median is a flat patch
 #: (:func:`regrain_flat_hair`)
 FLAT_HAIR_RATIO = 0.3
+#: an island of new hair at the frame's side, this small against the hairdo, is its reference's crop
+#: edge (:func:`drop_hair_fragments`)
+EDGE_FRAGMENT_SHARE = 0.08
 #: an eyeglasses layer with fewer opaque pixels than this would not be seen on the result
 MIN_VISIBLE_GLASSES_PX = 150
 
@@ -241,11 +244,14 @@ def drop_old_hair(s_blend: np.ndarray, render: np.ndarray, i_id: np.ndarray, lab
     return out
 
 
-def drop_hair_fragments(s_blend: np.ndarray, labels_id: np.ndarray, share: float = 0.02) -> np.ndarray:
+def drop_hair_fragments(s_blend: np.ndarray, labels_id: np.ndarray, share: float = 0.02,
+                        edge_share: float = EDGE_FRAGMENT_SHARE) -> np.ndarray:
     """S^blend without islands of hair apart from the new hairdo (smaller than ``share`` of its
-    largest piece) that lie mostly where the identity has no hair: a reference's earring, a
-    strand cut off by its crop or mask, floating on the identity's neck or background.  They
-    become what the identity's labels say there (its neck, background...), so its photo shows.
+    largest piece, or than ``edge_share`` of it when they touch the frame's side) that lie
+    mostly where the identity has no hair: a reference's earring, a strand cut off by its crop
+    or mask, floating on the identity's neck or background; a strip of the reference's hair
+    along its crop's side, standing apart at the identity's frame edge.  They become what the
+    identity's labels say there (its neck, background...), so its photo shows.
     -> labels (H, W)"""
     out = np.asarray(s_blend).copy()
     lab_id = np.asarray(labels_id)
@@ -253,7 +259,9 @@ def drop_hair_fragments(s_blend: np.ndarray, labels_id: np.ndarray, share: float
     if n <= 2:
         return out
     areas = stats[1:, cv2.CC_STAT_AREA]
-    small = 1 + np.nonzero(areas < share * areas.max())[0]
+    left, right = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_LEFT] + stats[1:, cv2.CC_STAT_WIDTH]
+    at_side = (left == 0) | (right == out.shape[1])
+    small = 1 + np.nonzero((areas < share * areas.max()) | (at_side & (areas < edge_share * areas.max())))[0]
     if small.size == 0:
         return out
     own_hair = np.bincount(cc.ravel(), weights=(lab_id == HAIR).ravel().astype(np.float64), minlength=n)
