@@ -176,8 +176,9 @@ def even_light(image: np.ndarray, region: np.ndarray, sigma: float = 24.0, keep:
     lightness smoothed over ``sigma`` px within the region (a backlit half) is above the
     region's median, it is moved down towards it, ``keep`` of the rise left; detail finer than
     ``sigma`` (strands, their sheen) stays as it is, and so do shadows (lifted, a dark parting
-    became a grey blur).  The photo a part was cut from lit it its own way;
-    on another person's head a blown-out half reads as a pale patch.
+    became a grey blur).  The photo a part was cut from lit it its own way; on another person's
+    head a blown-out half reads as a pale patch.  (The smoothing is the normalised convolution
+    of :func:`triface_studio.core.fill.local_fill`, at full size: only one channel is needed.)
     Shape: (H, W, 3) RGB in [0, 1], (H, W) weights in [0, 1] -> (H, W, 3) float32"""
     img = np.asarray(image, np.float32)
     w = np.clip(np.asarray(region, np.float32), 0, 1)
