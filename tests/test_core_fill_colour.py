@@ -247,3 +247,66 @@ def test_even_light_tones_down_a_blown_out_half_and_keeps_strands_and_shadows():
     assert abs(fine(L_out) - fine(L_in)) < 0.15 * fine(L_in)            # the strands stay
     assert np.allclose(L_out[:, :4], L_in[:, :4], atol=0.5)             # the dark parting is not lifted
     assert np.allclose(out[:, 100:], img[:, 100:])                      # nothing outside the region
+
+
+def _staircase(size=96):
+    """A mask whose right edge against ``outside`` is a staircase of 8 px steps, with a speck."""
+    m = np.zeros((size, size), np.float32)
+    for y in range(size):
+        m[y, : 30 + 8 * ((y // 12) % 2)] = 1.0
+    m[40:43, 60:63] = 1.0                                   # a speck standing apart
+    return m
+
+
+def test_round_outline_smooths_a_staircase_against_the_outside_only():
+    from triface_studio.core.masks import round_outline
+
+    a = _staircase()
+    outside = a < 0.5
+    out = round_outline(a, outside, sigma=4.0)
+    assert out[40:43, 60:63].max() < 0.1                    # the speck goes
+    assert out[:, :15].min() == 1.0                          # deep inside unchanged
+    # the steps' corners are rounded: each row's edge moves less from row to row than the steps
+    edge = (out > 0.5).sum(1).astype(float)
+    step = (a > 0.5)[:, :50].sum(1).astype(float)
+    assert np.abs(np.diff(edge)).max() < np.abs(np.diff(step)).max()
+    # and the edge is a soft ramp, not a cut
+    assert ((out > 0.05) & (out < 0.95)).sum() > 2 * 96
+    # with nothing outside, nothing changes
+    assert np.array_equal(round_outline(a, np.zeros_like(outside)), a)
+
+
+def test_inner_colour_takes_a_rim_s_colour_from_deeper_in():
+    from triface_studio.core.fill import inner_colour
+
+    img = np.zeros((64, 64, 3), np.float32)
+    img[:, :32] = (0.9, 0.8, 0.5)                           # blonde
+    img[:, 28:32] = (0.5, 0.3, 0.2)                         # a brown rim of the old backdrop
+    inside = np.zeros((64, 64), bool)
+    inside[:, :32] = True
+    outside = ~inside
+    out = inner_colour(img, inside, outside, depth=5.0, sigma=3.0)
+    assert np.abs(out[:, 31] - (0.9, 0.8, 0.5)).max() < 0.05   # the rim next to the outside is blonde
+    assert np.array_equal(out[:, :20], img[:, :20])             # deeper in, untouched
+    assert np.array_equal(out[:, 32:], img[:, 32:])             # outside, untouched
+
+
+def test_old_hair_is_dyed_by_how_much_hair_a_pixel_holds_next_to_its_background():
+    from triface_studio.pipeline.composite import _hair_share_against
+
+    img = np.zeros((96, 96, 3), np.float32)
+    img[:] = (0.75, 0.8, 0.9)                                # a light backdrop
+    img[:, :40] = (0.3, 0.2, 0.15)                           # brown hair
+    img[:, 40:44] = (0.525, 0.5, 0.525)                      # its soft edge: half hair, half backdrop
+    old = _staircase() > 0.5                                 # the parser's steps, 30-38 px
+    bg = ~old
+    share = _hair_share_against(img, old, bg)
+    assert abs(float(share[50, 42]) - 0.5) < 0.1             # the photo's soft edge, half dyed
+    assert share[50, 5] == 1.0                               # far inside the hair, fully
+    # dark hair on a dark backdrop: the parser's steps are rounded instead
+    img[:, 40:] = (0.04, 0.03, 0.03)
+    img[:, :40] = (0.08, 0.05, 0.05)
+    share = _hair_share_against(img, old, bg)
+    inside = share[old]
+    assert inside.min() < 0.5 and share[:, :15].min() == 1.0
+    assert ((share > 0.05) & (share < 0.95) & old).sum() > 96

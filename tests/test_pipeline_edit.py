@@ -1160,3 +1160,21 @@ def test_glasses_are_foreshortened_half_by_half_onto_a_turned_face():
     lab[230:250, 186:246] = EYEGLASSES
     out = warp_halves(lab, left, right, mid, flags=cv2.INTER_NEAREST) == EYEGLASSES
     assert abs(int(out[240, 256:].sum()) - 36) <= 2 and int(out[240, :256].sum()) == 60
+
+
+def test_pasted_hair_s_outline_is_rounded_against_the_background_but_not_against_the_face():
+    from types import SimpleNamespace
+
+    from triface_studio.pipeline.composite import hair_outline
+
+    s = np.zeros((96, 96), np.uint8)
+    for y in range(96):
+        s[y, 8 + 8 * ((y // 12) % 2):] = HAIR                 # a staircase against the background
+    s[:, 70:] = SKIN                                          # and the face on the other side
+    alpha = (s == HAIR).astype(np.float32)
+    out, rim = hair_outline(alpha, s, SimpleNamespace(m_bg=(s == 0).astype(np.float32)))
+    assert rim[:, 8].any() and not rim[:, 75].any()           # the background beyond, not the face
+    soft = (out > 0.05) & (out < 0.95)
+    assert soft[:, :30].sum() > 96                            # a soft edge along the steps
+    assert np.array_equal(out[:, 50:], alpha[:, 50:])          # hair meeting the face keeps its edge
+    assert out[:, 35:70].min() == 1.0

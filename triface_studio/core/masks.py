@@ -163,3 +163,21 @@ def grow_by_colour(image: np.ndarray, labels: np.ndarray, cls: int, into: Iterab
         grow[sel] = np.linalg.norm(px - np.median(L[mine], 0), axis=-1) < np.linalg.norm(px - np.median(L[own], 0), axis=-1)
     out[grow] = cls
     return out
+
+
+def round_outline(alpha: np.ndarray, outside: np.ndarray, sigma: float = 3.0, band: float = 10.0) -> np.ndarray:
+    """``alpha`` whose outline against ``outside`` (bool) is rounded: within ``band`` px of
+    ``outside`` it is capped by its hard mask (> 0.5) blurred by ``sigma`` and ramped over
+    0.25-0.75, so a staircase or a ragged cut-out becomes a smooth soft edge about 2 sigma
+    wide, and spikes and specks thinner than about ``sigma`` go.  Elsewhere (inside, or where
+    it meets anything but ``outside``) it is unchanged.  Shape: (H, W) -> (H, W) float32"""
+    import cv2
+
+    a = np.asarray(alpha, np.float32)
+    out = np.asarray(outside, bool)
+    if not out.any():
+        return a
+    smooth = cv2.GaussianBlur((a > 0.5).astype(np.float32), (0, 0), sigma)
+    ramp = np.clip((smooth - 0.25) / 0.5, 0, 1)
+    near = cv2.distanceTransform((~out).astype(np.uint8), cv2.DIST_L2, 5) <= band
+    return np.where(near, np.minimum(a, ramp), a).astype(np.float32)

@@ -12,6 +12,8 @@ back from that reference's photo at full sharpness, ``EditPipeline._photo_texels
 :func:`drop_hair_fragments` islands of new hair on the identity's neck or background go
 :func:`one_nose`      a taken nose in one piece (no bridge cut off by a reference's glasses)
 :func:`hair_matte`    soft alpha along the pasted hair's edges (a guided filter on the render)
+:func:`hair_outline`  its outline against the background rounded: no staircase, spikes or specks
+                      of the render's silhouette, no rim of the reference's own backdrop
 :func:`glasses_layer` the reference's eyeglasses as a layer: frame and tint, without the
                       reference's own skin and eyes that its clear lenses show
 :func:`colour_match`  pasted parts take the render's lost colour back from the reference photo,
@@ -45,7 +47,7 @@ import torch
 from scipy.ndimage import binary_fill_holes, distance_transform_edt, label, maximum_filter1d, minimum_filter1d
 
 from triface_studio.core import colour, compositing, masks
-from triface_studio.core.fill import local_texture, seamless_paste, texture_fill
+from triface_studio.core.fill import inner_colour, local_texture, seamless_paste, texture_fill
 from triface_studio.core.semantics import (BACKGROUND, EYEGLASSES, FLIP_PERMUTATION, HAIR, HAT, L_BROW, L_EAR, L_EYE,
                                            L_LIP, MOUTH, NECK, NOSE, R_BROW, R_EAR, R_EYE, SKIN, U_LIP)
 
@@ -108,6 +110,15 @@ FRAME_DARK = 0.45
 #: ... and makes at least this share of its opaque pixels (a black frame's pair: 0.7; thin metal with
 #: a dark line: 0.4, on the held-out sheet's pairs 5 and 8)
 DARK_FRAME_SHARE = 0.6
+#: pasted hair's outline against the background is rounded over about this sigma (px), and visible
+#: from this alpha on (:func:`hair_outline`)
+OUTLINE_SIGMA = 6.0
+OUTLINE_LEVEL = 0.05
+#: pasted hair's colour this near (px) its outline against the background comes from deeper in
+OUTLINE_DEPTH = 5.0
+#: the identity's old hair this near (px) its background is dyed by how much hair each pixel holds
+#: (:func:`_hair_share_against`)
+DYE_EDGE_PX = 8
 #: pasted hair with less texture than this share of the pasted hair's median is a flat patch
 #: (:func:`regrain_flat_hair`)
 FLAT_HAIR_RATIO = 0.3
@@ -408,6 +419,24 @@ def hair_matte(render: np.ndarray, hard: np.ndarray, radius: int = 3, eps: float
                                                                                           np.uint8))
     out = np.where(band > 0, np.clip(a, 0, 1), h)
     return cv2.GaussianBlur(out, (0, 0), 0.7).astype(np.float32)
+
+
+def hair_outline(alpha: np.ndarray, s_out: np.ndarray, reg: "Regions") -> tuple[np.ndarray, np.ndarray]:
+    """Pasted hair's outline where it meets the background: the render's silhouette is a
+    staircase there, with spikes and specks of strands and a rim of the reference's own
+    backdrop.  The outline is rounded (:func:`triface_studio.core.masks.round_outline`); the
+    rim's colour is taken from deeper in later (:func:`triface_studio.core.fill.inner_colour`).
+    -> (alpha, the background beyond the outline (H, W) bool)"""
+    hair = np.asarray(s_out) == HAIR
+    near_hair = cv2.dilate(hair.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    backdrop = (np.asarray(s_out) == BACKGROUND) | (reg.m_bg > 0.5)
+    outside = backdrop & (alpha <= OUTLINE_LEVEL) & near_hair
+    if not outside.any():
+        return alpha, outside
+    visible = np.where(alpha > OUTLINE_LEVEL, 1.0, 0.0).astype(np.float32)
+    rounded = masks.round_outline(visible, outside, OUTLINE_SIGMA)
+    out = np.where(near_hair & ~np.isin(np.asarray(s_out), FACE_PARTS), np.minimum(alpha, rounded), alpha)
+    return out.astype(np.float32), outside
 
 
 @dataclass
@@ -853,6 +882,8 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
             # head; background elsewhere
             own_hair = (reg.m_k_id > 0.5) & (reg.gap_bg < 0.5) & (reg.m_bg < 0.5)
             reg.m_bg = np.maximum(reg.m_bg, ((fade > 0.05) & ~own_hair).astype(np.float32))
+    if HAIR in classes:
+        alpha, rim = hair_outline(alpha, s_out, reg)
 
     # --- colour ----------------------------------------------------------------------------------
     # pixels the blend took from a reference take its colours; what the user kept of the
@@ -881,6 +912,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         if stretched is not None:
             pasted = unstreak_hair(pasted, np.asarray(stretched, bool), (s_out == HAIR) & (alpha > 0.5))
         pasted = regrain_flat_hair(pasted, (s_out == HAIR) & (alpha > 0.5) & taken)
+        pasted = inner_colour(pasted, (s_out == HAIR) & (alpha > OUTLINE_LEVEL), rim, OUTLINE_DEPTH)
 
     # --- the identity's old hair that stays on the head takes the new hair's colours -----------------
     base, dyed = i_id, False
@@ -1079,8 +1111,26 @@ def dye_old_hair(i_id: np.ndarray, labels_id: np.ndarray, pasted: np.ndarray, al
             source = old & (share > 0.8)
             if source.sum() < 64:
                 source = old
+    region = region * _hair_share_against(np.asarray(i_id, np.float32), old, np.asarray(labels_id) == BACKGROUND)
     return colour.dye(i_id, region, source, np.asarray(pasted, np.float32)[new], target_image=pasted,
                       target_mask=cv2.erode(new.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0), True
+
+
+def _hair_share_against(img: np.ndarray, old: np.ndarray, bg: np.ndarray) -> np.ndarray | float:
+    """How much of the identity's old hair each pixel near its background holds (a mix of the
+    hair's and the background's colours, :func:`colour.mix_share`), 1 farther in: the parser's
+    outline of the hair is a staircase, which dyed a light colour stood out against a dark
+    backdrop as a cut-out of steps and specks; the photo's own soft outline is dyed instead.
+    Where hair and background look alike (dark hair on a dark backdrop: the share would be
+    noise) the dye fades out over the outline rounded (:data:`OUTLINE_SIGMA`).  -> (H, W) or 1.0"""
+    ring = (cv2.dilate(old.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0) & bg
+    if ring.sum() < 64 or old.sum() < 64:
+        return 1.0
+    c_hair, c_bg = np.median(img[old], 0), np.median(img[ring], 0)
+    if np.linalg.norm(np.ptp(colour.to_lab(np.stack([c_hair, c_bg])[None])[0], 0)) <= 15.0:
+        return masks.round_outline(old.astype(np.float32), bg, OUTLINE_SIGMA) + ~old
+    near = cv2.distanceTransform((~bg).astype(np.uint8), cv2.DIST_L2, 5) < DYE_EDGE_PX
+    return np.where(near, colour.mix_share(img, c_hair, c_bg), 1.0).astype(np.float32)
 
 
 def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regions, alpha: np.ndarray,
@@ -1094,8 +1144,14 @@ def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regio
         hair_src = (reg.s_blend == HAIR) & (alpha > 0.95) & (reg.gap_scalp < 0.5)
         holes = reg.gap_scalp > 0.5
         if hair_src.sum() >= 64:
+            before = out
             out = texture_fill(out, holes, hair_src, valid=hair_src.astype(np.float32), grain=8.0,
                                shading=out if dyed else None)
+            # where the filled old hair meets the background its outline is the parser's
+            # staircase: rounded and soft, over the old hair's own photo
+            outside = ((reg.m_bg > 0.5) | (lab == BACKGROUND)) & ~holes & (alpha <= OUTLINE_LEVEL)
+            w = masks.round_outline(holes.astype(np.float32), outside, OUTLINE_SIGMA)[..., None]
+            out = before + (out - before) * w
         else:
             notes.append("the new hair is too small to grow over the old hair's place; it was filled with skin")
             reg.gap_face = np.maximum(reg.gap_face, reg.gap_scalp)
