@@ -851,7 +851,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         # render of it; the border between kept and new hair is feathered, not a straight cut
         own = 1.0
         if mine.any():
-            fade_in = cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX)
+            # (all of it on the new hair's side: the kept hair's own photo from the border on,
+            # so the render of the reference's hair does not end at the border in a step)
+            fade_in = np.minimum(1.0, 2.0 * cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX))
             own = np.where(reg.m_k_id > 0.5, 1.0 - fade_in, 1.0)
         alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)) * own)
     others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
