@@ -275,8 +275,14 @@ def inner_colour(image: np.ndarray, inside: np.ndarray, outside: np.ndarray, dep
     if not rim.any():
         return img
     deep = (ins & (d >= depth)).astype(np.float32)
-    num = cv2.GaussianBlur(img * deep[..., None], (0, 0), sigma)
-    den = cv2.GaussianBlur(deep, (0, 0), sigma)[..., None]
-    est = np.where(den > 1e-3, num / np.maximum(den, 1e-6), img)
-    w = (np.clip(1.0 - d / depth, 0, 1) * rim * (den[..., 0] > 1e-3))[..., None]
-    return (img * (1 - w) + est * w).astype(np.float32)
+    # (a smooth field: blurred at half size, 4x cheaper, and read at the rim's pixels only)
+    H, W = deep.shape
+    half = lambda a: cv2.resize(a, ((W + 1) // 2, (H + 1) // 2), interpolation=cv2.INTER_AREA)  # noqa: E731
+    full = lambda a: cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    num = full(cv2.GaussianBlur(half(img * deep[..., None]), (0, 0), sigma / 2))
+    den = full(cv2.GaussianBlur(half(deep), (0, 0), sigma / 2))
+    ys, xs = np.nonzero(rim & (den > 1e-3))
+    out = img.copy()
+    w = np.clip(1.0 - d[ys, xs] / depth, 0, 1)[:, None]
+    out[ys, xs] = img[ys, xs] * (1 - w) + num[ys, xs] / den[ys, xs, None] * w
+    return out

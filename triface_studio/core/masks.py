@@ -165,7 +165,8 @@ def grow_by_colour(image: np.ndarray, labels: np.ndarray, cls: int, into: Iterab
     return out
 
 
-def round_outline(alpha: np.ndarray, outside: np.ndarray, sigma: float = 3.0, band: float = 10.0) -> np.ndarray:
+def round_outline(alpha: np.ndarray, outside: np.ndarray, sigma: float = 3.0,
+                  band: float = 10.0) -> np.ndarray:
     """``alpha`` whose outline against ``outside`` (bool) is rounded: within ``band`` px of
     ``outside`` it is capped by its hard mask (> 0.5) blurred by ``sigma`` and ramped over
     0.25-0.75, so a staircase or a ragged cut-out becomes a smooth soft edge about 2 sigma

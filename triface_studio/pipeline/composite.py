@@ -1128,11 +1128,14 @@ def _hair_share_against(img: np.ndarray, old: np.ndarray, bg: np.ndarray) -> np.
     ring = (cv2.dilate(old.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0) & bg
     if ring.sum() < 64 or old.sum() < 64:
         return 1.0
-    c_hair, c_bg = np.median(img[old], 0), np.median(img[ring], 0)
+    # (medians of every 4th pixel: as good, 4x cheaper)
+    c_hair, c_bg = np.median(img[old][::4], 0), np.median(img[ring][::4], 0)
     if np.linalg.norm(np.ptp(colour.to_lab(np.stack([c_hair, c_bg])[None])[0], 0)) <= 15.0:
         return masks.round_outline(old.astype(np.float32), bg, OUTLINE_SIGMA) + ~old
     near = cv2.distanceTransform((~bg).astype(np.uint8), cv2.DIST_L2, 5) < DYE_EDGE_PX
-    return np.where(near, colour.mix_share(img, c_hair, c_bg), 1.0).astype(np.float32)
+    out = np.ones(bg.shape, np.float32)
+    out[near] = colour.mix_share(img[near][:, None], c_hair, c_bg)[:, 0]
+    return out
 
 
 def fill(coarse: np.ndarray, i_id: np.ndarray, labels_id: np.ndarray, reg: Regions, alpha: np.ndarray,
