@@ -885,7 +885,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
             own_hair = (reg.m_k_id > 0.5) & (reg.gap_bg < 0.5) & (reg.m_bg < 0.5)
             reg.m_bg = np.maximum(reg.m_bg, ((fade > 0.05) & ~own_hair).astype(np.float32))
     if HAIR in classes:
-        alpha, rim = hair_outline(alpha, s_out, reg)
+        alpha, beyond = hair_outline(alpha, s_out, reg)
 
     # --- colour ----------------------------------------------------------------------------------
     # pixels the blend took from a reference take its colours; what the user kept of the
@@ -914,7 +914,7 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         if stretched is not None:
             pasted = unstreak_hair(pasted, np.asarray(stretched, bool), (s_out == HAIR) & (alpha > 0.5))
         pasted = regrain_flat_hair(pasted, (s_out == HAIR) & (alpha > 0.5) & taken)
-        pasted = inner_colour(pasted, (s_out == HAIR) & (alpha > OUTLINE_LEVEL), rim, OUTLINE_DEPTH)
+        pasted = inner_colour(pasted, (s_out == HAIR) & (alpha > OUTLINE_LEVEL), beyond, OUTLINE_DEPTH)
 
     # --- the identity's old hair that stays on the head takes the new hair's colours -----------------
     base, dyed = i_id, False
