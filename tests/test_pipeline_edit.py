@@ -1178,3 +1178,28 @@ def test_pasted_hair_s_outline_is_rounded_against_the_background_but_not_against
     assert soft[:, :30].sum() > 96                            # a soft edge along the steps
     assert np.array_equal(out[:, 50:], alpha[:, 50:])          # hair meeting the face keeps its edge
     assert out[:, 35:70].min() == 1.0
+
+
+def test_old_hair_between_the_crown_and_a_low_hairline_is_the_head_s_not_background():
+    """The crown is estimated from the brows; where the identity's own hairline lies lower, the
+    band between the two was called background: a flat strip of backdrop across the forehead."""
+    from triface_studio.core.semantics import L_BROW, L_EYE, NOSE, R_BROW, R_EYE
+    from triface_studio.pipeline.composite import regions, scalp
+
+    yy, xx = np.mgrid[:512, :512]
+    lab = np.zeros((512, 512), np.uint8)
+    lab[((xx - 256) / 150.0) ** 2 + ((yy - 250) / 230.0) ** 2 < 1] = HAIR
+    lab[((xx - 256) / 110.0) ** 2 + ((yy - 320) / 165.0) ** 2 < 1] = SKIN      # hairline at y ~155
+    lab[(np.abs(yy - 232) < 5) & (np.abs(xx - 206) < 30)] = L_BROW
+    lab[(np.abs(yy - 232) < 5) & (np.abs(xx - 306) < 30)] = R_BROW
+    lab[(np.abs(yy - 262) < 6) & (np.abs(xx - 206) < 20)] = L_EYE
+    lab[(np.abs(yy - 262) < 6) & (np.abs(xx - 306) < 20)] = R_EYE
+    lab[(yy > 250) & (yy < 335) & (np.abs(xx - 256) < 15)] = NOSE
+    crown = scalp(lab)
+    rows = np.nonzero(crown[:, 256])[0]
+    band = slice(rows.max() + 2, 153)                   # below the crown, above the skin
+    assert band.stop - band.start >= 4 and (lab[band, 256] == HAIR).all()
+    s_blend = np.where(lab == HAIR, SKIN, lab).astype(np.uint8)       # the new head shows no hair there
+    reg = regions(lab, s_blend, [HAIR])
+    assert (reg.gap_scalp[band, 256] > 0.5).all()       # new hair, not a strip of backdrop
+    assert (reg.gap_bg[band, 256] < 0.5).all() and (reg.s_blend[band, 256] == HAIR).all()

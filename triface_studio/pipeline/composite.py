@@ -360,7 +360,10 @@ def regions(labels_id: np.ndarray, s_blend: np.ndarray, classes, bare: np.ndarra
         # inside the head, whatever the closing above reached; the hair spread 30 px up and
         # down first, so a few rows without hair at the side leave no notch)
         tall = cv2.dilate(new_hair.astype(np.uint8), np.ones((61, 1), np.uint8)) > 0
-        grows = ~on_face & (silhouette | crown | masks.row_span(tall | face)
+        # (and between the crown and the face below it, column by column: where the identity's
+        # hairline lies lower than the crown's estimate, that band is the head's, not background)
+        between = np.maximum.accumulate(crown, axis=0) & np.maximum.accumulate(face[::-1], axis=0)[::-1]
+        grows = ~on_face & (silhouette | crown | between | masks.row_span(tall | face)
                             | binary_fill_holes(new_hair | face | crown))
         gap_scalp = gap & (grows | on_face)
         gap_bg = gap & ~on_face & ~gap_scalp
