@@ -16,6 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .masks import distance_to
+
 def local_fill(image: np.ndarray, source: np.ndarray, sigma: float = 24.0, work: int = 128,
                prior: float = 0.02) -> np.ndarray:
     """A smooth colour map that continues ``image``'s colours inside ``source`` (e.g. skin)
@@ -270,7 +272,7 @@ def inner_colour(image: np.ndarray, inside: np.ndarray, outside: np.ndarray, dep
     ins, out = np.asarray(inside, bool), np.asarray(outside, bool)
     if not out.any() or not ins.any():
         return img
-    d = cv2.distanceTransform((~out).astype(np.uint8), cv2.DIST_L2, 5) - 1.0   # 0 on the outermost row inside
+    d = distance_to(out) - 1.0          # 0 on the outermost row inside
     rim = ins & (d < depth)
     if not rim.any():
         return img

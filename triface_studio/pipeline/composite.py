@@ -1135,7 +1135,7 @@ def _hair_share_against(img: np.ndarray, old: np.ndarray, bg: np.ndarray) -> np.
     c_hair, c_bg = np.median(img[old][::4], 0), np.median(img[ring][::4], 0)
     if np.linalg.norm(np.ptp(colour.to_lab(np.stack([c_hair, c_bg])[None])[0], 0)) <= 15.0:
         return masks.round_outline(old.astype(np.float32), bg, OUTLINE_SIGMA) + ~old
-    near = cv2.distanceTransform((~bg).astype(np.uint8), cv2.DIST_L2, 5) < DYE_EDGE_PX
+    near = masks.distance_to(bg) < DYE_EDGE_PX
     out = np.ones(bg.shape, np.float32)
     out[near] = colour.mix_share(img[near][:, None], c_hair, c_bg)[:, 0]
     return out

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from triface_studio.core import triplane
+from triface_studio.core.masks import distance_to
 from triface_studio.core.semantics import (BACKGROUND, CLOTH, FLIP_PERMUTATION, HAIR, HAT, NECK,
                                            NUM_CLASSES, SKIN)
 
@@ -198,13 +199,6 @@ def extend_rim(occupied: torch.Tensor, colour: torch.Tensor, front: torch.Tensor
 SHADING_SIGMA = 12.0
 
 
-def _edt(mask: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distance of each nonzero pixel of ``mask`` to the nearest zero one
-    (scipy's ``distance_transform_edt``, the same to 1e-6, by OpenCV's exact algorithm: ~3x
-    faster, and every lift takes several).  Shape: (H, W) -> (H, W) float32"""
-    return cv2.distanceTransform(np.ascontiguousarray(mask, np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-
-
 def _masked_blur(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
     num = _blur_small(x * w[..., None], sigma)
     den = _blur_small(w, sigma)[..., None]
@@ -290,7 +284,7 @@ def smooth_wall(colour: torch.Tensor, occupied: torch.Tensor, labels: torch.Tens
     Shapes: colour (3, R, R), occupied (R, R) bool, labels (R, R) int -> (3, R, R)."""
     occ = occupied.numpy()
     R = occ.shape[-1]
-    d = _edt(np.pad(occ, 1))[1:-1, 1:-1]
+    d = distance_to(~np.pad(occ, 1))[1:-1, 1:-1]
     rim = occ & (d <= band)
     if not rim.any():
         return colour
@@ -366,7 +360,7 @@ def round_outline(front: torch.Tensor, back: torch.Tensor, occupied: torch.Tenso
     Shapes: front/back (R, R), occupied (R, R) bool -> (front, back)."""
     occ = occupied.numpy()
     R = occ.shape[-1]
-    d = _edt(np.pad(occ, 1, constant_values=True))[1:-1, 1:-1]
+    d = distance_to(~np.pad(occ, 1, constant_values=True))[1:-1, 1:-1]
     d = np.clip((d - 0.5) * (2 * triplane.BOX_HALF / R) / width, 0.0, 1.0)
     g = torch.from_numpy(np.sqrt(1.0 - (1.0 - d) ** 2)).to(front.dtype)
     f = mid + ((front - mid).clamp_min(0) * g).clamp_min(ROUND_MIN)
@@ -416,7 +410,7 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
         to_hair = np.zeros_like(occ)
         if hair.any():
             hair_c, have_h = _smooth_fill(c, hair, sigma, need=other)
-            to_hair = other & have_h & (_edt(~hair) * texel < BACK_HAIR_REACH)
+            to_hair = other & have_h & (distance_to(hair) * texel < BACK_HAIR_REACH)
             out_c[to_hair], out_l[to_hair] = hair_c[to_hair], HAIR
         to_skin = other & ~to_hair & have_s
         out_c[to_skin] = skin[to_skin]
@@ -449,7 +443,7 @@ def wall_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
 
     occ, labels, c = _reduced(xy, scale)
     R = occ.shape[-1]
-    d = _edt(np.pad(occ, 1))[1:-1, 1:-1]
+    d = distance_to(~np.pad(occ, 1))[1:-1, 1:-1]
     reach = max(1.5, WALL_REACH * R / 512)
     rim = occ & (d <= reach)
     if not rim.any():
