@@ -125,6 +125,23 @@ def test_mask_ops():
     assert masks.class_mask(labels, semantics.attribute_classes("hair")).tolist() == [[0, 1], [0, 1]]
 
 
+def test_dilate_is_the_max_over_the_disc_or_the_square_at_the_border_and_in_batches():
+    g = torch.Generator().manual_seed(0)
+    binary = (torch.rand(2, 1, 30, 30, generator=g) > 0.97).float()
+    soft = torch.rand(3, 30, 30, generator=g) * (torch.rand(3, 30, 30, generator=g) > 0.9)
+    r = 4
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    for mask, shape in ((binary, (yy ** 2 + xx ** 2) <= r * r), (soft, np.ones((9, 9), bool))):
+        a = mask.numpy().reshape(-1, 30, 30)
+        padded = np.pad(a, ((0, 0), (r, r), (r, r)))                 # nothing beyond the border
+        want = np.zeros_like(a)
+        for dy, dx in zip(*np.nonzero(shape)):
+            want = np.maximum(want, padded[:, dy:dy + 30, dx:dx + 30])
+        got = masks.dilate(mask, r)
+        assert got.shape == mask.shape and got.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy().reshape(-1, 30, 30), want)
+
+
 def test_compositing_equations():
     g = torch.Generator().manual_seed(3)
     i_id, i_ref = torch.rand(2, 8, 8, 3, generator=g)

@@ -46,18 +46,27 @@ def class_mask_from_probs(probs: torch.Tensor, classes: Iterable[int]) -> torch.
 
 
 def dilate(mask, radius: int) -> torch.Tensor:
-    """Binary-style dilation with a disc of ``radius`` pixels (max over the disc)."""
+    """Binary-style dilation with a disc of ``radius`` pixels (max over the disc); a soft mask
+    (values between 0 and 1) takes the max over the (2r+1) square instead."""
     t, nd = _as4d(mask)
     if radius <= 0:
         return _back(t, nd)
     r = int(radius)
-    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
-    disc = ((yy * yy + xx * xx) <= r * r).float().to(t.device)
-    # max-filter over a disc = threshold of a convolution for binary masks; for soft masks
-    # use unfold-free separable approximation: max-pool square then AND with the disc conv.
-    if bool(((t == 0) | (t == 1)).all()):
-        hit = F.conv2d(t, disc[None, None], padding=r) > 0.5
-        return _back(hit.float(), nd)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    binary = bool(((t == 0) | (t == 1)).all())
+    kernel = ((yy * yy + xx * xx) <= r * r) if binary else np.ones((2 * r + 1,) * 2, bool)
+    if t.device.type == "cpu":
+        # OpenCV's morphology: the same max (its border counts as empty); torch's conv2d of a
+        # 19 px disc over a 512 mask took ~0.25 s and an im2col buffer of ~380 MB
+        import cv2
+
+        k = kernel.astype(np.uint8)
+        a = np.ascontiguousarray(t.numpy(), np.float32).reshape(-1, *t.shape[-2:])
+        out = np.stack([cv2.dilate(x, k, borderType=cv2.BORDER_CONSTANT, borderValue=0.0) for x in a])
+        return _back(torch.from_numpy(out.reshape(t.shape)), nd)
+    if binary:
+        disc = torch.from_numpy(kernel).float().to(t.device)
+        return _back((F.conv2d(t, disc[None, None], padding=r) > 0.5).float(), nd)
     return _back(F.max_pool2d(t, 2 * r + 1, 1, r), nd)
 
 
