@@ -207,6 +207,26 @@ def test_user_mask_modes(scene):
         run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=band * 0, mask_mode="replace")])
 
 
+def test_a_fringe_cut_by_a_subtract_mask_fades_out_over_the_forehead(scene):
+    """A reference's fringe across its forehead, its right half subtracted by the user's mask:
+    over the identity's bare forehead the new hair thins out towards the mask's border instead
+    of ending in its straight line."""
+    ref, lab = portrait(BLONDE, 60)
+    yy, xx = np.mgrid[:512, :512]
+    fringe = (lab == SKIN) & (yy < 200)
+    lab[fringe], ref[fringe] = HAIR, BLONDE
+    scene["an"].add(ref, lab)
+    band = np.zeros((512, 512), np.float32)
+    band[:, 256:] = 1.0
+    res = run(scene, [ReferenceSpec(ref, ("hair",), user_mask=band, mask_mode="subtract")])
+    assert (scene["lab_id"][170, 200:320] == SKIN).all()               # the identity's forehead
+    skin = scene["ident"][170, 300:320].astype(float).mean(0)
+    row = np.linalg.norm(res.composite[170, 200:320].astype(float) - skin, axis=-1)   # how far from skin
+    assert row[:10].mean() > 30 and row[-10:].mean() < 4                     # fringe, then forehead
+    between = (row > 0.1 * row.max()) & (row < 0.9 * row.max())
+    assert between.sum() >= 10                          # a ramp over some 20 px, not a cut of ~5
+
+
 def test_user_mask_of_another_size_is_resized_with_a_note(scene):
     small = np.ones((100, 80), np.float32)
     res = run(scene, [ReferenceSpec(scene["ref"], ("eyeglasses",), user_mask=small * 0, mask_mode="add")])

@@ -810,7 +810,8 @@ def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, s
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
           bare: np.ndarray | None = None, ref_border: np.ndarray | None = None, ref_end: np.ndarray | None = None,
-          kept: np.ndarray | None = None, stretched: np.ndarray | None = None) -> Composite:
+          kept: np.ndarray | None = None, stretched: np.ndarray | None = None,
+          cut: np.ndarray | None = None) -> Composite:
     """Run the stages of the module docstring.  ``i_bg_fn(holes)`` returns eq. 14's background
     image, filled at least where ``holes`` (the identity's foreground that becomes background).
     ``bare``: the user's bare-scalp mask (see :func:`regions`).  ``ref_border``: how near each
@@ -822,7 +823,9 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
     render says at the region's outline, and the border between kept and new is feathered.
     ``stretched``: pasted pixels that show a reference's texel smeared across many pixels (seen
     at a grazing angle in its photo): pasted hair there keeps its colour and light but takes its
-    strands from the rest of the new hair."""
+    strands from the rest of the new hair.  ``cut``: where a subtract mask cut a reference's
+    hair off (1): the new hair fades out towards it over anything, the identity's skin included,
+    instead of ending in the mask's straight border."""
     notes: list[str] = []
     classes = sorted(set(classes))
     taken = cv2.dilate((np.asarray(from_ref) > 0.5).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
@@ -858,6 +861,12 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
             # so the render of the reference's hair does not end at the border in a step)
             fade_in = np.minimum(1.0, 2.0 * cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX))
             own = np.where(reg.m_k_id > 0.5, 1.0 - fade_in, 1.0)
+        if cut is not None and (np.asarray(cut) > 0.5).any():
+            # where the user's mask cut the new hair off (a fringe across the forehead, say) it
+            # ends in the same fade over whatever lies beyond: skin, background, kept hair
+            fade_out = np.minimum(1.0, 2.0 * cv2.GaussianBlur((np.asarray(cut) > 0.5).astype(np.float32),
+                                                              (0, 0), KEPT_FEATHER_PX))
+            own = own * (1.0 - fade_out)
         alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)) * own)
     others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
     if others.any():

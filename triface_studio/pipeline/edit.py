@@ -453,7 +453,7 @@ class EditPipeline:
         cam_id = getattr(fa_id, "camera", None) or frontal
         align_res = 96          # frontal semantics only feed plane masks; 96 px is plenty
         all_classes: set[int] = set()
-        steps, borders, ends, kept = [], [], [], []
+        steps, borders, ends, kept, cuts = [], [], [], [], []
         taken = []          # per reference: (classes taken from it, its hidden lips), found once
         with job("align"):
             # identity's frontal semantics (its M_-k is taken per reference below)
@@ -514,11 +514,13 @@ class EditPipeline:
                     # hair, all the identity's own hair that the part taken does not cover stays:
                     # the part is laid over it (removed, the old hair beside the kept part was a
                     # gap that had to be invented: a blotch of strands across the forehead)
+                    cover = blending.plane_mask(torch.ones_like(torch.from_numpy(um)), R, ref_cam)
                     if HAIR in classes:
+                        cuts.append((plane_user, cover, um))     # where the new hair is cut off
                         um = np.ones_like(um)
                         plane_user = torch.ones_like(plane_user)
                     plane_not = torch.maximum(plane_not, plane_user)
-                    kept.append((plane_user, blending.plane_mask(torch.ones_like(torch.from_numpy(um)), R, ref_cam), um))
+                    kept.append((plane_user, cover, um))
                 if float(plane_mk.max()) < 0.5:
                     raise EditError(f"the region to take from {ref_name} is empty "
                                     f"(the mask removed all of it)")
@@ -556,6 +558,7 @@ class EditPipeline:
             i_ref_hat, beyond, stretched = self._photo_texels(i_ref_hat, out, hit, cam_id, refs, steps,
                                                               [c for c, _ in taken])
             kept_img = self._kept(kept, cam_id, surface) if kept else None
+            cut_img = self._kept(cuts, cam_id, surface) if cuts else None
             s_blend_probs = sem[0].cpu()
             s_blend = s_blend_probs.max(0).indices.to(torch.uint8).numpy()
             # new hair that shows its reference's own background is background: the hair's outline
@@ -577,7 +580,7 @@ class EditPipeline:
             comp = composite_stage.build(
                 i_id, labels_id, i_ref_hat, s_blend, sorted(all_classes), from_ref, layers,
                 lambda holes: self._background(request, i_id, bg_id, holes, refs, notes), settings,
-                background=request.background, ref_border=ref_border, ref_end=ref_end, kept=kept_img,
+                background=request.background, ref_border=ref_border, ref_end=ref_end, kept=kept_img, cut=cut_img,
                 stretched=stretched,
                 bare=None if request.bare_mask is None else crop_mask(request.bare_mask, "the bare-scalp mask", notes))
             notes.extend(comp.notes)
@@ -635,7 +638,8 @@ class EditPipeline:
 
     @staticmethod
     def _kept(kept, cam_id, surface) -> np.ndarray:
-        """Where subtract masks keep the identity's own region, on its crop: each mask read
+        """Where subtract masks keep the identity's own region (or, given the hair's ``cuts``,
+        where they cut the reference's hair off), on its crop: each mask read
         through the XY plane (it was painted on its reference, whose pose may differ), and
         where the plane holds nothing of the reference's crop (the crown at the top edge) the
         mask as painted, the crops being aligned alike. -> (CROP, CROP)"""
