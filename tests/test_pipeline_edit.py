@@ -377,6 +377,27 @@ def test_a_side_seen_pair_of_glasses_is_made_whole_from_its_nearer_half():
     assert (labels[:, :50] == lab[:, :50]).all()
 
 
+def test_a_mirrored_dark_lens_shows_the_near_lens_s_reflection_shifted_not_mirrored():
+    from triface_studio.pipeline.composite import symmetric_glasses
+
+    lab = np.full((64, 100), SKIN, np.uint8)
+    img = np.full((64, 100, 3), 0.8, np.float32)
+    lab[16:48, 14:46] = EYEGLASSES                     # the near lens, centre column 29.5
+    img[lab == EYEGLASSES] = 0.08
+    img[26:32, 22:26] = 0.5                            # a glint in its left part
+    render, labels, _ = symmetric_glasses(img, lab, 50.0, "left")
+    assert (labels[16:48, 55:86] == EYEGLASSES).all()
+    shift = 41                                          # the far lens's centre, 70.5, less the near one's
+    assert np.allclose(render[26:32, 22 + shift:26 + shift], 0.5)   # the glint in the far lens's left part
+    assert np.allclose(render[26:32, 75:79], 0.08)                  # not where the mirror put it
+    assert np.allclose(render[16:48, 55], 0.08)                      # the rim: mirrored, dark
+    clear = img.copy()
+    clear[lab == EYEGLASSES] = 0.75                    # a clear lens: all of it mirrored
+    clear[26:32, 22:26] = 0.5
+    render, _, _ = symmetric_glasses(clear, lab, 50.0, "left")
+    assert np.allclose(render[26:32, 75:79], 0.5) and np.allclose(render[26:32, 63:67], 0.75)
+
+
 def test_the_nearer_half_is_read_from_the_face_not_from_a_blob_beside_the_far_lens():
     from types import SimpleNamespace
 

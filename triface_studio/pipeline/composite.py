@@ -560,8 +560,56 @@ def symmetric_glasses(render: np.ndarray, labels: np.ndarray, mid: float, near: 
     src = np.where(far, np.clip(np.round(2 * mid - x), 0, W - 1), x).astype(np.intp)
     lab2 = lab[:, src]
     lab2[:, far] = FLIP_PERMUTATION[lab2[:, far]]
-    return (np.ascontiguousarray(np.asarray(render)[:, src]), lab2.astype(lab.dtype),
+    out = _translated_reflections(np.asarray(render), lab, np.ascontiguousarray(np.asarray(render)[:, src]),
+                                  lab2, far, mid)
+    return (out, lab2.astype(lab.dtype),
             None if user is None else np.ascontiguousarray(np.asarray(user)[:, src]))
+
+
+#: px in from a dark lens's outline from which a mirrored far lens takes its reflections by
+#: translation (:func:`_translated_reflections`), and the px over which it fades in
+LENS_RIM_PX, LENS_FADE_PX = 5.0, 4.0
+
+
+def _translated_reflections(render: np.ndarray, labels: np.ndarray, mirrored: np.ndarray,
+                            mirrored_labels: np.ndarray, far: np.ndarray, mid: float) -> np.ndarray:
+    """``mirrored`` (the render, float in [0, 1], with its near half mirrored onto the far one)
+    with the inside of the far lens (more than LENS_RIM_PX in from its outline) taken from the
+    near lens shifted sideways instead of mirrored, when the near lens is dark (its inside under
+    0.6 of the skin's lightness, no eye seen through it).  Why: what a dark lens shows is a
+    reflection of the scene, the same in both lenses of a pair; mirrored it made a symmetric
+    pattern across the pair (an ink blot), which no real pair of sunglasses shows.  The rim stays
+    mirrored: a lens's outline is the mirror image of the other's.
+    Shape: (H, W, 3), (H, W), (H, W, 3), (H, W), (W,) bool -> (H, W, 3)"""
+    glasses = np.asarray(labels) == EYEGLASSES
+    near_cols = ~far[None, :] & np.ones_like(glasses)
+    near_lens = glasses & near_cols
+    if near_lens.sum() < 64:
+        return mirrored
+    inside_near = masks.distance_to(~glasses)
+    light = colour.to_lab(np.clip(np.asarray(render, np.float32), 0, 1))[..., 0]
+    skin = np.asarray(labels) == SKIN
+    core = near_lens & (inside_near > LENS_RIM_PX)
+    if core.sum() < 16 or skin.sum() < 64 or np.median(light[core]) >= 0.6 * np.median(light[skin]):
+        return mirrored
+    # (and no eye seen through it: as for :func:`glasses_layer`'s tint, a lens the parser sees an
+    # eye through is clear glass with a dark frame, and what it shows is the face behind it)
+    outline = binary_fill_holes(cv2.dilate(near_lens.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    if np.isin(np.asarray(labels), (L_EYE, R_EYE))[outline].mean() >= TINT_EYES:
+        return mirrored
+    shift = int(round(2 * (mid - float(np.nonzero(near_lens)[1].mean()))))   # near lens centre -> far one's
+    far_lens = (np.asarray(mirrored_labels) == EYEGLASSES) & far[None, :]
+    inside_far = masks.distance_to(~(np.asarray(mirrored_labels) == EYEGLASSES))
+    ys, xs = np.nonzero(far_lens & (inside_far > LENS_RIM_PX))
+    sx = xs - shift
+    ok = (sx >= 0) & (sx < glasses.shape[1])
+    ys, xs, sx = ys[ok], xs[ok], sx[ok]
+    ok = near_lens[ys, sx] & (inside_near[ys, sx] > LENS_RIM_PX)
+    ys, xs, sx = ys[ok], xs[ok], sx[ok]
+    out = np.array(mirrored, np.float32, copy=True)
+    w = np.clip((np.minimum(inside_far[ys, xs], inside_near[ys, sx]) - LENS_RIM_PX) / LENS_FADE_PX, 0, 1)[:, None]
+    out[ys, xs] = w * np.asarray(render, np.float32)[ys, sx] + (1 - w) * out[ys, xs]
+    return out.astype(np.asarray(mirrored).dtype)
 
 
 def attached_to_frame(alpha: np.ndarray, strong: float = 0.6, share: float = 0.2, reach: float = 3.0) -> np.ndarray:
