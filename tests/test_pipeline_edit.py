@@ -632,6 +632,29 @@ def test_tinted_glasses_lose_the_specks_the_parser_puts_beside_them():
     assert layer.alpha[np.hypot(xx - 40, yy - 60) < 14].mean() > 0.9
 
 
+def test_a_dark_pair_leaves_the_reference_s_skin_round_its_frame_behind():
+    """The parser's outline of sunglasses takes in a rim of the reference's own skin (here 3 px
+    round each frame, shaded a little): that rim is not part of the layer; the frame and the dark
+    lens are."""
+    from triface_studio.pipeline.composite import glasses_layer
+
+    img, lab, region, (yy, xx) = _glasses_scene((0.12, 0.10, 0.10))
+    rim = np.zeros((128, 128), bool)
+    for cx in (40, 88):
+        d = np.hypot(xx - cx, yy - 60)
+        rim |= (d >= 20) & (d < 23)
+    img[rim] = (0.78, 0.58, 0.48)                        # the reference's skin, in the frame's shadow
+    lab[rim] = EYEGLASSES
+    region = np.maximum(region, rim.astype(np.float32))
+    layer = glasses_layer(img, lab, region)
+    assert layer.tinted
+    assert layer.alpha[rim].mean() < 0.3
+    lens = np.zeros_like(rim)
+    for cx in (40, 88):
+        lens |= np.hypot(xx - cx, yy - 60) < 15
+    assert layer.alpha[lens].min() > 0.95
+
+
 def test_stretched_hair_takes_strands_from_the_rest_and_keeps_its_colour():
     from triface_studio.pipeline.composite import unstreak_hair
 

@@ -105,6 +105,9 @@ NOSE_FADE_SHARE = 0.3
 #: sunglasses 0.0 but for one whose eyes show through its lenses, clear glasses 0.022-0.083 (a
 #: reference turned away shows less of its eyes at the identity's camera)
 TINT_EYES = 0.005
+#: px in from the outline of a dark pair where a pixel is part frame, part the reference's skin
+#: (:func:`glasses_layer`), the frame's colour read from as far again inside
+TINT_RIM_PX = 6.0
 #: a clear pair's frame is darker than this share of the reference's skin lightness (:func:`dark_frame`)
 FRAME_DARK = 0.45
 #: ... and makes at least this share of its opaque pixels (a black frame's pair: 0.7; thin metal with
@@ -495,6 +498,19 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     if tinted:
         # the whole pair is opaque; specks the parser puts apart from it (a nostril, a shadow) are not
         alpha = attached_to_frame(glasses, share=0.1, reach=1.0)
+        depth = masks.distance_to(~inside)
+        rim = inside & (depth <= TINT_RIM_PX)
+        deeper = inside & (depth > TINT_RIM_PX) & (depth <= 2 * TINT_RIM_PX)
+        if rim.any() and deeper.sum() >= 16:
+            # nor is the reference's own skin that the parser's outline of the pair takes in: along
+            # it each pixel is frame or skin by how far its colour lies from the skin estimate
+            # towards the frame's (a rim of its complexion round the frame, orange on a pale face)
+            L_bare = colour.to_lab(bare)
+            frame_c = np.median(L[deeper], 0)
+            share = np.linalg.norm(L - L_bare, axis=-1) / np.maximum(np.linalg.norm(frame_c - L_bare, axis=-1), 1.0)
+            # (what is lighter than the skin is no shadowed skin: a white frame, glare)
+            share = np.where(L[..., 0] > L_bare[..., 0] + 3.0, 1.0, share)
+            alpha = np.where(rim, alpha * np.clip(share, 0, 1), alpha)
     else:
         # the reference's eyes and the lids and lashes round them are its face behind clear glass
         lids = cv2.dilate(eyes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LID_PX + 1,) * 2))
