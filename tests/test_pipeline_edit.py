@@ -227,6 +227,29 @@ def test_a_fringe_cut_by_a_subtract_mask_fades_out_over_the_forehead(scene):
     assert between.sum() >= 10                          # a ramp over some 20 px, not a cut of ~5
 
 
+def test_two_half_hair_references_each_keep_their_half(scene):
+    """Hair from two references, each with the other's half subtracted: the cut of one does not
+    fade the other's hair out."""
+    red, lab_red = portrait((200, 60, 50), 60)
+    scene["an"].add(red, lab_red)
+    left = np.zeros((512, 512), np.float32)
+    left[:, :256] = 1.0
+    res = run(scene, [ReferenceSpec(scene["ref"], ("hair",), user_mask=left, mask_mode="subtract"),
+                      ReferenceSpec(red, ("hair",), user_mask=1 - left, mask_mode="subtract")])
+    hair = (scene["lab_ref"] == HAIR) & (scene["lab_id"] == HAIR)
+    hair = cv2.erode(hair.astype(np.uint8), np.ones((21, 21), np.uint8)) > 0    # (not its soft outline)
+    out = res.composite.astype(float)
+    l_side, r_side = hair.copy(), hair.copy()
+    l_side[:, 220:] = False
+    r_side[:, :292] = False
+
+    def nearest(c):
+        return min((BLONDE, (200, 60, 50), BLACK), key=lambda ref: np.linalg.norm(np.subtract(c, ref)))
+
+    assert nearest(np.median(out[r_side], 0)) == BLONDE             # the first reference's right half
+    assert nearest(np.median(out[l_side], 0)) == (200, 60, 50)      # the second's left half
+
+
 def test_user_mask_of_another_size_is_resized_with_a_note(scene):
     small = np.ones((100, 80), np.float32)
     res = run(scene, [ReferenceSpec(scene["ref"], ("eyeglasses",), user_mask=small * 0, mask_mode="add")])

@@ -516,7 +516,7 @@ class EditPipeline:
                     # gap that had to be invented: a blotch of strands across the forehead)
                     cover = blending.plane_mask(torch.ones_like(torch.from_numpy(um)), R, ref_cam)
                     if HAIR in classes:
-                        cuts.append((plane_user, cover, um))     # where the new hair is cut off
+                        cuts.append((plane_user, cover, um, len(steps)))     # where its new hair is cut off
                         um = np.ones_like(um)
                         plane_user = torch.ones_like(plane_user)
                     plane_not = torch.maximum(plane_not, plane_user)
@@ -533,6 +533,10 @@ class EditPipeline:
                     # and where it runs into its crop's top or bottom: continued to the identity's
                     # frame there when that is near
                     ends.append(blending.plane_mask(torch.from_numpy(frame_border()), R, ref_cam) * plane_mk)
+
+        # a reference's cut fades its own hair only, not the hair another reference gives there
+        cuts = [(plane_user * (1 - torch.stack([m.cpu() for j, (_, m, _) in enumerate(steps) if j != k]).amax(0))
+                 if len(steps) > 1 else plane_user, cover, um) for plane_user, cover, um, k in cuts]
 
         with job("blend"):
             planes = blending.blend_sequence(t_id.planes, steps)
