@@ -381,6 +381,23 @@ def test_decoder_caches_survive_the_renderers_per_chunk_views():
     assert tier.decoder.back(same[0:1]) is not back and tier.decoder.wall(same[0:1]) is not wall
 
 
+@pytest.mark.parametrize("yaw", [0.0, 40.0])
+def test_a_render_for_semantics_only_has_the_same_semantics_and_leaves_the_colour_render_alone(yaw):
+    """The edit's frontal renders read their semantics alone: ``semantics_only`` skips the rim's
+    wall colour and the back half's colour blur, yet its semantics, depth and opacity are the
+    full render's exactly, and a colour render of the same tri-plane afterwards is unchanged."""
+    tier = _tier()
+    img, labels = _pattern(seed=5)
+    fa = _fa(img, labels, Camera.frontal())
+    cam = Camera.orbit(yaw, 0.0)                        # (from 40 degrees the back half shows)
+    full = tier.render(tier.encode(fa), cam, 48)
+    asset = tier.encode(fa)                             # a new tri-plane: its caches are cold
+    sem_only = tier.render(asset, cam, 48, semantics_only=True)
+    assert torch.equal(sem_only.semantics, full.semantics)
+    assert torch.equal(sem_only.depth, full.depth) and torch.equal(sem_only.opacity, full.opacity)
+    assert torch.equal(tier.render(asset, cam, 48).rgb, full.rgb)
+
+
 def test_the_outline_wall_takes_the_smooth_colour_of_the_head_inside_it():
     """The texels the wall at the height field's outline is coloured by lose their row-to-row
     stripes (the photo's outline, half background) and take the nearby head's colour; the

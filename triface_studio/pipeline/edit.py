@@ -357,8 +357,11 @@ class EditPipeline:
         return composite_stage.hidden_lips(to_float(fa.crop), self._labels(fa), classes)
 
     # -- rendering -------------------------------------------------------------------------
-    def _render(self, asset, camera: Camera, resolution: int, job: _Job | None = None, span=(0.0, 1.0)):
-        """Render with semantics; a tier without a semantic head gets them from the parser."""
+    def _render(self, asset, camera: Camera, resolution: int, job: _Job | None = None, span=(0.0, 1.0),
+                semantics_only: bool = False):
+        """Render with semantics; a tier without a semantic head gets them from the parser.
+        ``semantics_only``: the caller reads the semantics alone (a tier that can, then skips
+        work for the colour)."""
         prog = None
         if job is not None:
             a, b = span
@@ -366,6 +369,8 @@ class EditPipeline:
         # the edit's renders are of tri-planes it sees once: no rasterised surface for them
         # (BundledTier.render's mesh_bounds), which is for views of one head from many angles
         once = {"mesh_bounds": False} if getattr(self.tier, "surface_bounds", False) else {}
+        if semantics_only and getattr(self.tier, "semantics_only_render", False):
+            once["semantics_only"] = True
         with torch.no_grad():
             out = self.tier.render(asset, camera, resolution, progress=prog, **once)
         if out.semantics is None:
@@ -457,7 +462,7 @@ class EditPipeline:
         taken = []          # per reference: (classes taken from it, its hidden lips), found once
         with job("align"):
             # identity's frontal semantics (its M_-k is taken per reference below)
-            sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3)).semantics
+            sem_id = self._render(t_id, frontal, align_res, job, (0.0, 0.3), semantics_only=True).semantics
             for i, ((spec, fa, _img), t_ref) in enumerate(zip(refs, t_refs)):
                 classes = self._given(spec, fa)
                 ref_name = getattr(fa, "name", f"reference {i + 1}")
@@ -488,7 +493,8 @@ class EditPipeline:
                     notes.append(f"the hair of {ref_name} is out of focus in its photo: the new hair will be "
                                  f"as soft (a sharper photo of the same hairstyle gives a better result)")
                 sem_ref = self._render(t_ref, frontal, align_res, job,
-                                       (0.3 + 0.7 * i / len(refs), 0.3 + 0.7 * (i + 1) / len(refs))).semantics
+                                       (0.3 + 0.7 * i / len(refs), 0.3 + 0.7 * (i + 1) / len(refs)),
+                                       semantics_only=True).semantics
                 mk_front = _soft_region(sem_ref, classes)
                 plane_mk = blending.plane_mask(mk_front, R, frontal)
                 if HAIR in classes:

@@ -88,14 +88,17 @@ class BundledDecoder(torch.nn.Module):
                                  depths.detach().cpu().numpy(), self.density, self.k, triplane.BOX_HALF)
         return (torch.from_numpy(d)[:, None].to(origins.dtype), torch.from_numpy(o)[:, None].to(origins.dtype))
 
-    def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+    def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0,
+                        colour: bool = True) -> torch.Tensor:
         """The summed features with the XY prior, reading from the XZ and ZX planes only their
-        non-zero channels (the z ramps of the lift, two of the 24); exact for any tri-plane."""
+        non-zero channels (the z ramps of the lift, two of the 24); exact for any tri-plane.
+        ``colour=False``: the same densities and semantic logits, the colour without the rim's
+        wall and the back half's blur (see :class:`SemanticsOnly`)."""
         eff = self.effective(planes)
         if planes.shape[0] != 1:
             return triplane.sample(eff, points, "sum", box_warp)
         f = triplane.sample_sum_channels(eff, points, self._live, box_warp)
-        return self._with_wall_and_back(planes, points, f, box_warp)
+        return self._with_wall_and_back(planes, points, f, box_warp, colour)
 
     #: the back half's weight below which a point keeps the front's colour alone (no lookup),
     #: and the depth in front of ROUND_MID where the weight falls to it
@@ -130,6 +133,11 @@ class BundledDecoder(torch.nn.Module):
             return back_texture(xy)
         return self._per_planes("_back", planes, build)
 
+    def back_logits(self, planes: torch.Tensor) -> torch.Tensor:
+        """:meth:`back`'s logits, its colour left unblurred (``back_texture(colour=False)``):
+        all a render for semantics only reads of it."""
+        return self._per_planes("_back_logits", planes, lambda: back_texture(self._eff[0, 0], colour=False))
+
     @staticmethod
     def _lookup(tex: torch.Tensor, points: torch.Tensor, sel: torch.Tensor, box_warp: float) -> torch.Tensor:
         """``tex`` (1, C, r, r) read bilinearly at the XY of points ``sel``. -> (n, C)"""
@@ -138,14 +146,17 @@ class BundledDecoder(torch.nn.Module):
                                                align_corners=False)[0, :, 0].T
 
     def _with_wall_and_back(self, planes: torch.Tensor, points: torch.Tensor, f: torch.Tensor,
-                            box_warp: float) -> torch.Tensor:
+                            box_warp: float, colour: bool = True) -> torch.Tensor:
         """The colour of points deeper than WALL_DEPTH below the front surface (``f[..., 0]`` is
         z_front - z) plus the rim's wall texture, weight sigmoid(WALL_K (depth - WALL_DEPTH));
         then colour and logits of points behind ROUND_MID blended towards the back half's,
         weight sigmoid(BACK_K (ROUND_MID - z)).  Each is looked up only where its weight is above
-        BACK_MIN."""
+        BACK_MIN.  ``colour=False`` leaves the wall out (it is colour only) and reads the back
+        half's logits without its colour blur."""
         depth, z = f[0, :, 0], points[0, :, 2] / box_warp
         walled = (depth > WALL_DEPTH - self.WALL_REACH_UP).nonzero()[:, 0]
+        if not colour:
+            walled = walled[:0]
         behind = (z < ROUND_MID + self.BACK_REACH).nonzero()[:, 0]
         if walled.numel() == 0 and behind.numel() == 0:
             return f
@@ -155,7 +166,8 @@ class BundledDecoder(torch.nn.Module):
             f[0, walled, 2:5] += w * self._lookup(self.wall(planes), points, walled, box_warp).to(f.dtype)
         if behind.numel():
             w = torch.sigmoid(BACK_K * (ROUND_MID - z[behind]))[:, None].to(f.dtype)
-            b = self._lookup(self.back(planes), points, behind, box_warp).to(f.dtype)
+            b = self._lookup(self.back(planes) if colour else self.back_logits(planes), points, behind,
+                             box_warp).to(f.dtype)
             f[0, behind, 2:] = (1 - w) * f[0, behind, 2:] + w * b
         return f
 
@@ -234,3 +246,24 @@ class BundledDecoder(torch.nn.Module):
             hit = hit.clone()
             hit[idx] = any_in
         return out_near, torch.where(hit, out_far, out_near + 1e-3), hit
+
+
+class SemanticsOnly:
+    """A :class:`BundledDecoder` for a render whose colour is not read (the edit's frontal
+    semantics at 96 px): the same densities and semantic logits, so the same semantics, without
+    the rim's wall colour and the back half's colour blur, which a new tri-plane's first render
+    otherwise builds (~0.15 s of the two such renders of an edit on a slow day).  A view of the
+    decoder, made per render: its caches are the decoder's (the logits-only back half under a name
+    of its own), and no flag is set on the shared decoder."""
+
+    def __init__(self, decoder: BundledDecoder):
+        self._decoder = decoder
+
+    def __getattr__(self, name):
+        return getattr(self._decoder, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._decoder(*args, **kwargs)
+
+    def sample_features(self, planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+        return self._decoder.sample_features(planes, points, box_warp, colour=False)

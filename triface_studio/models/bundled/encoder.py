@@ -247,6 +247,7 @@ def _smooth_fill(c: np.ndarray, weight: np.ndarray, sigma: float, scales=(1, 3, 
     cw = c * w[..., None]
     for k in scales:
         num, den = _blur_small(cw, sigma * k), _blur_small(w, sigma * k)
+        num = num.reshape(c.shape)                     # (OpenCV drops a single channel's axis)
         ok = ~have & (den > 0.02 * max(float(w.max()), 1e-6))
         np.copyto(fill, num / np.maximum(den, 1e-12)[..., None], where=ok[..., None])
         have |= ok
@@ -386,7 +387,7 @@ def _reduced(xy: torch.Tensor, scale: int) -> tuple[np.ndarray, np.ndarray, np.n
     return occ, labels, np.ascontiguousarray(x[2:5].clamp(0, 1).permute(1, 2, 0).numpy(), np.float32)
 
 
-def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
+def back_texture(xy: torch.Tensor, scale: int = 2, colour: bool = True) -> torch.Tensor:
     """What the back half of the head (z < ROUND_MID) shows, from the decoded XY plane: hair and
     cloth keep their colour and labels; every other texel (face, ears, neck) becomes the smooth
     colour of the hair within BACK_HAIR_REACH, else of the skin around it, labelled hair or
@@ -395,9 +396,13 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     Why: the XY plane gives one colour per (x, y) to the front and the back surface alike, and
     a rounded head (:func:`round_outline`) shows part of its back half from 30 degrees on:
     there the ears, cheeks and eyes of the front appeared a second time, mirrored in depth.
+    ``colour=False``: the same logits, the colour left as the plane's own (for renders whose
+    colour is not read; the colour blurs are most of the cost).
     Shape: xy (C, R, R) decoded values (:func:`decoded_xy`) -> (3 + NUM_CLASSES, R/scale, R/scale)
     colour and semantic logits."""
     occ, labels, c = _reduced(xy, scale)
+    # (without colour the blurs run on one channel of zeros: only where they reach is used)
+    src = c if colour else np.zeros(c.shape[:2] + (1,), np.float32)
     grp = _groups(labels)
     texel = 2 * triplane.BOX_HALF / occ.shape[-1]
     sigma = BACK_SIGMA / texel
@@ -406,14 +411,17 @@ def back_texture(xy: torch.Tensor, scale: int = 2) -> torch.Tensor:
     out_c, out_l = c.copy(), labels.copy()
     if other.any():
         plain = other & (labels == SKIN)
-        skin, have_s = _smooth_fill(c, plain if plain.any() else other, sigma, need=other)
+        skin, have_s = _smooth_fill(src, plain if plain.any() else other, sigma, need=other)
         to_hair = np.zeros_like(occ)
         if hair.any():
-            hair_c, have_h = _smooth_fill(c, hair, sigma, need=other)
+            hair_c, have_h = _smooth_fill(src, hair, sigma, need=other)
             to_hair = other & have_h & (distance_to(hair) * texel < BACK_HAIR_REACH)
-            out_c[to_hair], out_l[to_hair] = hair_c[to_hair], HAIR
+            out_l[to_hair] = HAIR
+            if colour:
+                out_c[to_hair] = hair_c[to_hair]
         to_skin = other & ~to_hair & have_s
-        out_c[to_skin] = skin[to_skin]
+        if colour:
+            out_c[to_skin] = skin[to_skin]
         out_l[to_skin & (labels != NECK)] = SKIN
     logits = LOGIT * (2 * F.one_hot(torch.from_numpy(out_l).long(), NUM_CLASSES).permute(2, 0, 1).float() - 1)
     return torch.cat([torch.from_numpy(out_c).permute(2, 0, 1), logits]).to(xy.dtype)

@@ -17,7 +17,7 @@ from triface_studio.core.rendering import RenderOptions, RenderResult, render
 from triface_studio.core import raster
 
 from .backdrop import backdrop_image, orbit_camera, render_backdrop
-from .decoder import BundledDecoder
+from .decoder import BundledDecoder, SemanticsOnly
 from .encoder import RESOLUTION, backdrop, lift
 from .surface import SurfaceMesh, render_surface, surface_mesh
 
@@ -54,6 +54,8 @@ class BundledTier:
     #: :meth:`encode` keeps no state between calls (the lift and the backdrop are functions of
     #: the photo): an edit may lift its identity and reference on two threads at once
     concurrent_encode = True
+    #: ``render(semantics_only=True)`` gives exact semantics for less (see :meth:`render`)
+    semantics_only_render = True
 
     def encode(self, analysis) -> TriPlaneAsset:
         planes, info = lift(analysis.crop, getattr(analysis, "labels", None), analysis.camera, self.resolution,
@@ -113,14 +115,15 @@ class BundledTier:
     def render(self, asset: TriPlaneAsset, camera: Camera, resolution: int,
                options: RenderOptions | None = None,
                progress: Callable[[float], None] | None = None, backdrop: bool = False,
-               mesh_bounds: bool | None = None) -> RenderResult:
+               mesh_bounds: bool | None = None, semantics_only: bool = False) -> RenderResult:
         """Volume-render the tri-plane.  ``backdrop``: composite the photo's background
         (:mod:`.backdrop`) behind the head instead of the options' background colour, when the
         asset has one and the options ask for a background at all (None stays transparent).
         ``mesh_bounds``: bracket the rays by the rasterised surface (default
         ``self.surface_bounds``); False keeps the decoder's march, which needs no mesh: the
         edit's own renders of tri-planes it sees once, where building a mesh (~0.4 s) costs more
-        than it saves."""
+        than it saves.  ``semantics_only``: the semantics (and densities) exact, the colour not
+        (:class:`.decoder.SemanticsOnly`), for renders whose colour nobody reads."""
         encoder = asset.extra.get("encoder", ENCODER)
         if encoder != ENCODER:
             raise ValueError(f"this tri-plane was made by the bundled encoder {encoder!r}; this version reads "
@@ -135,7 +138,8 @@ class BundledTier:
             bounds = None
             if (self.surface_bounds if mesh_bounds is None else mesh_bounds) and options.use_bounds:
                 bounds = self.ray_bounds(asset, camera, resolution)
-            out = render(asset.planes.to(self.device), self.decoder, camera.to(self.device), resolution,
+            decoder = SemanticsOnly(self.decoder) if semantics_only else self.decoder
+            out = render(asset.planes.to(self.device), decoder, camera.to(self.device), resolution,
                          options, progress, bounds=bounds)
             if use_backdrop:
                 _, tex = self.surface(asset) if self.surface_bounds else (None, None)
