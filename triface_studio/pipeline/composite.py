@@ -478,9 +478,10 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     skin = cv2.erode(skin.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     bare = local_fill(img, skin, sigma=10.0)
     L = colour.to_lab(img)
-    d = np.linalg.norm(L - colour.to_lab(bare), axis=-1)
+    L_bare = colour.to_lab(bare)
+    d = np.linalg.norm(L - L_bare, axis=-1)
     alpha = np.clip((d - 9.0) / 14.0, 0, 1)
-    darker = np.clip((colour.to_lab(bare)[..., 0] - L[..., 0] - 4.0) / 12.0, 0, 1)
+    darker = np.clip((L_bare[..., 0] - L[..., 0] - 4.0) / 12.0, 0, 1)
     alpha = np.maximum(alpha * np.clip(darker + 0.35, 0, 1), 0)      # lighter than skin: glare, eye whites
     # anything in the reference's complexion is its face, not the frame (a shadow under the rim)
     if (skin > 0.5).sum() >= 64:
@@ -490,10 +491,8 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     inside = glasses > 0.5
     lens_l = L[..., 0][inside & (alpha > 0.5)]
     skin_l = float(np.median(L[..., 0][skin > 0.5])) if (skin > 0.5).any() else 60.0
-    # (eyes looked for within the glasses' outline, holes filled: a lens the parser sees an eye
-    # through is labelled eye, not glasses; thick black frames darken the median as much as a tint)
-    outline = binary_fill_holes(cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
-    tinted = bool(inside.sum() > 0 and eyes[outline].mean() < TINT_EYES and lens_l.size > 0.6 * inside.sum()
+    # (thick black frames darken the median as much as a tint)
+    tinted = bool(inside.sum() > 0 and eyes_through(lab_ids, inside) < TINT_EYES and lens_l.size > 0.6 * inside.sum()
                   and np.median(lens_l) < 0.6 * skin_l)
     if tinted:
         # the whole pair is opaque; specks the parser puts apart from it (a nostril, a shadow) are not
@@ -505,7 +504,6 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
             # nor is the reference's own skin that the parser's outline of the pair takes in: along
             # it each pixel is frame or skin by how far its colour lies from the skin estimate
             # towards the frame's (a rim of its complexion round the frame, orange on a pale face)
-            L_bare = colour.to_lab(bare)
             frame_c = np.median(L[deeper], 0)
             share = np.linalg.norm(L - L_bare, axis=-1) / np.maximum(np.linalg.norm(frame_c - L_bare, axis=-1), 1.0)
             # (what is lighter than the skin is no shadowed skin: a white frame, glare)
@@ -529,6 +527,14 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
     # a frame's soft edge and a faint tint are part frame, part the reference's own skin behind
     # them: only the frame's part comes along
     return GlassesLayer(alpha=alpha.astype(np.float32), colour=colour.unmix(img, alpha, bare), tinted=tinted)
+
+
+def eyes_through(labels: np.ndarray, glasses: np.ndarray) -> float:
+    """The share of eye labels within a pair of glasses' outline (``glasses`` (H, W) bool grown
+    by 3 px, its holes filled): a lens the parser sees an eye through is labelled eye, not
+    glasses, so a pair with any (:data:`TINT_EYES`) has clear lenses, however dark its frame."""
+    outline = binary_fill_holes(cv2.dilate(np.asarray(glasses, np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    return float(np.isin(np.asarray(labels), (L_EYE, R_EYE))[outline].mean())
 
 
 def dark_frame(lightness: np.ndarray, glasses: np.ndarray, skin_l: float) -> tuple[np.ndarray, np.ndarray]:
@@ -598,8 +604,7 @@ def _translated_reflections(render: np.ndarray, labels: np.ndarray, mirrored: np
     mirrored: a lens's outline is the mirror image of the other's.
     Shape: (H, W, 3), (H, W), (H, W, 3), (H, W), (W,) bool -> (H, W, 3)"""
     glasses = np.asarray(labels) == EYEGLASSES
-    near_cols = ~far[None, :] & np.ones_like(glasses)
-    near_lens = glasses & near_cols
+    near_lens = glasses & ~far[None, :]
     if near_lens.sum() < 64:
         return mirrored
     inside_near = masks.distance_to(~glasses)
@@ -608,14 +613,12 @@ def _translated_reflections(render: np.ndarray, labels: np.ndarray, mirrored: np
     core = near_lens & (inside_near > LENS_RIM_PX)
     if core.sum() < 16 or skin.sum() < 64 or np.median(light[core]) >= 0.6 * np.median(light[skin]):
         return mirrored
-    # (and no eye seen through it: as for :func:`glasses_layer`'s tint, a lens the parser sees an
-    # eye through is clear glass with a dark frame, and what it shows is the face behind it)
-    outline = binary_fill_holes(cv2.dilate(near_lens.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
-    if np.isin(np.asarray(labels), (L_EYE, R_EYE))[outline].mean() >= TINT_EYES:
+    if eyes_through(labels, near_lens) >= TINT_EYES:      # (clear glass: it shows the face behind it)
         return mirrored
     shift = int(round(2 * (mid - float(np.nonzero(near_lens)[1].mean()))))   # near lens centre -> far one's
-    far_lens = (np.asarray(mirrored_labels) == EYEGLASSES) & far[None, :]
-    inside_far = masks.distance_to(~(np.asarray(mirrored_labels) == EYEGLASSES))
+    glasses_far = np.asarray(mirrored_labels) == EYEGLASSES
+    far_lens = glasses_far & far[None, :]
+    inside_far = masks.distance_to(~glasses_far)
     ys, xs = np.nonzero(far_lens & (inside_far > LENS_RIM_PX))
     sx = xs - shift
     ok = (sx >= 0) & (sx < glasses.shape[1])
@@ -871,6 +874,13 @@ def restore_detail(image: np.ndarray, region: np.ndarray, amount: float = 0.9, s
     return (img * (1 - w) + sharp * w).astype(np.float32)
 
 
+def _fade_towards(side: np.ndarray, feather: float = KEPT_FEATHER_PX) -> np.ndarray:
+    """1 on ``side`` ((H, W) bool) and at its border, falling to 0 about 2 ``feather`` px away
+    from it: how much of the new hair a subtract mask's border takes away near it (the fade ends
+    at the border, on the new hair's side of it)."""
+    return np.minimum(1.0, 2.0 * cv2.GaussianBlur(side.astype(np.float32), (0, 0), feather))
+
+
 def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blend: np.ndarray, classes,
           from_ref: np.ndarray, refs: list[ReferenceLayer], i_bg_fn, settings, background="identity",
           bare: np.ndarray | None = None, ref_border: np.ndarray | None = None, ref_end: np.ndarray | None = None,
@@ -923,14 +933,11 @@ def build(i_id: np.ndarray, labels_id: np.ndarray, i_ref_hat: np.ndarray, s_blen
         if mine.any():
             # (all of it on the new hair's side: the kept hair's own photo from the border on,
             # so the render of the reference's hair does not end at the border in a step)
-            fade_in = np.minimum(1.0, 2.0 * cv2.GaussianBlur(mine.astype(np.float32), (0, 0), KEPT_FEATHER_PX))
-            own = np.where(reg.m_k_id > 0.5, 1.0 - fade_in, 1.0)
+            own = np.where(reg.m_k_id > 0.5, 1.0 - _fade_towards(mine), 1.0)
         if cut is not None and (np.asarray(cut) > 0.5).any():
             # where the user's mask cut the new hair off (a fringe across the forehead, say) it
             # ends in the same fade over whatever lies beyond: skin, background, kept hair
-            fade_out = np.minimum(1.0, 2.0 * cv2.GaussianBlur((np.asarray(cut) > 0.5).astype(np.float32),
-                                                              (0, 0), KEPT_FEATHER_PX))
-            own = own * (1.0 - fade_out)
+            own = own * (1.0 - _fade_towards(np.asarray(cut) > 0.5))
         alpha = np.maximum(alpha * ~hair, hair_matte(i_ref_hat, hair.astype(np.float32)) * own)
     others = (reg.m_k > 0.5) & ~np.isin(s_out, [HAIR, EYEGLASSES])
     if others.any():
