@@ -1290,3 +1290,33 @@ def test_old_hair_between_the_crown_and_a_low_hairline_is_the_head_s_not_backgro
     reg = regions(lab, s_blend, [HAIR])
     assert (reg.gap_scalp[band, 256] > 0.5).all()       # new hair, not a strip of backdrop
     assert (reg.gap_bg[band, 256] < 0.5).all() and (reg.s_blend[band, 256] == HAIR).all()
+
+
+def test_a_tall_scalp_gap_beside_a_thin_band_of_new_hair_gets_strands_everywhere():
+    """A short haircut's new hair is a thin band; the old hair's place below it, on the scalp,
+    is filled with its strands all over, not a few bands of strands with smooth hair between."""
+    from triface_studio.core.fill import local_texture
+    from triface_studio.pipeline.composite import Regions, fill
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:512, :512]
+    lab = np.full((512, 512), SKIN, np.uint8)
+    band = (yy >= 40) & (yy < 46) & (abs(xx - 256) < 100)              # the new hair: 6 rows
+    gap = (yy >= 50) & (yy < 190) & (abs(xx - 256) < 100)              # the old hair's place
+    lab[band | gap] = HAIR
+    img = np.full((512, 512, 3), 0.5, np.float32)
+    img[band] += rng.normal(0, 0.08, (band.sum(), 1)).astype(np.float32)   # strands
+    img = np.clip(img, 0, 1)
+    s_blend = lab.copy()
+    alpha = band.astype(np.float32)
+    z = np.zeros((512, 512), np.float32)
+    reg = Regions(m_k=alpha, m_k_id=(band | gap).astype(np.float32), m_bg=z, bg_id=z, gap_face=z,
+                  gap_scalp=gap.astype(np.float32), gap_bg=z, s_blend=s_blend)
+    out = fill(img, img, lab, reg, alpha, [])
+    tex = local_texture(out[..., 0] * 100, 2)
+    source = float(np.median(local_texture(img[..., 0] * 100, 2)[band & (yy >= 42) & (yy < 44)]))
+    inner = gap & (yy >= 60) & (yy < 180) & (abs(xx - 256) < 90)
+    # every 10-row stripe of the gap has strands over nearly all of its width
+    for top in range(60, 180, 10):
+        stripe = inner & (yy >= top) & (yy < top + 10)
+        assert (tex[stripe] > 0.3 * source).mean() > 0.9, top
