@@ -121,3 +121,14 @@ def test_the_turned_set_is_the_most_turned_photos_past_the_yaw_line(monkeypatch)
     assert views.most_turned(Pipe(), sorted(paths), paths, 2) == ["b", "c"]
     assert views.most_turned(Pipe(), sorted(paths), paths, 9) == ["b", "c", "d"]      # |yaw| >= 25 only
     assert views.most_turned(Pipe(), sorted(paths), paths, 0) == []
+
+
+def test_floating_share_counts_the_head_apart_from_its_largest_piece():
+    from triface_studio.evaluation.views import floating_share
+
+    head = np.zeros((64, 64), bool)
+    head[10:50, 10:50] = True                 # 1600 px
+    assert floating_share(head) == 0.0
+    head[55:60, 55:60] = True                 # 25 px floating beside it
+    head[0, 63] = True                        # a speck: not counted
+    assert abs(floating_share(head) - 25 / 1626) < 1e-6

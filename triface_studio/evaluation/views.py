@@ -19,6 +19,10 @@ lifted and rendered at 512 px from the orbit cameras the app uses (yaw +-15, +-3
   (:func:`extra_parts`).  A mirrored copy of the visible side next to the far side's own eye,
   which the streak measure does not see, is a third eye; ``double_share`` is the share of views
   with any, ``photo_extra_parts`` the same measure on the crop.
+* ``floating_share``: the share of the view's head (its rendered labels other than background
+  and cloth) in pieces apart from the largest (:func:`floating_share`): a strand or an earring the
+  lift cut off from the head hangs in front of the background in side views.
+  ``photo_floating_share`` is the same measure on the crop's labels (an earring apart counts).
 * ``psnr_head``: the head rendered at the photo's own camera (the yaw-0 view of the photo's
   turntable) against the crop, over the head the parser sees (every class but background and
   cloth).
@@ -112,6 +116,22 @@ def extra_parts(labels: np.ndarray, min_px: int = PART_MIN_PX, close: int = PART
     return extra
 
 
+#: pieces of a view's head smaller than this (px at 512) are specks, not floating parts
+FLOAT_MIN_PX = 16
+
+
+def floating_share(head: np.ndarray, min_px: int = FLOAT_MIN_PX) -> float:
+    """The share of ``head`` ((H, W) bool) in 8-connected pieces apart from its largest (pieces
+    of at least ``min_px``). -> float in [0, 1]"""
+    import cv2
+
+    n, _, stats, _ = cv2.connectedComponentsWithStats(np.asarray(head, np.uint8), connectivity=8)
+    if n <= 2:
+        return 0.0
+    areas = np.sort(stats[1:, cv2.CC_STAT_AREA])[::-1]
+    return float(areas[1:][areas[1:] >= min_px].sum() / max(areas.sum(), 1))
+
+
 def empty_share(rgb: np.ndarray, level: int = 254) -> float:
     """Share of pixels that are the renderer's empty white (every channel >= ``level``).
     Shape: rgb uint8 (H, W, 3) -> float."""
@@ -183,7 +203,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
         crop = np.asarray(fa.crop)
         photo_head = _head(np.asarray(fa.labels))
         photos.append({"set": group, "streak": streak_share(crop, photo_head), "empty": empty_share(crop),
-                       "extra": extra_parts(np.asarray(fa.labels))})
+                       "extra": extra_parts(np.asarray(fa.labels)), "floating": floating_share(photo_head)})
         with torch.no_grad():
             src = pipe.tier.render(asset, fa.camera, SIZE)
         rendered = src.rgb[0, :3].clamp(0, 1).permute(1, 2, 0).numpy()
@@ -200,7 +220,8 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                    "landmark_px": round(err, 2) if err is not None else "",
                    "streak_share": round(streak_share(rgb, _head(labels)), 4),
                    "extra_parts": "" if parsed is None else extra_parts(np.asarray(parsed)),
-                   "empty_share": round(empty_share(rgb), 4), "psnr_head": psnr}
+                   "empty_share": round(empty_share(rgb), 4),
+                   "floating_share": round(floating_share(_head(labels)), 4), "psnr_head": psnr}
             rows.append(row)
         sheet_rows.append([crop] + [tiles[v] for v in SHEET_VIEWS])
         if log:
@@ -219,7 +240,7 @@ def evaluate_views(data: str | Path, out_dir: str | Path, limit: int | None = 8,
                          **_summary(turned_views, [p for p in photos if p["set"] == "turned"])}
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = ["name", "set", "yaw", "pitch", "found", "landmark_px", "streak_share", "extra_parts", "empty_share",
-            "psnr_head", "error"]
+            "floating_share", "psnr_head", "error"]
     write_table(out_dir, "views.csv", cols, rows, summary)
     if sheet_rows:
         captions = [["photo"] + [f"yaw {y} pitch {p}" for y, p in SHEET_VIEWS]] * len(sheet_rows)
@@ -268,4 +289,5 @@ def _summary(views: list[dict], photos: list[dict]) -> dict:
                                                  lambda r, y=y, p=p: (r["yaw"], r["pitch"]) == (y, p))
                                 for y, p in VIEWS},
         "photo_extra_parts": photo("extra"),
+        "floating_share": stat("floating_share"), "photo_floating_share": photo("floating"),
         "psnr_head": stat("psnr_head"), "psnr_target": 30.0}
