@@ -443,3 +443,22 @@ def test_visible_surface_shows_the_nearer_of_two_folded_triangles():
         if not nearer_second:
             assert abs(x - (20.5 - 10) / 40) < 0.03 and abs(y - (20.5 - 10) / 40) < 0.03
         assert np.isnan(shown[60, 60]).all()
+
+
+def test_a_small_mirrored_lock_apart_from_the_head_is_dropped_and_the_photo_s_own_stays():
+    from triface_studio.core.semantics import L_EAR
+    from triface_studio.models.bundled.encoder import drop_mirrored_strands
+
+    R = 128
+    sem = torch.zeros(19, R, R)
+    sem[BACKGROUND] = 1.0
+    head, own, copy, ear = (torch.zeros(R, R, dtype=torch.bool) for _ in range(4))
+    head[20:100, 30:90] = True
+    own[5:9, 5:9] = True              # a lock the photo shows beside the head
+    copy[5:9, 115:119] = True         # its mirror image, made by the symmetry fill
+    ear[50:56, 100:104] = True        # a mirrored ear apart from the head: it stays
+    for m, c in ((head, SKIN), (own, HAIR), (copy, HAIR), (ear, L_EAR)):
+        sem[BACKGROUND, m], sem[c, m] = 0.0, 1.0
+    out = drop_mirrored_strands(sem, copy | ear)
+    assert (out[BACKGROUND, copy] == 1).all()
+    assert (out[HAIR, own] == 1).all() and (out[SKIN, head] == 1).all() and (out[L_EAR, ear] == 1).all()

@@ -310,3 +310,15 @@ def test_old_hair_is_dyed_by_how_much_hair_a_pixel_holds_next_to_its_background(
     inside = share[old]
     assert inside.min() < 0.5 and share[:, :15].min() == 1.0
     assert ((share > 0.05) & (share < 0.95) & old).sum() > 96
+
+
+def test_small_pieces_are_what_stands_apart_from_the_main_shape():
+    from triface_studio.core.masks import small_pieces
+
+    m = np.zeros((100, 100), bool)
+    m[10:60, 10:60] = True          # the head: 2500 px
+    m[80:84, 80:84] = True          # a strand apart: 16 px, under 1 %
+    m[70:80, 5:10] = True           # a piece of 50 px: 2 %, kept at a 1 % line
+    out = small_pieces(m, 0.01)
+    assert out[80:84, 80:84].all() and out.sum() == 16
+    assert not small_pieces(m[:65, :65], 0.01).any()   # one piece: nothing apart

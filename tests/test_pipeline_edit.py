@@ -1320,3 +1320,16 @@ def test_a_tall_scalp_gap_beside_a_thin_band_of_new_hair_gets_strands_everywhere
     for top in range(60, 180, 10):
         stripe = inner & (yy >= top) & (yy < top + 10)
         assert (tex[stripe] > 0.3 * source).mean() > 0.9, top
+
+
+def test_the_re_encode_takes_the_edit_s_debris_apart_from_the_head_for_background():
+    from triface_studio.core.semantics import BACKGROUND
+    from triface_studio.pipeline.edit import without_debris
+
+    lab = np.full((512, 512), BACKGROUND, np.uint8)
+    lab[100:400, 150:350] = SKIN
+    lab[60:100, 150:350] = HAIR
+    lab[450:460, 20:30] = HAIR                       # a fragment of old hair by the shoulder
+    out = without_debris(lab)
+    assert (out[450:460, 20:30] == BACKGROUND).all()
+    assert np.array_equal(out[:440], lab[:440])      # the head as it was

@@ -135,6 +135,18 @@ def large_pieces(mask: np.ndarray, min_area: int) -> np.ndarray:
     return np.isin(comp, big[big > 0])
 
 
+def small_pieces(mask: np.ndarray, share: float) -> np.ndarray:
+    """The 8-connected pieces of ``mask`` (bool (H, W)) smaller than ``share`` of its largest:
+    what stands apart from the main shape. -> bool (H, W)"""
+    import cv2
+
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(np.asarray(mask, np.uint8), connectivity=8)
+    if n <= 2:
+        return np.zeros(np.asarray(mask).shape, bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    return np.isin(comp, 1 + np.nonzero(areas < share * areas.max())[0])
+
+
 def row_span(mask: np.ndarray) -> np.ndarray:
     """Every pixel with a pixel of ``mask`` both to its left and to its right in its row (or
     in ``mask`` itself): the mask with each row's gaps closed, e.g. the inside of a head's

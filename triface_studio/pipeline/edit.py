@@ -633,7 +633,7 @@ class EditPipeline:
                 notes.extend(unseen_glasses(np.asarray(parsed), comp.s_blend, all_classes,
                                             [getattr(fa, "name", "the reference") for spec, fa, _ in refs
                                              if EYEGLASSES in self._classes(spec.attributes)]))
-            fa_com = _with(fa_com, labels=np.asarray(parsed))
+            fa_com = _with(fa_com, labels=without_debris(np.asarray(parsed)))
             with torch.no_grad():
                 t_com = self.tier.encode(fa_com)
 
@@ -902,6 +902,24 @@ MIN_PART_PIXELS = 24
 MOUTH_OPENING_DIFF = 0.12
 #: face-mesh points: the inner lips' middles and the inner mouth corners
 MOUTH_GAP_POINTS, MOUTH_CORNER_POINTS = (13, 14), (78, 308)
+
+
+#: a piece of the edited head apart from the rest, smaller than this share of the largest, is the
+#: edit's debris (a fragment of old hair or of a reference's crop edge): the re-encode takes it for
+#: background, so views do not show it floating beside the head (training hair pairs 2, 3, 6, 9,
+#: 12 and 15 had pieces of 100-850 px)
+DEBRIS_SHARE = 0.01
+
+
+def without_debris(labels: np.ndarray, share: float = DEBRIS_SHARE) -> np.ndarray:
+    """The composite's labels with the small pieces of the person apart from the rest labelled
+    background (see :data:`DEBRIS_SHARE`). Shape: (H, W) uint8 -> (H, W) uint8"""
+    debris = masks.small_pieces(labels != BACKGROUND, share)
+    if not debris.any():
+        return labels
+    out = labels.copy()
+    out[debris] = BACKGROUND
+    return out
 
 
 def _yaw(fa) -> float:

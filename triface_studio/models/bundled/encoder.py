@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from triface_studio.core import triplane
-from triface_studio.core.masks import distance_to
+from triface_studio.core.masks import distance_to, small_pieces
 from triface_studio.core.semantics import (BACKGROUND, CLOTH, FLIP_PERMUTATION, HAIR, HAT, NECK,
                                            NUM_CLASSES, SKIN)
 
@@ -501,6 +501,35 @@ def fill_unseen_holes(sem: torch.Tensor, vis: torch.Tensor, below: float = HOLE_
     return out
 
 
+#: a piece of hair apart from the head in the XY plane (8-connected), smaller than this share of
+#: the largest piece of the head and mostly a mirror image, is dropped (:func:`drop_mirrored_strands`)
+STRAND_SHARE = 0.01
+
+
+def drop_mirrored_strands(sem: torch.Tensor, mirrored: torch.Tensor, share: float = STRAND_SHARE) -> torch.Tensor:
+    """``sem`` without the small pieces of hair apart from the head that are mostly mirror images
+    (``mirrored``): the symmetry fill copies a lock or a strand that stands apart on the photo's
+    near side to the far side, where the photo shows none, and side views showed the copy
+    floating in front of the background (training hair pairs 2, 12 and 15, edited: pieces of
+    130-550 texels).  The photo's own strands stay, and so do mirrored ears.
+    Shapes: sem (classes, R, R) soft labels, mirrored (R, R) bool -> (classes, R, R)"""
+    apart = small_pieces((sem[BACKGROUND] < 0.5).numpy(), share)
+    if not apart.any():
+        return sem
+    n, comp = cv2.connectedComponents(apart.astype(np.uint8), connectivity=8)
+    size = np.maximum(np.bincount(comp.ravel(), minlength=n), 1)
+    share_of = lambda m: np.bincount(comp.ravel(), weights=np.asarray(m, np.float64).ravel(), minlength=n) / size  # noqa: E731
+    hair = (sem.argmax(0) == HAIR).numpy()
+    gone = 1 + np.nonzero((share_of(mirrored.numpy())[1:] > 0.5) & (share_of(hair)[1:] > 0.5))[0]
+    if gone.size == 0:
+        return sem
+    drop = torch.from_numpy(np.isin(comp, gone))
+    out = sem.clone()
+    out[:, drop] = 0.0
+    out[BACKGROUND, drop] = 1.0
+    return out
+
+
 #: size of the backdrop texture (the inpainted background is smooth: more texels add nothing)
 BACKDROP_SIZE = 256
 
@@ -683,6 +712,7 @@ def lift(crop: np.ndarray, labels: np.ndarray | None, camera, resolution: int = 
         colour, sem, vis = (torch.where(lost, a, b) for a, b in zip(first, (colour, sem, vis)))
         first = None
         sem = fill_unseen_holes(sem, vis)
+        sem = drop_mirrored_strands(sem, use_mirror)
     onehot = None               # (read no more: its memory goes before the planes are built)
     fg = 1.0 - sem[BACKGROUND]
     occupied = fg > 0.5
