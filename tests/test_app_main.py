@@ -133,8 +133,10 @@ def test_paint_a_stroke_and_undo_it(qtbot, window):
 
 def test_run_edit_and_orbit(qtbot, window):
     open_pair(qtbot, window)
+    assert window.result_panel.empty.isVisible()            # says why it is empty
     run_edit(qtbot, window)
     r = window.result
+    assert not window.result_panel.empty.isVisible()
     assert r.composite.shape == (512, 512, 3)
     for view in window.result_panel.VIEWS:
         window.result_panel.which.setCurrentText(view)

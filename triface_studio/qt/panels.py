@@ -184,12 +184,19 @@ class ResultPanel(QFrame):
         lay.addLayout(head)
         self.stale = stale_banner()
         lay.addWidget(self.stale)
+        # (an opened edit.json or session without a result shows why the panel is empty)
+        self.empty = QLabel("No result yet: choose what to take from each reference, then Run edit.")
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setStyleSheet("color: #9aa0a6; padding: 12px;")
+        lay.addWidget(self.empty)
         self.view = _ImageView()
         lay.addWidget(self.view, 1)
         self.result = None
 
     def set_result(self, result) -> None:
         self.result = result
+        self.empty.setVisible(result is None)
         self.refresh()
 
     def current_image(self) -> np.ndarray | None:
