@@ -185,7 +185,7 @@ class ResultPanel(QFrame):
         self.stale = stale_banner()
         lay.addWidget(self.stale)
         # (an opened edit.json or session without a result shows why the panel is empty)
-        self.empty = QLabel("No result yet: choose what to take from each reference, then Run edit.")
+        self.empty = QLabel("No result yet. Run edit to make one.")
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #9aa0a6; padding: 12px;")
