@@ -109,6 +109,17 @@ def test_kid_unbiased_near_zero_for_same_distribution_and_positive_for_shift():
     assert metrics.kid(a, b) == pytest.approx(xx + yy - 2 * xy)
 
 
+def test_kid_standard_error_is_the_jackknife_over_the_first_set():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((6, 3)), rng.standard_normal((7, 3)) + 0.5
+    loo = [metrics.kid(np.delete(a, i, axis=0), b) for i in range(6)]
+    want = np.sqrt(5 / 6 * sum((v - np.mean(loo)) ** 2 for v in loo))
+    assert metrics.kid_standard_error(a, b) == pytest.approx(want)
+    # more edits, a smaller error
+    big = rng.standard_normal((60, 3))
+    assert metrics.kid_standard_error(big, b) < metrics.kid_standard_error(big[:8], b)
+
+
 def test_inception_loader_round_trip_and_rejects_other_files(tmp_path):
     torch.manual_seed(0)
     model = FIDInceptionV3().eval()

@@ -294,11 +294,14 @@ def evaluate(task: str, data: str | Path, out_dir: str | Path, limit: int | None
                 summary[f"fid_{name}"] = metrics.fid(f_out, f_real)
                 summary[f"fid_{name}_inputs"] = metrics.fid(f_in, f_real)
             summary[f"kid_{name}"] = metrics.kid(f_out, f_real)
+            if name == "effnetlite0":
+                summary[f"kid_{name}_se"] = metrics.kid_standard_error(f_out, f_real)
             summary[f"kid_{name}_inputs"] = metrics.kid(f_in, f_real)
         summary["fid_note"] = ("fid_randproj32/kid_randproj32: a fixed random projection of 32x32 images, NOT "
                                "comparable with published FIDs; kid_effnetlite0: unbiased KID on ImageNet "
                                "EfficientNet-Lite0 features (x1000 in the README), comparable between versions of "
-                               "this project only; *_inputs: the unedited inputs vs the same set")
+                               "this project only; kid_effnetlite0_se: its jackknife standard error over the edits "
+                               "(which edits happen to be in the set); *_inputs: the unedited inputs vs the same set")
     summary = {k: _clean(v) for k, v in summary.items()}
 
     out_dir.mkdir(parents=True, exist_ok=True)

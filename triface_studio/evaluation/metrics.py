@@ -128,6 +128,18 @@ def fid(feats1, feats2) -> float:
     return frechet_distance(*gaussian_stats(feats1), *gaussian_stats(feats2))
 
 
+def kid_standard_error(feats1, feats2) -> float:
+    """The jackknife standard error of :func:`kid` over the first set (leave one of ``feats1``
+    out at a time; the second, the real photos, stays): how much KID on some 20 edits moves with
+    which edits happen to be in the set, sqrt((n - 1) / n * sum (k_i - mean k)^2)."""
+    x = np.asarray(feats1, np.float64)
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    loo = np.array([kid(np.delete(x, i, axis=0), feats2) for i in range(n)])
+    return float(np.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum()))
+
+
 def kid(feats1, feats2) -> float:
     """Unbiased MMD^2 with the cubic polynomial kernel over all samples (one subset)."""
     x = np.asarray(feats1, np.float64)
