@@ -42,6 +42,17 @@ def test_an_unchanged_result_is_a_no_op():
     assert r["no_op"] == 1 and r["looks_broken"] == 1
 
 
+def test_part_of_the_hair_recoloured_is_an_edit_and_a_sliver_is_a_no_op():
+    inp, lab = _portrait()
+    textured, _ = _portrait(seed=1)
+    half = inp.copy()
+    half[:40, 83:] = np.clip(textured[:40, 83:].astype(int) + 120, 0, 255)   # 45 of its 112 columns, blonde
+    assert realism.realism_metrics("hair", inp, half, lab, lab, [HAIR])["no_op"] == 0
+    sliver = inp.copy()
+    sliver[:40, 116:] = np.clip(textured[:40, 116:].astype(int) + 120, 0, 255)   # 12 of its 112 columns
+    assert realism.realism_metrics("hair", inp, sliver, lab, lab, [HAIR])["no_op"] == 1
+
+
 def test_a_hard_cut_out_has_a_high_seam_contrast():
     inp, lab = _portrait()
     out = inp.copy()
