@@ -906,8 +906,8 @@ MOUTH_GAP_POINTS, MOUTH_CORNER_POINTS = (13, 14), (78, 308)
 
 #: a piece of the edited head apart from the rest, smaller than this share of the largest, is the
 #: edit's debris (a fragment of old hair or of a reference's crop edge): the re-encode takes it for
-#: background, so views do not show it floating beside the head (training hair pairs 2, 3, 6, 9,
-#: 12 and 15 had pieces of 100-850 px)
+#: background, so views do not show it floating beside the head (T^com of training hair pairs 2,
+#: 3, 6, 9, 12 and 15 had pieces of 100-850 texels apart from the head)
 DEBRIS_SHARE = 0.01
 
 

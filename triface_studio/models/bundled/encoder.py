@@ -510,8 +510,8 @@ def drop_mirrored_strands(sem: torch.Tensor, mirrored: torch.Tensor, share: floa
     """``sem`` without the small pieces of hair apart from the head that are mostly mirror images
     (``mirrored``): the symmetry fill copies a lock or a strand that stands apart on the photo's
     near side to the far side, where the photo shows none, and side views showed the copy
-    floating in front of the background (training hair pairs 2, 12 and 15, edited: pieces of
-    130-550 texels).  The photo's own strands stay, and so do mirrored ears.
+    floating in front of the background (T^com of training hair pairs 12 and 15: pieces of 190
+    and 215 texels).  The photo's own strands stay, and so do mirrored ears.
     Shapes: sem (classes, R, R) soft labels, mirrored (R, R) bool -> (classes, R, R)"""
     apart = small_pieces((sem[BACKGROUND] < 0.5).numpy(), share)
     if not apart.any():
