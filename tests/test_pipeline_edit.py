@@ -1186,7 +1186,7 @@ def test_eyes_seen_only_through_the_reference_s_glasses_are_not_taken(scene):
     assert np.abs(res.composite[eyes_id].astype(int) - scene["ident"][eyes_id].astype(int)).mean() < 20
 
 
-def test_glasses_from_a_turned_reference_are_mirrored_onto_a_frontal_face_and_a_too_turned_one_is_told(monkeypatch):
+def test_glasses_from_a_turned_reference_are_mirrored_onto_a_frontal_face_and_a_too_turned_one_is_turned_in_3d(monkeypatch):
     from types import SimpleNamespace
 
     import triface_studio.pipeline.edit as edit_mod
@@ -1220,9 +1220,17 @@ def test_glasses_from_a_turned_reference_are_mirrored_onto_a_frontal_face_and_a_
     assert mirrored[220:260, 257:316].all() and any("mirrored" in n for n in notes)
     as_seen, notes = glasses(3.0)                          # a frontal reference's pair is its own
     assert (as_seen == (labels == EYEGLASSES)).all() and not notes
+    # far from the side onto a frontal face: the tri-plane's render (here the pair as seen), its
+    # nearer half mirrored
+    monkeypatch.setattr(pipe, "_rendered_glasses", lambda t_ref, cam, rr, user: {
+        "render": crop.astype(np.float32) / 255, "render_labels": labels.copy(), "user_region": user})
+    turned_3d, notes = glasses(-40.0)
+    assert turned_3d[220:260, 257:316].all() and any("turned to the front in 3D" in n for n in notes)
+    # onto a turned face: moved as it is, with a note
+    identity.pose = (20.0, 0.0, 0.0)
     too_turned, notes = glasses(-40.0)
     assert (too_turned == (labels == EYEGLASSES)).all()
-    assert any("turned 40 degrees" in n for n in notes)
+    assert any("turned 40 degrees" in n and "lopsided" in n for n in notes)
 
 
 def test_glasses_are_foreshortened_half_by_half_onto_a_turned_face():
@@ -1333,3 +1341,14 @@ def test_the_re_encode_takes_the_edit_s_debris_apart_from_the_head_for_backgroun
     out = without_debris(lab)
     assert (out[450:460, 20:30] == BACKGROUND).all()
     assert np.array_equal(out[:440], lab[:440])      # the head as it was
+
+
+def test_glasses_from_a_reference_seen_far_from_the_side_are_turned_in_3d_onto_a_frontal_face():
+    from triface_studio.pipeline.edit import FRONTAL_YAW, SIDE_YAW, TURNED_YAW, glasses_route
+
+    assert glasses_route(SIDE_YAW + 1, 3.0) == "turned in 3D"
+    assert glasses_route(-(SIDE_YAW + 7), -3.0) == "turned in 3D"
+    assert glasses_route(SIDE_YAW + 1, FRONTAL_YAW + 5) == "side"       # onto a turned face: as it is, with a note
+    assert glasses_route(TURNED_YAW + 10, 2.0) == "mirrored"
+    assert glasses_route(TURNED_YAW + 10, FRONTAL_YAW + 5) == "moved"
+    assert glasses_route(TURNED_YAW - 1, 20.0) == "halves"

@@ -739,13 +739,18 @@ class EditPipeline:
             # foreshortened half by half to the identity's turn
             name = getattr(fa, "name", "the reference")
             near = halves = None
-            if abs(_yaw(fa)) > SIDE_YAW:
+            route = glasses_route(_yaw(fa), _yaw(fa_id))
+            if route == "turned in 3D":
+                near = nearer_half(fa, fa_id, warp)
+                if near is not None:
+                    return self._turned_glasses(t_ref, cam_id, rr, user, near, fa, fa_id, name, notes)
+                route = "side"
+            if route == "side":
                 notes.append(f"{name} is turned {abs(_yaw(fa)):.0f} degrees: its eyeglasses are seen so much from "
                              f"the side that they may look lopsided; a more frontal reference gives a better pair")
-            elif abs(_yaw(fa)) >= TURNED_YAW:
-                if abs(_yaw(fa_id)) < FRONTAL_YAW:
-                    near = nearer_half(fa, fa_id, warp)
-            else:
+            elif route == "mirrored":
+                near = nearer_half(fa, fa_id, warp)
+            elif route == "halves":
                 # (only a reference seen from the front: stretching the far half of a turned
                 # one's pair enlarges what its turn hid or bent)
                 halves = half_affines(fa, fa_id, warp)
@@ -761,6 +766,11 @@ class EditPipeline:
                 notes.append(f"the eyeglasses of {name} were seen from the side; their nearer half, mirrored, "
                              f"makes the pair")
             return {"render": render, "render_labels": labels, "user_region": user, "warped": True}
+        return self._rendered_glasses(t_ref, cam_id, rr, user)
+
+    def _rendered_glasses(self, t_ref, cam_id, rr, user) -> dict:
+        """T^ref rendered at the identity's camera, with its labels: the glasses turned to the
+        identity's pose in 3D (the paper's own path)."""
         out = self._render(t_ref, cam_id, rr)
         rgb = out.rgb[:, :3].float().clamp(0, 1)
         sem = out.semantics.float()
@@ -769,6 +779,20 @@ class EditPipeline:
             sem = F.interpolate(sem, size=(CROP, CROP), mode="bilinear", align_corners=False)
         return {"render": rgb[0].permute(1, 2, 0).cpu().numpy(),
                 "render_labels": sem[0].max(0).indices.to(torch.uint8).cpu().numpy(), "user_region": user}
+
+    def _turned_glasses(self, t_ref, cam_id, rr, user, near, fa, fa_id, name, notes) -> dict:
+        """A reference seen far from the side (past SIDE_YAW) onto a frontal identity: its own
+        pixels, moved by the eyes' similarity, put a lopsided pair over the nose and cheek (the
+        far lens a dark smear), so its tri-plane turns the glasses to the front and their nearer
+        half (``near``), seen well in its photo, is mirrored onto the far one, which it did not
+        see (training eyeglasses pairs 17 and 32, turned 35 and 42 degrees)."""
+        got = self._rendered_glasses(t_ref, cam_id, rr, user)
+        mid = float(np.asarray(fa_id.crop_landmarks)[MIDLINE_POINT, 0])
+        got["render"], got["render_labels"], _ = composite_stage.symmetric_glasses(
+            got["render"], got["render_labels"], mid, near)
+        notes.append(f"{name} is turned {abs(_yaw(fa)):.0f} degrees: its eyeglasses were turned to the front in 3D "
+                     f"and their nearer half, mirrored, makes the pair; a more frontal reference gives a sharper pair")
+        return got
 
     def _moved_parts(self, spec, fa, fa_id, given=None, hidden=None) -> list[tuple]:
         """For a reference that gives lips, eyes or brows, without a painted mask: for each such
@@ -888,9 +912,9 @@ PART_CLASSES = frozenset().union(*(c for c, _, _ in MOVED_PARTS))
 MIDLINE_POINT = 168
 #: (degrees) an identity this near frontal takes a side-seen reference's glasses made symmetric,
 #: from a reference turned at least TURNED_YAW (and lopsided: see :func:`nearer_half`; on the
-#: training photos one at 13 degrees had a torn far rim) and at most SIDE_YAW (beyond it
-#: neither half is seen well enough: one at 42 degrees gave one lens over the nose, one at 34 a
-#: good pair)
+#: training photos one at 13 degrees had a torn far rim).  Up to SIDE_YAW its own pixels are
+#: mirrored; beyond it (one at 42 degrees gave one lens over the nose, one at 34 a good pair) its
+#: tri-plane's render is (:func:`glasses_route`)
 FRONTAL_YAW, TURNED_YAW, SIDE_YAW = 12.0, 8.0, 35.0
 
 #: a moved part of fewer pixels than this (the reference's eye shut, its mouth hidden) is not put
@@ -969,6 +993,21 @@ def _moved_landmarks(fa_ref, fa_id, similarity: np.ndarray) -> tuple[np.ndarray,
     a, b = np.asarray(a, np.float64)[:, :2], np.asarray(b, np.float64)[:, :2]
     m = np.asarray(similarity, np.float64)
     return a @ m[:, :2].T + m[:, 2], b, float(b[MIDLINE_POINT, 0])
+
+
+def glasses_route(ref_yaw: float, id_yaw: float) -> str:
+    """How a reference's eyeglasses are moved onto the identity, from the two faces' yaws
+    (degrees): "halves" (a frontal reference's pair foreshortened half by half to the identity's
+    turn), "mirrored" (a turned reference onto a frontal identity: its nearer half mirrored),
+    "turned in 3D" (a reference seen far from the side onto a frontal identity: its tri-plane's
+    render, nearer half mirrored), "side" (far from the side onto a turned identity: moved as it
+    is, with a note) or "moved" (a turned reference onto a turned identity)."""
+    ref, ident = abs(float(ref_yaw)), abs(float(id_yaw))
+    if ref > SIDE_YAW:
+        return "turned in 3D" if ident < FRONTAL_YAW else "side"
+    if ref >= TURNED_YAW:
+        return "mirrored" if ident < FRONTAL_YAW else "moved"
+    return "halves"
 
 
 def nearer_half(fa_ref, fa_id, similarity: np.ndarray, lopsided: float = GLASSES_LOPSIDED) -> str | None:
