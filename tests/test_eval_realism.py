@@ -36,6 +36,16 @@ def test_a_flat_patch_counts_as_flat_fill_and_a_textured_one_does_not():
     assert r2["flat_fill"] < 0.1 and r2["no_op"] == 0
 
 
+def test_a_plain_black_frame_is_not_a_flat_fill_but_a_flat_patch_beside_it_is():
+    inp, lab = _portrait()
+    out, lab_out = inp.copy(), lab.copy()
+    out[60:70, 30:100] = 15                                  # a thick, plain black frame
+    lab_out[60:70, 30:100] = EYEGLASSES
+    assert realism.realism_metrics("eyeglasses", inp, out, lab, lab_out, [EYEGLASSES])["flat_fill"] < 0.05
+    out[70:90, 30:100] = (200, 150, 120)                     # and a flat patch of pasted skin below it
+    assert realism.realism_metrics("eyeglasses", inp, out, lab, lab_out, [EYEGLASSES])["flat_fill"] > 0.6
+
+
 def test_an_unchanged_result_is_a_no_op():
     inp, lab = _portrait()
     r = realism.realism_metrics("eyeglasses", inp, inp.copy(), lab, lab, [EYEGLASSES])

@@ -8,7 +8,9 @@ parser labels of both (CelebAMask-HQ ids) and, where it matters, the reference c
   lightness in a 7x7 window) is below ``FLAT_RATIO`` times the identity's own texture of the
   same kind (its hair where the result shows hair, its skin where it shows skin, its
   background elsewhere).  A Poisson or mean-colour fill scores ~1 on its pixels; real hair and
-  skin, even rendered a little soft, score ~0.
+  skin, even rendered a little soft, score ~0.  Pixels the parser sees as eyeglasses on the
+  result are not counted: a plain black frame is flat, as in a photo (held against the
+  background's texture, the thick frames of one held-out reference counted as a flat fill).
 - ``bald_px``: pixels that were hair on the identity, are skin on the result and lie above the
   eyebrows (the scalp), as a share of the identity's hair above the brows.  Zero unless the
   edit was asked to make someone bald.
@@ -87,7 +89,8 @@ def flat_fill(tex_in: np.ndarray, tex_out: np.ndarray, lab_in_ids: np.ndarray, l
     ref[np.isin(lab_out_ids, (SKIN, NOSE))] = skin_t if not np.isnan(skin_t) else fallback
     ref[lab_out_ids == HAIR] = hair_t if not np.isnan(hair_t) else fallback
     flat = tex_out < FLAT_RATIO * ref
-    return float(flat[changed].mean())
+    counted = changed & (lab_out_ids != EYEGLASSES)
+    return float(flat[counted].mean()) if counted.sum() >= MIN_CHANGED_PX else 0.0
 
 
 def bald_share(lab_in_ids: np.ndarray, lab_out_ids: np.ndarray) -> float:
