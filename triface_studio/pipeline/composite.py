@@ -509,7 +509,7 @@ def glasses_layer(ref_render: np.ndarray, ref_labels: np.ndarray, region: np.nda
             # it each pixel is frame or skin by how far its colour lies from the skin estimate
             # towards the frame's (a rim of its complexion round the frame, orange on a pale face)
             frame_c = np.median(L[deeper], 0)
-            share = np.linalg.norm(L - L_bare, axis=-1) / np.maximum(np.linalg.norm(frame_c - L_bare, axis=-1), 1.0)
+            share = d / np.maximum(np.linalg.norm(frame_c - L_bare, axis=-1), 1.0)
             # (what is lighter than the skin is no shadowed skin: a white frame, glare)
             share = np.where(L[..., 0] > L_bare[..., 0] + 3.0, 1.0, share)
             alpha = np.where(rim, alpha * np.clip(share, 0, 1), alpha)

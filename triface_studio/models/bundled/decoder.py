@@ -154,9 +154,8 @@ class BundledDecoder(torch.nn.Module):
         BACK_MIN.  ``colour=False`` leaves the wall out (it is colour only) and reads the back
         half's logits without its colour blur."""
         depth, z = f[0, :, 0], points[0, :, 2] / box_warp
-        walled = (depth > WALL_DEPTH - self.WALL_REACH_UP).nonzero()[:, 0]
-        if not colour:
-            walled = walled[:0]
+        walled = ((depth > WALL_DEPTH - self.WALL_REACH_UP) if colour else torch.zeros_like(depth, dtype=torch.bool)) \
+            .nonzero()[:, 0]
         behind = (z < ROUND_MID + self.BACK_REACH).nonzero()[:, 0]
         if walled.numel() == 0 and behind.numel() == 0:
             return f

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from triface_studio.core import triplane
-from triface_studio.core.masks import distance_to, small_pieces
+from triface_studio.core.masks import distance_to
 from triface_studio.core.semantics import (BACKGROUND, CLOTH, FLIP_PERMUTATION, HAIR, HAT, NECK,
                                            NUM_CLASSES, SKIN)
 
@@ -513,14 +513,15 @@ def drop_mirrored_strands(sem: torch.Tensor, mirrored: torch.Tensor, share: floa
     floating in front of the background (T^com of training hair pairs 12 and 15: pieces of 190
     and 215 texels).  The photo's own strands stay, and so do mirrored ears.
     Shapes: sem (classes, R, R) soft labels, mirrored (R, R) bool -> (classes, R, R)"""
-    apart = small_pieces((sem[BACKGROUND] < 0.5).numpy(), share)
-    if not apart.any():
+    n, comp, stats, _ = cv2.connectedComponentsWithStats((sem[BACKGROUND] < 0.5).numpy().astype(np.uint8),
+                                                         connectivity=8)
+    if n <= 2:
         return sem
-    n, comp = cv2.connectedComponents(apart.astype(np.uint8), connectivity=8)
-    size = np.maximum(np.bincount(comp.ravel(), minlength=n), 1)
+    size = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
     share_of = lambda m: np.bincount(comp.ravel(), weights=np.asarray(m, np.float64).ravel(), minlength=n) / size  # noqa: E731
-    hair = (sem.argmax(0) == HAIR).numpy()
-    gone = 1 + np.nonzero((share_of(mirrored.numpy())[1:] > 0.5) & (share_of(hair)[1:] > 0.5))[0]
+    small = size[1:] < share * size[1:].max()
+    gone = 1 + np.nonzero(small & (share_of(mirrored.numpy())[1:] > 0.5)
+                          & (share_of((sem.argmax(0) == HAIR).numpy())[1:] > 0.5))[0]
     if gone.size == 0:
         return sem
     drop = torch.from_numpy(np.isin(comp, gone))
